@@ -1,0 +1,3 @@
+from captioner_gui.cli import main
+
+raise SystemExit(main())

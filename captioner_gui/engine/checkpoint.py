@@ -1,0 +1,121 @@
+"""Reading and writing weights.
+
+Released ClipCap files are pickles: they are read with `torch.load(weights_only=True)` only (unpickling anything
+else would run code), cleaned, and kept as a `.safetensors` copy beside them that later loads memory-map.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .errors import ManifestError, ModelFilesMissing
+
+StateDict = dict[str, torch.Tensor]
+
+# Buffers that old transformers releases kept in GPT-2's attention; current ones reject them as unexpected keys.
+OBSOLETE_SUFFIXES = (".attn.bias", ".attn.masked_bias")
+TIED_HEAD = "gpt.lm_head.weight"
+TIED_EMBEDDING = "gpt.transformer.wte.weight"
+
+
+def safetensors_copy_of(path: Path) -> Path:
+    return path.with_suffix(".safetensors")
+
+
+def load_weights(path: Path, hint: str = "") -> StateDict:
+    """Reads a ClipCap checkpoint (.safetensors, or a released .pt that gets a .safetensors copy on first load)."""
+    if path.suffix != ".safetensors":
+        copy = safetensors_copy_of(path)
+        if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
+            path = copy
+    if not path.is_file():
+        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
+    if path.suffix == ".safetensors":
+        return untie(read_safetensors(path))
+    state = clean_released_state(read_torch_pickle(path))
+    try:
+        save_safetensors(state, safetensors_copy_of(path))
+    except OSError:
+        pass  # a read-only or full disk only costs speed: the .pt still loads next time
+    return state
+
+
+def read_safetensors(path: Path) -> StateDict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))  # memory-mapped: pages are read as the model touches them
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ManifestError(f"{path} is not a readable safetensors file ({exc}). Download or import it again.") from exc
+
+
+def read_torch_pickle(path: Path) -> StateDict:
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # files from before torch 1.6 are not zip archives and cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ManifestError(
+            f"{path} holds more than plain tensors and is refused, since loading it could run code ({exc})."
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ManifestError(f"{path} is not a readable PyTorch checkpoint ({exc}). Download it again.") from exc
+    for key in ("state_dict", "model"):  # checkpoints saved by training scripts sometimes nest the weights
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ManifestError(f"{path} does not hold a dictionary of tensors (a state dict).")
+    return state
+
+
+def clean_released_state(state: StateDict) -> StateDict:
+    """Drops the obsolete GPT-2 attention buffers and a `module.` prefix left by DataParallel."""
+    cleaned = {}
+    for key, tensor in state.items():
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.startswith("gpt.") and key.endswith(OBSOLETE_SUFFIXES):
+            continue
+        cleaned[key] = tensor
+    return untie(cleaned)
+
+
+def untie(state: StateDict) -> StateDict:
+    """GPT-2's output layer shares the token embedding; a file may hold it once or twice."""
+    if TIED_HEAD not in state and TIED_EMBEDDING in state:
+        state = dict(state)
+        state[TIED_HEAD] = state[TIED_EMBEDDING]
+    return state
+
+
+def save_safetensors(state: StateDict, path: Path) -> None:
+    """Writes atomically (a temporary file, then a rename), storing a tied output layer once."""
+    from safetensors.torch import save_file
+
+    head, embedding = state.get(TIED_HEAD), state.get(TIED_EMBEDDING)
+    if head is not None and embedding is not None and (head is embedding or torch.equal(head, embedding)):
+        state = {k: v for k, v in state.items() if k != TIED_HEAD}
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_clip_visual_weights(path: Path) -> StateDict:
+    """The image tower's weights from an open_clip weights file (whole CLIP or image tower only)."""
+    state = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_pickle(path)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
+    if not visual:
+        raise ManifestError(f"{path} holds no CLIP image-tower weights (no 'visual.' keys).")
+    return visual

@@ -1,0 +1,150 @@
+"""CLIP's image tower through open_clip, with open_clip's own preprocessing for the model.
+
+Only the image tower is built and loaded: ClipCap never reads text with CLIP, and the text tower would cost
+load time and memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .checkpoint import read_clip_visual_weights
+from .errors import ManifestError, ModelFilesMissing
+from .manifest import ClipSpec
+
+CLIP_FOLDER = "clip"  # inside the models folder: clip/<model>-<tag>/<file> for weights fetched by a pretrained tag
+
+
+class ClipImageEncoder(nn.Module):
+    """Turns PIL images into CLIP image vectors (unnormalised, as ClipCap was trained on)."""
+
+    def __init__(self, visual: nn.Module, preprocess, model_name: str):
+        super().__init__()
+        self.visual = visual
+        self.preprocess = preprocess
+        self.model_name = model_name
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.visual.output_dim)
+
+    def pixels(self, images: list[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.preprocess(image) for image in images])
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.visual(pixels)
+
+
+@contextmanager
+def _quiet_open_clip():
+    """open_clip warns on the root logger that a model built without weights is random; we load them next."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def resolve_model_name(spec: ClipSpec, config_path: Path | None) -> str:
+    """An open_clip model name; a JSON config file is registered with open_clip under its file name."""
+    import open_clip
+
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ModelFilesMissing(f"CLIP model config is missing: looked for {config_path}.")
+        open_clip.add_model_config(config_path)
+        return config_path.stem
+    if spec.model not in open_clip.list_models():
+        raise ManifestError(
+            f"Unknown CLIP model '{spec.model}' in field 'clip.model' (open_clip knows e.g. ViT-B-32, RN50x4)."
+        )
+    return spec.model
+
+
+def pretrained_weights_file(model_name: str, tag: str, models_dir: Path | None) -> tuple[Path, dict]:
+    """Where the weights for an open_clip pretrained tag are: our models folder first, then open_clip's cache."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise ManifestError(f"CLIP model {model_name} has no pretrained weights '{tag}' (it has: {tags}).")
+    repo_id, filename = hub_location(cfg)
+    looked = []
+    if models_dir is not None:
+        folder = models_dir / CLIP_FOLDER / f"{model_name}-{tag}"
+        for candidate in (folder / filename, folder / alternative_name(filename)):
+            looked.append(str(candidate))
+            if candidate.is_file():
+                return candidate, cfg
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in (filename, alternative_name(filename)):
+        cached = try_to_load_from_cache(repo_id, name)
+        if isinstance(cached, str):
+            return Path(cached), cfg
+    raise ModelFilesMissing(
+        f"CLIP weights {model_name} ({tag}) are missing: looked for {' and '.join(looked) or 'them'} "
+        f"and in the Hugging Face cache."
+    )
+
+
+def hub_location(cfg: dict) -> tuple[str, str]:
+    """open_clip writes hub locations as 'org/repo/' (default file) or 'org/repo/file'; we prefer safetensors."""
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        raise ManifestError("These CLIP weights are not on the Hugging Face Hub; give a weights file in 'clip.weights'.")
+    repo_id, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
+    if not filename or filename == "open_clip_pytorch_model.bin":
+        filename = "open_clip_model.safetensors"
+    return repo_id, filename
+
+
+def alternative_name(filename: str) -> str:
+    return "open_clip_pytorch_model.bin" if filename.endswith(".safetensors") else filename
+
+
+def load_clip_encoder(
+    spec: ClipSpec, weights_path: Path | None, config_path: Path | None, models_dir: Path | None,
+    hint: str = "",
+) -> ClipImageEncoder:
+    """Builds the image tower without initialising it (meta device), then loads its weights in place."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    model_name = resolve_model_name(spec, config_path)
+    preprocess_overrides: dict = {}
+    quick_gelu = bool(spec.quick_gelu)
+    if weights_path is None:
+        try:
+            weights_path, cfg = pretrained_weights_file(model_name, spec.weights, models_dir)
+        except ModelFilesMissing as exc:
+            raise ModelFilesMissing(f"{exc}{hint}") from None
+        if spec.quick_gelu is None:
+            quick_gelu = bool(cfg.get("quick_gelu", False))
+        preprocess_overrides = {
+            k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg
+        }
+    elif not weights_path.is_file():
+        raise ModelFilesMissing(f"CLIP weights are missing: looked for {weights_path}.{hint}")
+
+    with _quiet_open_clip():
+        model = open_clip.create_model(model_name, device="meta", force_quick_gelu=quick_gelu)
+    visual = model.visual
+    state = read_clip_visual_weights(weights_path)
+    try:
+        visual.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ManifestError(
+            f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {first}"
+        ) from None
+    visual.eval().requires_grad_(False)
+    preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
+    return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name)

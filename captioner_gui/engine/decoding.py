@@ -1,0 +1,178 @@
+"""Caption decoding from prefix embeddings: greedy, beam search and nucleus sampling.
+
+All three keep GPT-2's key/value cache (each step feeds one new token instead of the whole sequence) and run
+a batch of images at once. Their results match the reference implementation's loops token for token:
+- greedy: argmax each step, stop after the stop token (".") or the token limit;
+- beam: beams ranked by total log-probability / length, a beam stops at the stop token;
+- nucleus: sample from the smallest set of tokens whose probability reaches top_p, at a temperature.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+METHODS = ("greedy", "beam", "nucleus")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    method: str = "beam"
+    beam_size: int = 5
+    top_p: float = 0.9
+    temperature: float = 1.0
+    seed: int | None = None
+    max_tokens: int = 67
+
+    def check(self) -> None:
+        from .errors import CaptionerError
+
+        if self.method not in METHODS:
+            raise CaptionerError(f"Unknown decoding '{self.method}': use one of {', '.join(METHODS)}.")
+        if self.beam_size < 1:
+            raise CaptionerError("The beam size must be 1 or more.")
+        if not 0.0 < self.top_p <= 1.0:
+            raise CaptionerError("top-p must be above 0 and at most 1.")
+        if self.temperature <= 0.0:
+            raise CaptionerError("The temperature must be above 0.")
+        if self.max_tokens < 1:
+            raise CaptionerError("The token limit must be 1 or more.")
+
+
+@dataclass
+class Decoded:
+    tokens: list[int]  # the generated ids, the stop token included when it was reached
+    score: float  # mean log-probability of those tokens
+
+
+class PrefixLM:
+    """GPT-2 (a transformers GPT2LMHeadModel) fed prefix embeddings, then one token at a time with a cache."""
+
+    def __init__(self, gpt):
+        self.gpt = gpt
+        self.embed = gpt.get_input_embeddings()
+        # transformers 5 calls the key/value cache `cache`; earlier releases called it `past_key_values`.
+        self.cache_name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
+
+    def start(self, prefix: torch.Tensor):
+        return self._run(prefix, None)
+
+    def step(self, tokens: torch.Tensor, cache):
+        return self._run(self.embed(tokens[:, None]), cache)
+
+    def _run(self, embeds: torch.Tensor, cache):
+        out = self.gpt(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self.cache_name: cache})
+        return out.logits[:, -1].float(), getattr(out, self.cache_name)
+
+
+def decode(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, options: DecodeOptions) -> list[Decoded]:
+    if options.method == "greedy" or (options.method == "beam" and options.beam_size == 1):
+        return greedy(lm, prefix, stop_token, options.max_tokens)
+    if options.method == "beam":
+        return beam_search(lm, prefix, stop_token, options.max_tokens, options.beam_size, options.temperature)
+    return nucleus(lm, prefix, stop_token, options.max_tokens, options.top_p, options.temperature, options.seed)
+
+
+@torch.inference_mode()
+def greedy(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int) -> list[Decoded]:
+    batch = prefix.shape[0]
+    logits, cache = lm.start(prefix)
+    tokens = torch.empty(batch, 0, dtype=torch.long, device=prefix.device)
+    logprob_sum = torch.zeros(batch, device=prefix.device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=prefix.device)
+    stopped = torch.zeros(batch, dtype=torch.bool, device=prefix.device)
+    for step in range(max_tokens):
+        logprobs = F.log_softmax(logits, dim=-1)
+        next_tokens = logprobs.argmax(dim=-1)
+        running = ~stopped
+        logprob_sum += torch.where(running, logprobs.gather(1, next_tokens[:, None])[:, 0], 0.0)
+        lengths += running.long()
+        tokens = torch.cat((tokens, next_tokens[:, None]), dim=1)
+        stopped |= next_tokens == stop_token
+        if bool(stopped.all()) or step == max_tokens - 1:
+            break
+        logits, cache = lm.step(next_tokens, cache)
+    return _collect(tokens, lengths, logprob_sum / lengths.clamp(min=1))
+
+
+@torch.inference_mode()
+def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, beam_size: int,
+                temperature: float = 1.0) -> list[Decoded]:
+    """The reference's beam search, for a batch of images: rows are (image, beam), image-major."""
+    batch, device = prefix.shape[0], prefix.device
+    logits, cache = lm.start(prefix)
+    vocab = logits.shape[-1]
+    width = min(beam_size, vocab)
+    logprobs = F.log_softmax(logits / temperature, dim=-1)
+    scores, first = logprobs.topk(width, dim=-1)  # (batch, width): every beam starts from the shared prefix
+    tokens = first.reshape(-1, 1)
+    scores = scores.reshape(-1)
+    lengths = torch.ones(batch * width, device=device)
+    stopped = tokens[:, 0] == stop_token
+    cache.batch_repeat_interleave(width)
+    row_offsets = (torch.arange(batch, device=device) * width)[:, None]
+    for _ in range(max_tokens - 1):
+        if bool(stopped.all()):
+            break
+        logits, cache = lm.step(tokens[:, -1], cache)
+        logprobs = F.log_softmax(logits / temperature, dim=-1)
+        # A stopped beam can only be continued by a filler token (id 0) that costs nothing and is cut off later.
+        logprobs[stopped] = float("-inf")
+        logprobs[stopped, 0] = 0.0
+        totals = scores[:, None] + logprobs
+        new_lengths = lengths + (~stopped).float()
+        averages = (totals / new_lengths[:, None]).view(batch, width * vocab)
+        best, index = averages.topk(width, dim=-1)
+        source = (index // vocab + row_offsets).reshape(-1)
+        next_tokens = (index % vocab).reshape(-1)
+        lengths = new_lengths[source]
+        scores = best.reshape(-1) * lengths
+        tokens = torch.cat((tokens[source], next_tokens[:, None]), dim=1)
+        stopped = stopped[source] | (next_tokens == stop_token)
+        cache.reorder_cache(source)
+    averages = (scores / lengths).view(batch, width)
+    best_beam = averages.argmax(dim=-1) + row_offsets[:, 0]
+    return _collect(tokens[best_beam], lengths[best_beam].long(), averages.max(dim=-1).values)
+
+
+@torch.inference_mode()
+def nucleus(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,
+            temperature: float, seed: int | None) -> list[Decoded]:
+    """Top-p sampling. Each image has its own generator seeded with `seed`: a batch samples as singles do."""
+    batch, device = prefix.shape[0], prefix.device
+    if seed is None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for _ in range(batch)]
+    logits, cache = lm.start(prefix)
+    tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
+    logprob_sum = torch.zeros(batch, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    stopped = torch.zeros(batch, dtype=torch.bool, device=device)
+    for step in range(max_tokens):
+        probs = F.softmax(logits / temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the first token is always kept
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0).cpu()
+        picks = torch.stack([torch.multinomial(sorted_probs[i], 1, generator=generators[i]) for i in range(batch)])
+        next_tokens = order.gather(1, picks.to(device))[:, 0]
+        running = ~stopped
+        logprobs = F.log_softmax(logits, dim=-1).gather(1, next_tokens[:, None])[:, 0]
+        logprob_sum += torch.where(running, logprobs, 0.0)
+        lengths += running.long()
+        tokens = torch.cat((tokens, next_tokens[:, None]), dim=1)
+        stopped |= next_tokens == stop_token
+        if bool(stopped.all()) or step == max_tokens - 1:
+            break
+        logits, cache = lm.step(next_tokens, cache)
+    return _collect(tokens, lengths, logprob_sum / lengths.clamp(min=1))
+
+
+def _collect(tokens: torch.Tensor, lengths: torch.Tensor, scores: torch.Tensor) -> list[Decoded]:
+    rows = tokens.cpu().tolist()
+    return [
+        Decoded(tokens=row[:length], score=float(score))
+        for row, length, score in zip(rows, lengths.cpu().tolist(), scores.cpu().tolist())
+    ]

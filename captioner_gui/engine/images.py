@@ -1,0 +1,97 @@
+"""Reading images from disk and turning any PIL image into the upright RGB picture CLIP expects."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico",
+    ".jfif", ".tga", ".avif",
+)
+# Pillow refuses images over twice this many pixels (a "decompression bomb"); we keep its default guard.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Opens an image file and returns it as upright RGB; raises ImageError with a readable reason."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file.") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image.")
+    if size == 0:
+        raise ImageError(f"{path}: the file is empty.")
+    try:
+        with warnings.catch_warnings():
+            # Images between 1x and 2x Pillow's pixel limit only warn; they are large but real photos.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                # Large JPEGs are decoded at a reduced scale: CLIP looks at a few hundred pixels anyway.
+                image.draft(image.mode, (1024, 1024))
+                image.load()
+                return to_rgb(image)
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{path}: the image is too large to open safely (over {2 * MAX_PIXELS / 1e6:.0f} million pixels)."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image, or a kind of image this program cannot read.") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
+        raise ImageError(f"{path}: the image is damaged or truncated ({exc}).") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image -> upright 8-bit RGB: first frame, EXIF rotation applied, transparency on white."""
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    if image.width == 0 or image.height == 0:
+        raise ImageError("the image has no pixels (zero width or height).")
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = _high_depth_to_l(image)
+        mode = "L"
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "PA", "La", "RGBa") or (mode in ("L", "RGB") and "transparency" in image.info):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit and float greyscale scaled into 0..255 (Pillow's own convert would clip them to white)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        pixels = pixels / 257.0
+    elif image.mode == "F" and pixels.size and pixels.max() <= 1.0 and pixels.min() >= 0.0:
+        pixels = pixels * 255.0
+    elif pixels.size and pixels.max() > 255:
+        pixels = pixels / (65535.0 / 255.0 if pixels.max() <= 65535 else pixels.max() / 255.0)
+    return Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8))
+
+
+def find_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (by extension), sorted, hidden files skipped."""
+    pattern = "**/*" if recursive else "*"
+    found = [
+        p for p in folder.glob(pattern)
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(found)

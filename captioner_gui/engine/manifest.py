@@ -1,0 +1,200 @@
+"""The manifest: one JSON file per model folder that says how to build and load the model.
+
+Example (paths are relative to the manifest file):
+
+    {"version": 1, "name": "coco", "weights": "coco_weights.pt", "mapping": "mlp", "prefix_length": 10,
+     "normalize_prefix": false, "clip": {"model": "ViT-B-32", "weights": "openai"},
+     "tokenizer": "../gpt2-tokenizer"}
+
+Transformer models add "clip_length" and "mapping_layers". Optional: "gpt2": {"n_head": N} (default 12) and
+"clip": {"quick_gelu": true} for a CLIP weights file trained with QuickGELU (OpenAI's ViTs were).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError, ModelFilesMissing
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+MAPPINGS = ("mlp", "transformer")
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+_TOP_FIELDS = {
+    "version", "name", "weights", "mapping", "prefix_length", "clip_length", "mapping_layers",
+    "normalize_prefix", "clip", "tokenizer", "gpt2",
+}
+_CLIP_FIELDS = {"model", "weights", "quick_gelu"}
+_GPT2_FIELDS = {"n_head"}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    model: str  # an open_clip model name, or a path to an open_clip JSON model config
+    weights: str  # an open_clip pretrained tag ("openai") or a path to a weights file
+    quick_gelu: bool | None = None  # None: as the pretrained tag says (False for a file)
+
+    def weights_is_file(self) -> bool:
+        return is_path_like(self.weights)
+
+    def model_is_file(self) -> bool:
+        return self.model.endswith(".json")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path  # the manifest file itself; relative paths are resolved against its folder
+    name: str
+    weights: str
+    mapping: str
+    prefix_length: int
+    normalize_prefix: bool
+    clip: ClipSpec
+    tokenizer: str
+    clip_length: int | None = None
+    mapping_layers: int | None = None
+    gpt2_n_head: int = 12
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        return (self.folder / relative).resolve()
+
+    @property
+    def weights_path(self) -> Path:
+        return self.resolve(self.weights)
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.resolve(self.tokenizer)
+
+    @property
+    def clip_weights_path(self) -> Path | None:
+        return self.resolve(self.clip.weights) if self.clip.weights_is_file() else None
+
+    @property
+    def clip_model_path(self) -> Path | None:
+        return self.resolve(self.clip.model) if self.clip.model_is_file() else None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "version": MANIFEST_VERSION,
+            "name": self.name,
+            "weights": self.weights,
+            "mapping": self.mapping,
+            "prefix_length": self.prefix_length,
+        }
+        if self.mapping == "transformer":
+            data["clip_length"] = self.clip_length
+            data["mapping_layers"] = self.mapping_layers
+        data["normalize_prefix"] = self.normalize_prefix
+        clip: dict[str, Any] = {"model": self.clip.model, "weights": self.clip.weights}
+        if self.clip.quick_gelu is not None:
+            clip["quick_gelu"] = self.clip.quick_gelu
+        data["clip"] = clip
+        data["tokenizer"] = self.tokenizer
+        if self.gpt2_n_head != 12:
+            data["gpt2"] = {"n_head": self.gpt2_n_head}
+        return data
+
+    def save(self) -> None:
+        """Writes the manifest atomically, so that a crash never leaves half a file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def is_path_like(value: str) -> bool:
+    """A weights value is a file path when it looks like one; otherwise it is an open_clip pretrained tag."""
+    return "/" in value or "\\" in value or value.lower().endswith(WEIGHT_SUFFIXES)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Reads and checks a manifest file; every problem names the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFilesMissing(f"No manifest at {path}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON ({exc}).") from exc
+    return manifest_from_dict(data, path)
+
+
+def manifest_from_dict(data: Any, path: Path) -> Manifest:
+    where = str(path)
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: the manifest must be a JSON object.")
+    _reject_unknown(data, _TOP_FIELDS, where, "")
+    version = _field(data, "version", int, where)
+    if version != MANIFEST_VERSION:
+        raise ManifestError(f"{where}: field 'version' is {version}; this captioner reads version {MANIFEST_VERSION}.")
+    mapping = _field(data, "mapping", str, where)
+    if mapping not in MAPPINGS:
+        raise ManifestError(f"{where}: field 'mapping' is '{mapping}'; it must be one of {', '.join(MAPPINGS)}.")
+    clip = _field(data, "clip", dict, where)
+    _reject_unknown(clip, _CLIP_FIELDS, where, "clip.")
+    gpt2 = data.get("gpt2", {})
+    if not isinstance(gpt2, dict):
+        raise ManifestError(f"{where}: field 'gpt2' must be an object.")
+    _reject_unknown(gpt2, _GPT2_FIELDS, where, "gpt2.")
+
+    is_transformer = mapping == "transformer"
+    manifest = Manifest(
+        path=path.resolve(),
+        name=_field(data, "name", str, where),
+        weights=_field(data, "weights", str, where),
+        mapping=mapping,
+        prefix_length=_positive(data, "prefix_length", where),
+        normalize_prefix=_field(data, "normalize_prefix", bool, where),
+        clip=ClipSpec(
+            model=_field(clip, "model", str, where, "clip."),
+            weights=_field(clip, "weights", str, where, "clip."),
+            quick_gelu=_field(clip, "quick_gelu", bool, where, "clip.", required=False),
+        ),
+        tokenizer=_field(data, "tokenizer", str, where),
+        clip_length=_positive(data, "clip_length", where, required=is_transformer),
+        mapping_layers=_positive(data, "mapping_layers", where, required=is_transformer),
+        gpt2_n_head=_positive(gpt2, "n_head", where, "gpt2.", required=False) or 12,
+    )
+    if not is_transformer:
+        for name in ("clip_length", "mapping_layers"):
+            if name in data:
+                raise ManifestError(f"{where}: field '{name}' is only for mapping 'transformer'.")
+    return manifest
+
+
+def _reject_unknown(data: dict, known: set[str], where: str, prefix: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(
+            f"{where}: unknown field '{prefix}{unknown[0]}' (known: {', '.join(prefix + k for k in sorted(known))})."
+        )
+
+
+def _field(data: dict, name: str, kind: type, where: str, prefix: str = "", required: bool = True) -> Any:
+    if name not in data:
+        if required:
+            raise ManifestError(f"{where}: missing field '{prefix}{name}'.")
+        return None
+    value = data[name]
+    # bool is a subclass of int in Python; a manifest that says "prefix_length": true is wrong.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestError(f"{where}: field '{prefix}{name}' must be {kind.__name__}, not {json.dumps(value)}.")
+    if kind is str and not value.strip():
+        raise ManifestError(f"{where}: field '{prefix}{name}' is empty.")
+    return value
+
+
+def _positive(data: dict, name: str, where: str, prefix: str = "", required: bool = True) -> int | None:
+    value = _field(data, name, int, where, prefix, required)
+    if value is not None and value < 1:
+        raise ManifestError(f"{where}: field '{prefix}{name}' must be a positive whole number, not {value}.")
+    return value

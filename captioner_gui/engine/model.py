@@ -1,0 +1,199 @@
+"""ClipCap: CLIP vector -> mapping network -> prefix -> GPT-2; and the Captioner that runs it on PIL images."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .checkpoint import StateDict, load_weights
+from .clip_encoder import ClipImageEncoder, load_clip_encoder
+from .decoding import DecodeOptions, PrefixLM, decode
+from .errors import CaptionerError, ManifestError
+from .images import to_rgb
+from .manifest import Manifest
+from .mapping import MLPMapper, TransformerMapper
+from .tokenizer import load_tokenizer, stop_token_id
+
+
+class ClipCap(nn.Module):
+    """The trainable part: `clip_project` (the mapper) and `gpt`, named as in the released checkpoints."""
+
+    def __init__(self, clip_project: nn.Module, gpt: nn.Module, prefix_length: int, normalize_prefix: bool):
+        super().__init__()
+        self.clip_project = clip_project
+        self.gpt = gpt
+        self.prefix_length = prefix_length
+        self.normalize_prefix = normalize_prefix
+
+    def prefix(self, clip_vectors: torch.Tensor) -> torch.Tensor:
+        """(B, d_clip) -> (B, K, D) prefix embeddings."""
+        clip_vectors = clip_vectors.float()
+        if self.normalize_prefix:
+            clip_vectors = clip_vectors / clip_vectors.norm(dim=-1, keepdim=True)
+        return self.clip_project(clip_vectors)
+
+
+def gpt2_config_from_weights(state: StateDict, n_head: int):
+    """GPT-2's depth and width as the weights have them; only the head count is not visible in the shapes."""
+    from transformers import GPT2Config
+
+    if "gpt.transformer.wte.weight" not in state or "gpt.transformer.wpe.weight" not in state:
+        raise ManifestError("The weights hold no GPT-2 (no 'gpt.transformer.wte.weight' / 'wpe.weight' keys).")
+    vocab_size, n_embd = state["gpt.transformer.wte.weight"].shape
+    n_positions = state["gpt.transformer.wpe.weight"].shape[0]
+    layers = {int(m.group(1)) for key in state if (m := re.match(r"gpt\.transformer\.h\.(\d+)\.", key))}
+    if not layers:
+        raise ManifestError("The weights hold no GPT-2 blocks ('gpt.transformer.h.N.*').")
+    if n_embd % n_head:
+        raise ManifestError(f"Field 'gpt2.n_head' is {n_head}, which does not divide GPT-2's width {n_embd}.")
+    inner = state.get("gpt.transformer.h.0.mlp.c_fc.weight")
+    special = vocab_size - 1
+    return GPT2Config(
+        vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=max(layers) + 1, n_head=n_head,
+        n_inner=None if inner is None else inner.shape[1], bos_token_id=special, eos_token_id=special,
+    )
+
+
+def build_mapper(manifest: Manifest, clip_dim: int, embed_dim: int) -> nn.Module:
+    if manifest.mapping == "mlp":
+        return MLPMapper(clip_dim, embed_dim, manifest.prefix_length)
+    return TransformerMapper(clip_dim, embed_dim, manifest.prefix_length, manifest.clip_length,
+                             manifest.mapping_layers)
+
+
+def build_clipcap(manifest: Manifest, state: StateDict, clip_dim: int, source: Path | str) -> ClipCap:
+    """Builds the modules without initialising them, checks every key and shape, then loads the weights in place."""
+    from transformers import GPT2LMHeadModel
+
+    config = gpt2_config_from_weights(state, manifest.gpt2_n_head)
+    with torch.device("meta"):
+        model = ClipCap(build_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
+                        manifest.prefix_length, manifest.normalize_prefix)
+    check_state_fits(model, state, manifest, clip_dim, source)
+    model.load_state_dict(state, strict=True, assign=True)
+    head, embedding = model.gpt.lm_head.weight, model.gpt.transformer.wte.weight
+    if head.data_ptr() == embedding.data_ptr():
+        model.gpt.lm_head.weight = embedding  # one parameter again, as GPT-2 ties them
+    return model.eval().requires_grad_(False)
+
+
+def check_state_fits(model: nn.Module, state: StateDict, manifest: Manifest, clip_dim: int,
+                     source: Path | str) -> None:
+    expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    context = (f"mapping '{manifest.mapping}', prefix_length {manifest.prefix_length}"
+               + (f", clip_length {manifest.clip_length}, mapping_layers {manifest.mapping_layers}"
+                  if manifest.mapping == "transformer" else "")
+               + f", CLIP vectors of {clip_dim}")
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ManifestError(f"{source}: key '{missing[0]}' is missing; the manifest ({context}) needs it.")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise ManifestError(f"{source}: key '{unexpected[0]}' is not used by the manifest's model ({context}).")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise ManifestError(
+                f"{source}: key '{key}' has shape {list(state[key].shape)}, but the manifest ({context}) "
+                f"needs {list(shape)}."
+            )
+
+
+@dataclass
+class Caption:
+    """One image's result."""
+
+    text: str
+    tokens: list[int]
+    score: float  # mean log-probability of the tokens
+    seconds: float  # time spent on this image (a batch's time is shared equally)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: clip, decode
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda":
+        if not torch.cuda.is_available():
+            raise CaptionerError("CUDA was asked for, but no CUDA GPU is usable here: use --device cpu (or auto).")
+        return torch.device("cuda")
+    if choice == "cpu":
+        return torch.device("cpu")
+    raise CaptionerError(f"Unknown device '{choice}': use auto, cpu or cuda.")
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
+class Captioner:
+    """A loaded model: give it PIL images, get Captions back. The one entry the CLI and the app use."""
+
+    def __init__(self, manifest: Manifest, clip: ClipImageEncoder, clipcap: ClipCap, tokenizer,
+                 device: torch.device, load_seconds: float = 0.0):
+        self.manifest = manifest
+        self.clip = clip.to(device)
+        self.clipcap = clipcap.to(device)
+        self.tokenizer = tokenizer
+        self.stop_token = stop_token_id(tokenizer)
+        self.device = device
+        self.load_seconds = load_seconds
+        self.lm = PrefixLM(self.clipcap.gpt)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def device_name(self) -> str:
+        return device_name(self.device)
+
+    @torch.inference_mode()
+    def encode(self, images: list[Image.Image]) -> torch.Tensor:
+        """CLIP image vectors, (B, d_clip)."""
+        pixels = self.clip.pixels([to_rgb(image) for image in images]).to(self.device)
+        return self.clip(pixels).float()
+
+    @torch.inference_mode()
+    def caption(self, images: list[Image.Image], options: DecodeOptions | None = None) -> list[Caption]:
+        """Captions a batch of images; the same captions as one image at a time."""
+        options = options or DecodeOptions()
+        options.check()
+        if not images:
+            return []
+        started = time.perf_counter()
+        vectors = self.encode(images)
+        encoded = time.perf_counter()
+        prefix = self.clipcap.prefix(vectors)
+        decoded = decode(self.lm, prefix, self.stop_token, options)
+        finished = time.perf_counter()
+        share = (finished - started) / len(images)
+        timings = {"clip": (encoded - started) / len(images), "decode": (finished - encoded) / len(images)}
+        return [
+            Caption(text=self.tokenizer.decode(d.tokens).strip(), tokens=d.tokens, score=d.score, seconds=share,
+                    timings=dict(timings))
+            for d in decoded
+        ]
+
+
+def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: str = "auto",
+                   hint: str = "") -> Captioner:
+    """Loads everything a manifest names; `hint` is appended to missing-file messages (how to get the files)."""
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
+    clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint)
+    state = load_weights(manifest.weights_path, hint)
+    clipcap = build_clipcap(manifest, state, clip.output_dim, manifest.weights_path)
+    try:
+        captioner = Captioner(manifest, clip, clipcap, tokenizer, torch_device)
+    except torch.OutOfMemoryError:
+        raise CaptionerError(f"Not enough memory on {device_name(torch_device)} for model '{manifest.name}'; "
+                             "try --device cpu.") from None
+    captioner.load_seconds = time.perf_counter() - started
+    return captioner

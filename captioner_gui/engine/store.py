@@ -1,0 +1,372 @@
+"""The models folder: one folder per model with its manifest, plus shared tokenizer and CLIP weights.
+
+    models/
+      coco/manifest.json, coco_weights.pt (+ .safetensors copy)
+      gpt2-tokenizer/vocab.json, merges.txt
+      clip/ViT-B-32-openai/open_clip_model.safetensors
+
+Downloads go through huggingface_hub (progress bar, resume of an interrupted file, the HF_ENDPOINT variable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .errors import CaptionerError, DownloadError, ManifestError, ModelFilesMissing
+from .manifest import MANIFEST_NAME, ClipSpec, Manifest, read_manifest
+from .tokenizer import TOKENIZER_FILES
+
+TOKENIZER_FOLDER = "gpt2-tokenizer"
+TOKENIZER_REPO = "openai-community/gpt2"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A released ClipCap checkpoint and where it comes from."""
+
+    name: str
+    filename: str
+    mapping: str
+    prefix_length: int
+    clip_model: str
+    normalize_prefix: bool
+    hub_repo: str | None = None  # None: no Hub mirror, the user imports the file
+    clip_length: int | None = None
+    mapping_layers: int | None = None
+    source: str = ""
+
+    def manifest(self, folder: Path, weights: str | None = None, clip_weights: str = "openai") -> Manifest:
+        return Manifest(
+            path=folder / MANIFEST_NAME, name=self.name, weights=weights or self.filename, mapping=self.mapping,
+            prefix_length=self.prefix_length, normalize_prefix=self.normalize_prefix,
+            clip=ClipSpec(self.clip_model, clip_weights), tokenizer=f"../{TOKENIZER_FOLDER}",
+            clip_length=self.clip_length, mapping_layers=self.mapping_layers,
+        )
+
+
+BUILTINS = {
+    m.name: m
+    for m in (
+        BuiltinModel("coco", "coco_weights.pt", "mlp", 10, "ViT-B-32", False,
+                     hub_repo="akhaliq/CLIP-prefix-captioning-COCO-weights"),
+        BuiltinModel("conceptual", "conceptual_weights.pt", "mlp", 10, "ViT-B-32", False,
+                     hub_repo="akhaliq/CLIP-prefix-captioning-conceptual-weights"),
+        BuiltinModel("coco-transformer", "transformer_weights.pt", "transformer", 40, "RN50x4", True,
+                     clip_length=40, mapping_layers=8,
+                     source="the ClipCap authors' Google Drive (linked from github.com/rmokady/CLIP_prefix_caption)"),
+    )
+}
+
+
+def default_models_dir() -> Path:
+    """CAPTIONER_MODELS, else `models/` of a source checkout, else the user's data folder."""
+    if os.environ.get("CAPTIONER_MODELS"):
+        return Path(os.environ["CAPTIONER_MODELS"]).expanduser()
+    if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "models").is_dir():
+        return PROJECT_ROOT / "models"
+    from platformdirs import user_data_path
+
+    return user_data_path("captioner", appauthor=False) / "models"
+
+
+def get_hint(name: str) -> str:
+    """How to get a missing model, for error messages."""
+    if name in BUILTINS and BUILTINS[name].hub_repo:
+        return f" Get it with: captioner models download {name}"
+    if name in BUILTINS:
+        return f" Import the file you have with: captioner models import FILE --name {name}"
+    return f" Import it with: captioner models import FILE --name {name}"
+
+
+def find_manifest(spec: str, models_dir: Path) -> Path:
+    """A model given as a name (in the models folder), a model folder, or a manifest file."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / MANIFEST_NAME).is_file():
+            return path / MANIFEST_NAME
+        raise ModelFilesMissing(f"{path} is a folder without a {MANIFEST_NAME}.")
+    by_name = models_dir / spec / MANIFEST_NAME
+    if by_name.is_file():
+        return by_name
+    if os.sep in spec or "/" in spec or spec.endswith(".json"):
+        raise ModelFilesMissing(f"No model at {path}.")
+    raise ModelFilesMissing(f"Model '{spec}' is not installed: looked for {by_name}.{get_hint(spec)}")
+
+
+def load_model(spec: str = "coco", models_dir: Path | None = None, device: str = "auto"):
+    """The engine's entry: a model name, folder or manifest -> a loaded Captioner."""
+    from .model import load_captioner
+
+    models_dir = models_dir or default_models_dir()
+    manifest = read_manifest(find_manifest(spec, models_dir))
+    return load_captioner(manifest, models_dir, device, get_hint(manifest.name))
+
+
+# ---------------------------------------------------------------------------------------------------- listing
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    folder: Path
+    size_bytes: int
+    complete: bool
+    missing: list[str] = field(default_factory=list)
+    problem: str = ""
+
+
+def manifest_files(manifest: Manifest, models_dir: Path) -> tuple[list[Path], list[str]]:
+    """The files a model needs that exist, and descriptions of those that do not."""
+    from .checkpoint import safetensors_copy_of
+    from .clip_encoder import pretrained_weights_file
+
+    present, missing = [], []
+    weights = manifest.weights_path
+    copy = safetensors_copy_of(weights)
+    found = [p for p in dict.fromkeys((weights, copy)) if p.is_file()]
+    present += found
+    if not found:
+        missing.append(str(weights))
+    for name in TOKENIZER_FILES:
+        file = manifest.tokenizer_path / name
+        (present.append(file) if file.is_file() else missing.append(str(file)))
+    if manifest.clip_weights_path is not None:
+        file = manifest.clip_weights_path
+        (present.append(file) if file.is_file() else missing.append(str(file)))
+    else:
+        try:
+            present.append(pretrained_weights_file(manifest.clip.model, manifest.clip.weights, models_dir)[0])
+        except CaptionerError:
+            missing.append(f"CLIP {manifest.clip.model} ({manifest.clip.weights}) weights")
+    return present, missing
+
+
+def list_models(models_dir: Path) -> list[ModelInfo]:
+    infos = []
+    if not models_dir.is_dir():
+        return infos
+    for manifest_path in sorted(models_dir.glob(f"*/{MANIFEST_NAME}")):
+        folder = manifest_path.parent
+        try:
+            manifest = read_manifest(manifest_path)
+        except CaptionerError as exc:
+            infos.append(ModelInfo(folder.name, folder, _size(folder.glob("*")), False, problem=str(exc)))
+            continue
+        present, missing = manifest_files(manifest, models_dir)
+        infos.append(ModelInfo(folder.name, folder, _size(present), not missing, missing))
+    return infos
+
+
+def _size(paths) -> int:
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------------- download
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    repo_id: str
+    filename: str
+    folder: Path  # where it lands
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.filename
+
+
+def files_for(builtin: BuiltinModel, models_dir: Path) -> list[RemoteFile]:
+    """What a built-in model needs from the Hub: its checkpoint, the tokenizer and the CLIP weights."""
+    from .clip_encoder import CLIP_FOLDER, hub_location
+
+    import open_clip
+
+    repo, clip_file = hub_location(open_clip.get_pretrained_cfg(builtin.clip_model, "openai"))
+    files = []
+    if builtin.hub_repo:
+        files.append(RemoteFile(builtin.hub_repo, builtin.filename, models_dir / builtin.name))
+    files += [RemoteFile(TOKENIZER_REPO, name, models_dir / TOKENIZER_FOLDER) for name in TOKENIZER_FILES]
+    files.append(RemoteFile(repo, clip_file, models_dir / CLIP_FOLDER / f"{builtin.clip_model}-openai"))
+    return files
+
+
+def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
+    """Fetches one file into its folder (resuming a partial download) and checks it against the Hub's hash."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled,
+                                        RepositoryNotFoundError)
+
+    remote.folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path = Path(hf_hub_download(remote.repo_id, remote.filename, local_dir=remote.folder, tqdm_class=tqdm_class))
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise DownloadError(
+            "Cannot reach the Hugging Face Hub (offline?). Connect and try again, or import files you already "
+            "have with: captioner models import FILE --name NAME"
+        ) from None
+    except (RepositoryNotFoundError, EntryNotFoundError) as exc:
+        raise DownloadError(f"{remote.repo_id}/{remote.filename} is not on the Hub ({type(exc).__name__}).") from None
+    except OSError as exc:
+        raise DownloadError(f"Could not save {remote.filename} in {remote.folder} ({exc.strerror or exc}).") from None
+    except Exception as exc:  # httpx and the hub raise many kinds for network trouble
+        raise DownloadError(f"Download of {remote.filename} failed: {str(exc).splitlines()[0]}") from None
+    _check_hash(remote, path)
+    return path
+
+
+def _check_hash(remote: RemoteFile, path: Path) -> None:
+    """Large files on the Hub carry their SHA-256 as ETag; a file that does not match is removed."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        etag = get_hf_file_metadata(hf_hub_url(remote.repo_id, remote.filename)).etag or ""
+    except Exception:
+        return  # the file arrived; the hash is a second check that needs the network once more
+    if len(etag) != 64 or not all(c in "0123456789abcdef" for c in etag):
+        return  # small files carry a git hash, not a SHA-256 of the content
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != etag:
+        path.unlink()
+        raise DownloadError(f"{remote.filename} arrived damaged (checksum mismatch) and was removed; try again.")
+
+
+def download_model(name: str, models_dir: Path, tqdm_class=None,
+                   report: Callable[[str], None] = lambda message: None) -> Manifest:
+    """Fetches a built-in model and everything it needs, checks that it loads, and writes its manifest."""
+    if name not in BUILTINS:
+        raise CaptionerError(f"Unknown model '{name}': the downloadable ones are "
+                             f"{', '.join(n for n, b in BUILTINS.items() if b.hub_repo)}.")
+    builtin = BUILTINS[name]
+    if not builtin.hub_repo:
+        raise CaptionerError(
+            f"'{name}' has no download mirror: get {builtin.filename} from {builtin.source}, then run "
+            f"captioner models import {builtin.filename} --name {name}"
+        )
+    for remote in files_for(builtin, models_dir):
+        if remote.path.is_file() and remote.folder.name != name:
+            continue  # shared files (tokenizer, CLIP) that an earlier download brought
+        report(f"Downloading {remote.filename} from {remote.repo_id}")
+        download_file(remote, tqdm_class)
+    manifest = builtin.manifest(models_dir / name)
+    verify_weights(manifest, models_dir)
+    manifest.save()
+    return manifest
+
+
+def verify_weights(manifest: Manifest, models_dir: Path) -> None:
+    """Checks that the checkpoint fits the manifest (keys and shapes) and writes its safetensors copy."""
+    from .checkpoint import load_weights
+    from .clip_encoder import load_clip_encoder
+    from .model import build_clipcap
+
+    clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir)
+    build_clipcap(manifest, load_weights(manifest.weights_path), clip.output_dim, manifest.weights_path)
+
+
+# ---------------------------------------------------------------------------------------------------- import
+
+
+def import_model(
+    file: Path, name: str, models_dir: Path, *, mapping: str | None = None, prefix_length: int | None = None,
+    clip_length: int | None = None, mapping_layers: int | None = None, normalize_prefix: bool | None = None,
+    clip_model: str | None = None, clip_weights: Path | str | None = None, tokenizer: Path | None = None,
+    n_head: int | None = None, tqdm_class=None, report: Callable[[str], None] = lambda message: None,
+) -> Manifest:
+    """Copies a checkpoint the user has into the models folder and writes its manifest.
+
+    A built-in name (coco, conceptual, coco-transformer) brings that model's settings; options override them.
+    A missing tokenizer or CLIP weights file is fetched from the Hub unless given as a file.
+    """
+    file = Path(file).expanduser()
+    if not file.is_file():
+        raise CaptionerError(f"{file}: no such file.")
+    if not name or any(c in name for c in '/\\:*?"<>|') or name.startswith("."):
+        raise CaptionerError(f"'{name}' cannot be a model name: use letters, digits, '-' and '_'.")
+    base = BUILTINS.get(name)
+    mapping = mapping or (base.mapping if base else "mlp")
+    if mapping == "transformer":
+        clip_length = clip_length or (base.clip_length if base and base.clip_length else 10)
+        mapping_layers = mapping_layers or (base.mapping_layers if base and base.mapping_layers else 8)
+    else:
+        clip_length = mapping_layers = None
+    folder = models_dir / name
+    target = folder / (file.name if file.suffix in (".pt", ".pth", ".bin", ".safetensors") else file.name + ".pt")
+
+    clip_model = clip_model or (base.clip_model if base else "ViT-B-32")
+    if clip_model.endswith(".json"):  # an open_clip model config of the user's own
+        clip_model = _copy_into(Path(clip_model), folder / Path(clip_model).name, folder)
+    clip_value = "openai"
+    if clip_weights is not None and str(clip_weights) != "openai":
+        clip_value = _copy_into(Path(clip_weights), models_dir / "clip" / f"{name}-{Path(clip_weights).name}",
+                                folder)
+    tokenizer_value = f"../{TOKENIZER_FOLDER}"
+    if tokenizer is not None:
+        for needed in TOKENIZER_FILES:
+            if not (Path(tokenizer) / needed).is_file():
+                raise CaptionerError(f"{tokenizer} has no {needed}: give a folder with vocab.json and merges.txt.")
+        tokenizer_value = os.path.relpath(Path(tokenizer).resolve(), folder.resolve())
+
+    manifest = Manifest(
+        path=(folder / MANIFEST_NAME).resolve(), name=name, weights=target.name, mapping=mapping,
+        prefix_length=prefix_length or (base.prefix_length if base else 10),
+        normalize_prefix=normalize_prefix if normalize_prefix is not None else bool(base and base.normalize_prefix),
+        clip=ClipSpec(clip_model, clip_value), tokenizer=tokenizer_value,
+        clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
+    )
+    _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
+
+    existed = folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    if file.resolve() != target.resolve():
+        shutil.copy2(file, target.with_name(target.name + ".tmp"))
+        os.replace(target.with_name(target.name + ".tmp"), target)
+    try:
+        verify_weights(manifest, models_dir)
+    except ManifestError:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    manifest.save()
+    return manifest
+
+
+def _copy_into(source: Path, destination: Path, manifest_folder: Path) -> str:
+    """Copies a file into the models folder; returns its path relative to the manifest's folder."""
+    if not source.is_file():
+        raise CaptionerError(f"{source}: no such file.")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != destination.resolve():
+        shutil.copy2(source, destination)
+    return os.path.relpath(destination.resolve(), manifest_folder.resolve()).replace(os.sep, "/")
+
+
+def _fetch_missing_shared(manifest: Manifest, models_dir: Path, tqdm_class, report) -> None:
+    from .clip_encoder import CLIP_FOLDER, hub_location, pretrained_weights_file
+
+    wanted = []
+    if manifest.tokenizer == f"../{TOKENIZER_FOLDER}":
+        wanted += [RemoteFile(TOKENIZER_REPO, n, models_dir / TOKENIZER_FOLDER) for n in TOKENIZER_FILES
+                   if not (models_dir / TOKENIZER_FOLDER / n).is_file()]
+    if manifest.clip_weights_path is None:
+        try:
+            pretrained_weights_file(manifest.clip.model, manifest.clip.weights, models_dir)
+        except ModelFilesMissing:
+            import open_clip
+
+            repo, filename = hub_location(open_clip.get_pretrained_cfg(manifest.clip.model, manifest.clip.weights))
+            wanted.append(RemoteFile(repo, filename,
+                                     models_dir / CLIP_FOLDER / f"{manifest.clip.model}-{manifest.clip.weights}"))
+    for remote in wanted:
+        report(f"Downloading {remote.filename} from {remote.repo_id}")
+        download_file(remote, tqdm_class)

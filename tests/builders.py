@@ -1,0 +1,153 @@
+"""Tiny and full-size ClipCap models in the released checkpoints' layout, built by the tests themselves.
+
+Nothing here downloads: a GPT-2-format tokenizer is written from a word list, CLIP is an open_clip config with
+random weights (fixed seed), GPT-2 is built from a config.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from safetensors.torch import save_file
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from reference_clipcap import ClipCaptionModel
+
+WORDS = (
+    "a an the of on in with and two three red blue green yellow circle circles square squares triangle "
+    "triangles above below left right next to small big man woman dog cat table plate bananas bunch sitting "
+    "standing street car photo picture"
+).split()
+
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def write_tokenizer(folder: Path, words=WORDS) -> Path:
+    """A byte-level BPE vocabulary: the 256 byte symbols (so '.' is id 13, as in GPT-2), then merges that build
+    each word with and without a leading space, then <|endoftext|>."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
+    merges: list[str] = []
+    for word in words:
+        for symbols in ("Ġ" + word, word):
+            current = symbols[0]
+            for ch in symbols[1:]:
+                merged = current + ch
+                if merged not in vocab:
+                    vocab[merged] = len(vocab)
+                    merges.append(f"{current} {ch}")
+                current = merged
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    return folder
+
+
+def vocab_size(tokenizer_folder: Path) -> int:
+    return len(json.loads((tokenizer_folder / "vocab.json").read_text()))
+
+
+def make_clip(model: str, folder: Path, seed: int = 0) -> tuple[torch.nn.Module, str, Path]:
+    """A random-weight open_clip model; returns (model, manifest 'clip.model' value, weights file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if model == "tiny":
+        config = folder / "tiny-clip.json"
+        config.write_text(json.dumps(TINY_CLIP))
+        open_clip.add_model_config(config)
+        model, model_value = "tiny-clip", "tiny-clip.json"
+    else:
+        model_value = model
+    torch.manual_seed(seed)
+    clip = open_clip.create_model(model).eval()
+    weights = folder / "clip_visual.safetensors"
+    save_file({f"visual.{k}": v.contiguous() for k, v in clip.visual.state_dict().items()}, str(weights))
+    return clip, model_value, weights
+
+
+def make_gpt2(vocab: int, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, seed: int = 0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=256, initializer_range=0.25,
+                        bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+    return GPT2LMHeadModel(config).eval()
+
+
+def released_state_dict(model: ClipCaptionModel) -> dict[str, torch.Tensor]:
+    """The model's weights as the released .pt files hold them, obsolete attention buffers included."""
+    state = dict(model.state_dict())
+    n_positions = model.gpt.config.n_positions
+    for i in range(model.gpt.config.n_layer):
+        state[f"gpt.transformer.h.{i}.attn.bias"] = torch.tril(
+            torch.ones(n_positions, n_positions, dtype=torch.uint8)).view(1, 1, n_positions, n_positions)
+        state[f"gpt.transformer.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    return state
+
+
+@dataclass
+class BuiltModel:
+    folder: Path
+    manifest: Path
+    reference: ClipCaptionModel  # the reference implementation with the same weights
+    clip: torch.nn.Module  # the whole open_clip model with the same weights
+    clip_preprocess: object
+    normalize_prefix: bool
+
+
+def build_model_folder(folder: Path, *, clip_model: str = "tiny", mapping: str = "mlp", prefix_length: int = 4,
+                       clip_length: int | None = None, mapping_layers: int = 2, normalize_prefix: bool = False,
+                       gpt_layers: int = 2, gpt_width: int = 64, gpt_heads: int = 4, gpt_vocab: int | None = None,
+                       seed: int = 0, tokenizer: Path | None = None, weights_name: str = "weights.pt") -> BuiltModel:
+    """Writes a model folder (released-layout .pt, tokenizer, CLIP weights, hand-written manifest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = tokenizer or write_tokenizer(folder / "tokenizer")
+    clip, clip_value, clip_weights = make_clip(clip_model, folder / "clip", seed)
+    clip_dim = clip.visual.output_dim
+    gpt = make_gpt2(gpt_vocab or vocab_size(tokenizer), gpt_layers, gpt_width, gpt_heads, seed)
+    torch.manual_seed(seed + 1)
+    reference = ClipCaptionModel(gpt, prefix_length, clip_dim, mapping, clip_length, mapping_layers).eval()
+    torch.save(released_state_dict(reference), folder / weights_name)
+
+    manifest = {"version": 1, "name": folder.name, "weights": weights_name, "mapping": mapping,
+                "prefix_length": prefix_length}
+    if mapping == "transformer":
+        manifest |= {"clip_length": clip_length, "mapping_layers": mapping_layers}
+    manifest |= {"normalize_prefix": normalize_prefix,
+                 "clip": {"model": f"clip/{clip_value}" if clip_value.endswith(".json") else clip_value,
+                          "weights": "clip/clip_visual.safetensors"},
+                 "tokenizer": str(Path(tokenizer).resolve()) if tokenizer.parent != folder else tokenizer.name}
+    if gpt_heads != 12:
+        manifest["gpt2"] = {"n_head": gpt_heads}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    _, _, preprocess = open_clip.create_model_and_transforms(clip_value.removesuffix(".json"))
+    return BuiltModel(folder, folder / "manifest.json", reference, clip, preprocess, normalize_prefix)
+
+
+def reference_clip_vector(built: BuiltModel, image) -> torch.Tensor:
+    """CLIP's image vector computed by open_clip itself (its own preprocessing and encode_image)."""
+    with torch.no_grad():
+        return built.clip.encode_image(built.clip_preprocess(image.convert("RGB")).unsqueeze(0)).float()
+
+
+def reference_prefix(built: BuiltModel, image) -> torch.Tensor:
+    with torch.no_grad():
+        return built.reference.prefix_embeds(reference_clip_vector(built, image), built.normalize_prefix)
