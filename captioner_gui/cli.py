@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,11 @@ def collect_inputs(paths: list[Path], recursive: bool) -> list[Path]:
     return inputs
 
 
+def one_line(text: str) -> str:
+    """A caption on one line: control characters (which a random or damaged model can produce) become spaces."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+
+
 def run_caption(args) -> int:
     from tqdm import tqdm
 
@@ -177,7 +183,8 @@ def run_caption(args) -> int:
                 entry.update(caption=caption.text, tokens=caption.tokens, score=round(caption.score, 6),
                              seconds=round(caption.seconds + next(loads), 6))
                 if not args.json:
-                    line = f"{entry['image']}: {caption.text}" if show_path else caption.text
+                    text = one_line(caption.text)
+                    line = f"{entry['image']}: {text}" if show_path else text
                     progress.write(line, file=sys.stdout)
                     sys.stdout.flush()
             results.append(entry)

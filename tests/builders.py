@@ -43,9 +43,10 @@ def bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
-def write_tokenizer(folder: Path, words=WORDS) -> Path:
+def write_tokenizer(folder: Path, words=WORDS, size: int | None = None) -> Path:
     """A byte-level BPE vocabulary: the 256 byte symbols (so '.' is id 13, as in GPT-2), then merges that build
-    each word with and without a leading space, then <|endoftext|>."""
+    each word with and without a leading space, then (to reach `size`, e.g. GPT-2's 50257) merges of letter
+    pairs, then <|endoftext|>."""
     folder.mkdir(parents=True, exist_ok=True)
     vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}
     merges: list[str] = []
@@ -58,6 +59,13 @@ def write_tokenizer(folder: Path, words=WORDS) -> Path:
                     vocab[merged] = len(vocab)
                     merges.append(f"{current} {ch}")
                 current = merged
+    symbols = list(bytes_to_unicode().values())
+    pairs = ((a, b) for a in symbols for b in symbols)
+    while size is not None and len(vocab) < size - 1:
+        a, b = next(pairs)
+        if a + b not in vocab:
+            vocab[a + b] = len(vocab)
+            merges.append(f"{a} {b}")
     vocab["<|endoftext|>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
@@ -85,10 +93,12 @@ def make_clip(model: str, folder: Path, seed: int = 0) -> tuple[torch.nn.Module,
     return clip, model_value, weights
 
 
-def make_gpt2(vocab: int, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, seed: int = 0) -> GPT2LMHeadModel:
+def make_gpt2(vocab: int, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, seed: int = 0,
+              init_range: float = 0.25) -> GPT2LMHeadModel:
+    """A random GPT-2. The tiny ones get large initial weights, so that their captions depend on the image."""
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=256, initializer_range=0.25,
-                        bos_token_id=vocab - 1, eos_token_id=vocab - 1)
+    config = GPT2Config(vocab_size=vocab, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=1024,
+                        initializer_range=init_range, bos_token_id=vocab - 1, eos_token_id=vocab - 1)
     return GPT2LMHeadModel(config).eval()
 
 
@@ -107,6 +117,7 @@ def released_state_dict(model: ClipCaptionModel) -> dict[str, torch.Tensor]:
 class BuiltModel:
     folder: Path
     manifest: Path
+    weights: Path
     reference: ClipCaptionModel  # the reference implementation with the same weights
     clip: torch.nn.Module  # the whole open_clip model with the same weights
     clip_preprocess: object
@@ -116,13 +127,14 @@ class BuiltModel:
 def build_model_folder(folder: Path, *, clip_model: str = "tiny", mapping: str = "mlp", prefix_length: int = 4,
                        clip_length: int | None = None, mapping_layers: int = 2, normalize_prefix: bool = False,
                        gpt_layers: int = 2, gpt_width: int = 64, gpt_heads: int = 4, gpt_vocab: int | None = None,
-                       seed: int = 0, tokenizer: Path | None = None, weights_name: str = "weights.pt") -> BuiltModel:
+                       gpt_init_range: float = 0.25, seed: int = 0, tokenizer: Path | None = None,
+                       weights_name: str = "weights.pt") -> BuiltModel:
     """Writes a model folder (released-layout .pt, tokenizer, CLIP weights, hand-written manifest)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = tokenizer or write_tokenizer(folder / "tokenizer")
+    tokenizer = tokenizer or write_tokenizer(folder / "tokenizer", size=gpt_vocab)
     clip, clip_value, clip_weights = make_clip(clip_model, folder / "clip", seed)
     clip_dim = clip.visual.output_dim
-    gpt = make_gpt2(gpt_vocab or vocab_size(tokenizer), gpt_layers, gpt_width, gpt_heads, seed)
+    gpt = make_gpt2(gpt_vocab or vocab_size(tokenizer), gpt_layers, gpt_width, gpt_heads, seed, gpt_init_range)
     torch.manual_seed(seed + 1)
     reference = ClipCaptionModel(gpt, prefix_length, clip_dim, mapping, clip_length, mapping_layers).eval()
     torch.save(released_state_dict(reference), folder / weights_name)
@@ -139,7 +151,17 @@ def build_model_folder(folder: Path, *, clip_model: str = "tiny", mapping: str =
         manifest["gpt2"] = {"n_head": gpt_heads}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     _, _, preprocess = open_clip.create_model_and_transforms(clip_value.removesuffix(".json"))
-    return BuiltModel(folder, folder / "manifest.json", reference, clip, preprocess, normalize_prefix)
+    return BuiltModel(folder, folder / "manifest.json", folder / weights_name, reference, clip, preprocess,
+                      normalize_prefix)
+
+
+def swap_token_rows(built: BuiltModel, a: int, b: int) -> None:
+    """Swaps two tokens' embeddings (tied to the output layer, so their logits swap too) and rewrites the file."""
+    with torch.no_grad():
+        wte = built.reference.gpt.transformer.wte.weight
+        wte[[a, b]] = wte[[b, a]]
+    torch.save(released_state_dict(built.reference), built.weights)
+    built.weights.with_suffix(".safetensors").unlink(missing_ok=True)
 
 
 def reference_clip_vector(built: BuiltModel, image) -> torch.Tensor:

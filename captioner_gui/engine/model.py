@@ -90,6 +90,11 @@ def check_state_fits(model: nn.Module, state: StateDict, manifest: Manifest, cli
                + (f", clip_length {manifest.clip_length}, mapping_layers {manifest.mapping_layers}"
                   if manifest.mapping == "transformer" else "")
                + f", CLIP vectors of {clip_dim}")
+    found = ("mlp" if "clip_project.model.0.weight" in state
+             else "transformer" if "clip_project.linear.weight" in state else None)
+    if found and found != manifest.mapping:
+        raise ManifestError(f"{source} holds a '{found}' mapping network, but field 'mapping' says "
+                            f"'{manifest.mapping}'.")
     missing = [k for k in expected if k not in state]
     if missing:
         raise ManifestError(f"{source}: key '{missing[0]}' is missing; the manifest ({context}) needs it.")

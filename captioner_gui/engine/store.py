@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CaptionerError, DownloadError, ManifestError, ModelFilesMissing
-from .manifest import MANIFEST_NAME, ClipSpec, Manifest, read_manifest
+from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .tokenizer import TOKENIZER_FILES
 
 TOKENIZER_FOLDER = "gpt2-tokenizer"
@@ -300,55 +300,60 @@ def import_model(
         mapping_layers = mapping_layers or (base.mapping_layers if base and base.mapping_layers else 8)
     else:
         clip_length = mapping_layers = None
-    folder = models_dir / name
-    target = folder / (file.name if file.suffix in (".pt", ".pth", ".bin", ".safetensors") else file.name + ".pt")
-
+    normalize_prefix = normalize_prefix if normalize_prefix is not None else bool(base and base.normalize_prefix)
     clip_model = clip_model or (base.clip_model if base else "ViT-B-32")
-    if clip_model.endswith(".json"):  # an open_clip model config of the user's own
-        clip_model = _copy_into(Path(clip_model), folder / Path(clip_model).name, folder)
-    clip_value = "openai"
-    if clip_weights is not None and str(clip_weights) != "openai":
-        clip_value = _copy_into(Path(clip_weights), models_dir / "clip" / f"{name}-{Path(clip_weights).name}",
-                                folder)
-    tokenizer_value = f"../{TOKENIZER_FOLDER}"
     if tokenizer is not None:
         for needed in TOKENIZER_FILES:
             if not (Path(tokenizer) / needed).is_file():
                 raise CaptionerError(f"{tokenizer} has no {needed}: give a folder with vocab.json and merges.txt.")
-        tokenizer_value = os.path.relpath(Path(tokenizer).resolve(), folder.resolve())
 
-    manifest = Manifest(
-        path=(folder / MANIFEST_NAME).resolve(), name=name, weights=target.name, mapping=mapping,
-        prefix_length=prefix_length or (base.prefix_length if base else 10),
-        normalize_prefix=normalize_prefix if normalize_prefix is not None else bool(base and base.normalize_prefix),
-        clip=ClipSpec(clip_model, clip_value), tokenizer=tokenizer_value,
-        clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
-    )
-    _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
-
-    existed = folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    if file.resolve() != target.resolve():
-        shutil.copy2(file, target.with_name(target.name + ".tmp"))
-        os.replace(target.with_name(target.name + ".tmp"), target)
+    # Everything is assembled and checked in a staging folder beside the final one (same depth, so the same
+    # relative paths), and only then moved into place: a failed import leaves no half-made model behind.
+    folder = models_dir / name
+    staging = models_dir / f".{name}.importing"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
+        weights = _copy_file(file, staging, file.name if file.suffix in WEIGHT_SUFFIXES else file.name + ".pt")
+        if clip_model.endswith(".json"):  # an open_clip model config of the user's own
+            clip_model = _copy_file(Path(clip_model), staging, Path(clip_model).name)
+        clip_value = "openai"
+        if clip_weights is not None and str(clip_weights) != "openai":
+            clip_value = _copy_file(Path(clip_weights), staging, "clip-" + Path(clip_weights).name)
+        manifest = Manifest(
+            path=staging.resolve() / MANIFEST_NAME, name=name, weights=weights, mapping=mapping,
+            prefix_length=prefix_length or (base.prefix_length if base else 10), normalize_prefix=normalize_prefix,
+            clip=ClipSpec(clip_model, clip_value),
+            tokenizer=(os.path.relpath(Path(tokenizer).resolve(), staging.resolve()).replace(os.sep, "/")
+                       if tokenizer is not None else f"../{TOKENIZER_FOLDER}"),
+            clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
+        )
+        _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
         verify_weights(manifest, models_dir)
-    except ManifestError:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    manifest.save()
-    return manifest
+        manifest.save()
+        if folder.exists():
+            replaced = models_dir / f".{name}.replaced"
+            shutil.rmtree(replaced, ignore_errors=True)
+            folder.rename(replaced)
+            staging.rename(folder)
+            shutil.rmtree(replaced, ignore_errors=True)
+        else:
+            staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read_manifest(folder / MANIFEST_NAME)
 
 
-def _copy_into(source: Path, destination: Path, manifest_folder: Path) -> str:
-    """Copies a file into the models folder; returns its path relative to the manifest's folder."""
+def _copy_file(source: Path, folder: Path, name: str) -> str:
+    """Copies a file the user gave into a model folder; returns its name there."""
+    source = Path(source).expanduser()
     if not source.is_file():
         raise CaptionerError(f"{source}: no such file.")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if source.resolve() != destination.resolve():
-        shutil.copy2(source, destination)
-    return os.path.relpath(destination.resolve(), manifest_folder.resolve()).replace(os.sep, "/")
+    try:
+        shutil.copy2(source, folder / name)
+    except OSError as exc:
+        raise CaptionerError(f"Could not copy {source} into {folder} ({exc.strerror or exc}).") from None
+    return name
 
 
 def _fetch_missing_shared(manifest: Manifest, models_dir: Path, tqdm_class, report) -> None:

@@ -1,0 +1,80 @@
+"""`captioner models download` against a local stand-in for the Hugging Face Hub: no real weights are fetched."""
+
+import json
+
+import pytest
+
+from cli_helpers import run_captioner
+from conftest import noise_image
+from hub_server import HubServer
+
+
+def hub_files(full_mlp):
+    """The files of the 'coco' download, served from the test's full-size random model."""
+    return {
+        ("akhaliq/CLIP-prefix-captioning-COCO-weights", "coco_weights.pt"): full_mlp.weights,
+        ("openai-community/gpt2", "vocab.json"): full_mlp.folder / "tokenizer" / "vocab.json",
+        ("openai-community/gpt2", "merges.txt"): full_mlp.folder / "tokenizer" / "merges.txt",
+        ("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors"):
+            full_mlp.folder / "clip" / "clip_visual.safetensors",
+    }
+
+
+def online(url):
+    return {"HF_ENDPOINT": url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
+
+
+def test_download_resumes_checks_and_writes_a_manifest(full_mlp, tmp_path):
+    models = tmp_path / "models"
+    with HubServer(hub_files(full_mlp), cut_first_download_of="coco_weights.pt") as hub:
+        result = run_captioner("models", "download", "coco", "--models-dir", models, env=online(hub.url))
+        if result.returncode != 0:  # an interrupted transfer may end the first run; the second one resumes it
+            result = run_captioner("models", "download", "coco", "--models-dir", models, env=online(hub.url))
+        assert result.returncode == 0, result.stderr
+        resumed = [r for r in hub.requests if r[0] == "GET" and "coco_weights.pt" in r[1] and r[2]]
+        size = full_mlp.weights.stat().st_size
+        assert resumed and not resumed[0][2].startswith("bytes=0-")  # it asked only for the missing part
+        assert hub.bytes_sent < 1.6 * size + 500_000_000  # the weights were not fetched twice in full
+
+    assert "ready" in result.stdout
+    manifest = json.loads((models / "coco" / "manifest.json").read_text())
+    assert manifest == {"version": 1, "name": "coco", "weights": "coco_weights.pt", "mapping": "mlp",
+                        "prefix_length": 10, "normalize_prefix": False,
+                        "clip": {"model": "ViT-B-32", "weights": "openai"}, "tokenizer": "../gpt2-tokenizer"}
+    assert (models / "coco" / "coco_weights.pt").read_bytes() == full_mlp.weights.read_bytes()
+    listing = json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout)
+    assert [(m["name"], m["complete"]) for m in listing] == [("coco", True)]
+
+    noise_image(1).save(tmp_path / "photo.png")
+    caption = run_captioner("caption", tmp_path / "photo.png", "--models-dir", models, "--decoding", "greedy",
+                            "--max-tokens", "5", "--json")  # --model coco is the default
+    assert caption.returncode == 0, caption.stderr
+    assert len(json.loads(caption.stdout)[0]["tokens"]) == 5
+
+
+def test_a_damaged_download_is_refused(full_mlp, tmp_path):
+    files = hub_files(full_mlp)
+    with HubServer(files) as hub:
+        damaged = tmp_path / "damaged.pt"
+        damaged.write_bytes(full_mlp.weights.read_bytes()[:1000])  # served with the real file's checksum
+        hub.files[("akhaliq/CLIP-prefix-captioning-COCO-weights", "coco_weights.pt")] = damaged
+        result = run_captioner("models", "download", "coco", "--models-dir", tmp_path / "models",
+                               env=online(hub.url))
+    assert result.returncode == 1
+    assert "checksum" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "models" / "coco" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, online("http://127.0.0.1:9")])
+def test_offline_says_so_in_one_line(tmp_path, env):
+    result = run_captioner("models", "download", "coco", "--models-dir", tmp_path / "models", env=env)
+    assert result.returncode == 1
+    assert "Cannot reach the Hugging Face Hub" in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("captioner:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+
+
+def test_coco_transformer_explains_how_to_import(tmp_path):
+    result = run_captioner("models", "download", "coco-transformer", "--models-dir", tmp_path)
+    assert result.returncode == 1
+    assert "captioner models import transformer_weights.pt --name coco-transformer" in result.stderr
