@@ -25,7 +25,7 @@ WORDS = (
 
 TINY_CLIP = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "pool_type": "avg"},
     "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
 }
 

@@ -31,7 +31,10 @@ def tiny_transformer(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def images():
-    return [noise_image(seed) for seed in range(5)]
+    """Noise and plain colours, so that even a random CLIP sees them differently."""
+    rng = np.random.default_rng(0)
+    plain = [Image.new("RGB", (64, 48), tuple(int(c) for c in rng.integers(0, 256, 3))) for _ in range(2)]
+    return [noise_image(0), plain[0], noise_image(1), plain[1], noise_image(2)]
 
 
 @pytest.fixture(scope="session")

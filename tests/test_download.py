@@ -44,6 +44,8 @@ def test_download_resumes_checks_and_writes_a_manifest(full_mlp, tmp_path):
     assert (models / "coco" / "coco_weights.pt").read_bytes() == full_mlp.weights.read_bytes()
     listing = json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout)
     assert [(m["name"], m["complete"]) for m in listing] == [("coco", True)]
+    again = run_captioner("models", "download", "coco", "--models-dir", models, env={"HF_HUB_OFFLINE": "1"})
+    assert again.returncode == 0 and "already installed" in again.stderr  # no network needed the second time
 
     noise_image(1).save(tmp_path / "photo.png")
     caption = run_captioner("caption", tmp_path / "photo.png", "--models-dir", models, "--decoding", "greedy",

@@ -253,6 +253,15 @@ def download_model(name: str, models_dir: Path, tqdm_class=None,
             f"'{name}' has no download mirror: get {builtin.filename} from {builtin.source}, then run "
             f"captioner models import {builtin.filename} --name {name}"
         )
+    installed = models_dir / name / MANIFEST_NAME
+    if installed.is_file():
+        try:
+            manifest = read_manifest(installed)
+            if not manifest_files(manifest, models_dir)[1]:
+                report(f"Model '{name}' is already installed.")
+                return manifest
+        except CaptionerError:
+            pass  # a broken manifest is rewritten below
     for remote in files_for(builtin, models_dir):
         if remote.path.is_file() and remote.folder.name != name:
             continue  # shared files (tokenizer, CLIP) that an earlier download brought

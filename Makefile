@@ -1,0 +1,21 @@
+# The two commands a fresh machine needs are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+IMAGES ?= resources/examples
+MODEL ?= coco
+
+.PHONY: install install-test run test
+
+install:
+	$(PIP) install -e .
+
+install-test:
+	$(PIP) install -e '.[test]'
+
+# Install, fetch the model on first use (about 1 GB from the Hugging Face Hub), caption the example images.
+run: install
+	$(PYTHON) -m captioner_gui models download $(MODEL)
+	$(PYTHON) -m captioner_gui caption $(IMAGES) --model $(MODEL)
+
+test: install-test
+	$(PYTHON) -m pytest -q
