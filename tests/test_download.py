@@ -80,3 +80,29 @@ def test_coco_transformer_explains_how_to_import(tmp_path):
     result = run_captioner("models", "download", "coco-transformer", "--models-dir", tmp_path)
     assert result.returncode == 1
     assert "captioner models import transformer_weights.pt --name coco-transformer" in result.stderr
+
+
+def test_import_coco_transformer_fetches_what_it_lacks(full_transformer, tmp_path):
+    """The paper's transformer model has no Hub mirror: the user imports the file; CLIP RN50x4 and the tokenizer
+    come from the Hub, and the model's settings come with the built-in name."""
+    files = {
+        ("openai-community/gpt2", "vocab.json"): full_transformer.folder / "tokenizer" / "vocab.json",
+        ("openai-community/gpt2", "merges.txt"): full_transformer.folder / "tokenizer" / "merges.txt",
+        ("timm/resnet50x4_clip.openai", "open_clip_model.safetensors"):
+            full_transformer.folder / "clip" / "clip_visual.safetensors",
+    }
+    models = tmp_path / "models"
+    with HubServer(files) as hub:
+        result = run_captioner("models", "import", full_transformer.weights, "--name", "coco-transformer",
+                               "--models-dir", models, env=online(hub.url))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((models / "coco-transformer" / "manifest.json").read_text())
+    assert manifest == {"version": 1, "name": "coco-transformer", "weights": "transformer_weights.pt",
+                        "mapping": "transformer", "prefix_length": 40, "clip_length": 40, "mapping_layers": 8,
+                        "normalize_prefix": True, "clip": {"model": "RN50x4", "weights": "openai"},
+                        "tokenizer": "../gpt2-tokenizer"}
+    noise_image(2).save(tmp_path / "photo.png")
+    caption = run_captioner("caption", tmp_path / "photo.png", "--model", "coco-transformer", "--models-dir", models,
+                            "--decoding", "greedy", "--max-tokens", "4", "--json")
+    assert caption.returncode == 0, caption.stderr
+    assert len(json.loads(caption.stdout)[0]["tokens"]) == 4
