@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _quiet_libraries() -> None:
     """transformers and huggingface_hub talk about things our users cannot act on."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import warnings
 
