@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=run_models_list)
 
     download = models_commands.add_parser("download", parents=[common],
-                                          help="fetch a released model (coco, conceptual) from the Hugging Face Hub")
-    download.add_argument("name", help="coco or conceptual")
+                                          help="fetch a released model (coco, conceptual) or, for training, gpt2")
+    download.add_argument("name", help="coco, conceptual, or gpt2 (GPT-2's pretrained weights, for training)")
     download.set_defaults(run=run_models_download)
 
     importing = models_commands.add_parser(
@@ -107,7 +107,73 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("--n-head", type=int, help="GPT-2's attention heads (default 12)")
     importing.set_defaults(run=run_models_import)
     models.set_defaults(run=lambda args: (models.print_help(), EXIT_FAILED)[1])
+    add_training_commands(commands, common)
     return parser
+
+
+def add_training_commands(commands, common) -> None:
+    synth = commands.add_parser("synth", help="write a synthetic captioning set (shapes) for demos and tests")
+    synth.add_argument("out", type=Path)
+    synth.add_argument("--count", type=int, default=1000, help="images (default 1000; 80/10/10 train/val/test)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(run=run_synth)
+
+    prepare = commands.add_parser(
+        "prepare", parents=[common], help="compute one CLIP vector per image of a data set",
+        description="DATA: a COCO annotation file, Karpathy's dataset_coco.json, or a folder with captions.jsonl.")
+    prepare.add_argument("data", type=Path)
+    prepare.add_argument("--out", type=Path, required=True, help="the embeddings folder to write")
+    prepare.add_argument("--images", type=Path, help="where image paths in DATA start (default: beside DATA)")
+    prepare.add_argument("--clip-model", default="ViT-B-32")
+    prepare.add_argument("--clip-weights", default="openai", help="an open_clip pretrained tag or a weights file")
+    prepare.add_argument("--batch-size", type=int, default=64)
+    prepare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    prepare.set_defaults(run=run_prepare)
+
+    train = commands.add_parser("train", parents=[common], help="train a ClipCap model on prepared embeddings",
+                                description="Defaults are the paper's. Under torchrun, the same command trains on "
+                                            "several GPUs or machines; --batch-size is then the total.")
+    from captioner_gui.training.options import TrainOptions
+
+    defaults = TrainOptions()
+    train.add_argument("emb", type=Path, help="an embeddings folder from captioner prepare")
+    train.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    train.add_argument("--mapping", choices=("mlp", "transformer"), default=defaults.mapping)
+    train.add_argument("--prefix-length", type=int, default=defaults.prefix_length)
+    train.add_argument("--clip-length", type=int, default=defaults.clip_length, help="transformer mapping only")
+    train.add_argument("--layers", type=int, default=defaults.layers, help="transformer mapping only")
+    train.add_argument("--normalize-prefix", action=argparse.BooleanOptionalAction, default=None,
+                       help="default: on for transformer, off for mlp")
+    train.add_argument("--freeze-lm", action="store_true", help="train the mapping network only")
+    train.add_argument("--lm", default=defaults.lm,
+                       help="gpt2 (from captioner models download gpt2), a GPT-2 weights file or folder, or a "
+                            "GPT-2 config JSON for a randomly initialised one")
+    train.add_argument("--tokenizer", help="a folder with vocab.json and merges.txt (default: models' gpt2-tokenizer)")
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--warmup", type=int, default=defaults.warmup, help="steps of linear warm-up")
+    train.add_argument("--accumulate", type=int, default=defaults.accumulate, help="batches per optimizer step")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common], help="score captions with the COCO metrics",
+        description="Either --model and --data (caption a split and score it), or --predictions and --references.")
+    evaluate.add_argument("--model", help="a model name, folder or manifest")
+    evaluate.add_argument("--data", type=Path, help="a data set as for captioner prepare")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--images", type=Path)
+    evaluate.add_argument("--decoding", choices=("greedy", "beam", "nucleus"), default="beam")
+    evaluate.add_argument("--beam-size", type=int, default=5)
+    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument("--save-predictions", type=Path, help="also write the captions as COCO results")
+    evaluate.add_argument("--predictions", type=Path, help="COCO-format results: [{image_id, caption}]")
+    evaluate.add_argument("--references", type=Path, help="a COCO-format annotation file")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=run_evaluate)
 
 
 def _models_dir(args) -> Path:
@@ -240,8 +306,9 @@ def run_models_download(args) -> int:
     from captioner_gui.engine import download_model
 
     models_dir = _models_dir(args)
-    manifest = download_model(args.name, models_dir, report=lambda message: print(message, file=sys.stderr))
-    print(f"Model '{manifest.name}' is ready in {manifest.folder}.")
+    result = download_model(args.name, models_dir, report=lambda message: print(message, file=sys.stderr))
+    print(f"GPT-2 for training is ready in {result}." if isinstance(result, Path)
+          else f"Model '{result.name}' is ready in {result.folder}.")
     return EXIT_OK
 
 
@@ -255,6 +322,87 @@ def run_models_import(args) -> int:
         report=lambda message: print(message, file=sys.stderr),
     )
     print(f"Model '{manifest.name}' is ready in {manifest.folder}.")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+
+def _report(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_synth(args) -> int:
+    from captioner_gui.engine import CaptionerError
+    from captioner_gui.training.synth import write_synthetic_set
+
+    if args.count < 3:
+        raise CaptionerError("--count must be at least 3 (one image for each of train, val and test).")
+    records = write_synthetic_set(args.out, args.count, args.seed)
+    splits = {s: sum(r.split == s for r in records) for s in ("train", "val", "test")}
+    print(f"Wrote {len(records)} images to {args.out} ({splits['train']} train, {splits['val']} val, "
+          f"{splits['test']} test), captions.jsonl and captions_{{train,val,test}}.json.")
+    return EXIT_OK
+
+
+def run_prepare(args) -> int:
+    from captioner_gui.training.prepare import prepare_embeddings
+
+    out = prepare_embeddings(args.data, args.out, args.images, args.clip_model, args.clip_weights, args.batch_size,
+                             args.device, _models_dir(args), progress=sys.stderr.isatty())
+    index = json.loads((out / "index.json").read_text())
+    skipped = f", {len(index['skipped'])} skipped" if index["skipped"] else ""
+    print(f"{len(index['images'])} images embedded with CLIP {args.clip_model}{skipped}: {out}")
+    return EXIT_OK
+
+
+def run_train(args) -> int:
+    from captioner_gui.engine import CaptionerError
+    from captioner_gui.training.options import TrainOptions
+    from captioner_gui.training.train import train
+
+    options = TrainOptions(
+        mapping=args.mapping, prefix_length=args.prefix_length, clip_length=args.clip_length, layers=args.layers,
+        normalize_prefix=args.normalize_prefix, freeze_lm=args.freeze_lm, lm=args.lm, tokenizer=args.tokenizer,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, accumulate=args.accumulate,
+        seed=args.seed, device=args.device)
+    for name in ("prefix_length", "clip_length", "layers", "epochs", "batch_size", "accumulate"):
+        if getattr(options, name) < 1:
+            raise CaptionerError(f"--{name.replace('_', '-')} must be 1 or more.")
+    if options.warmup < 0 or options.lr <= 0:
+        raise CaptionerError("--lr must be above 0 and --warmup 0 or more.")
+    out = train(args.emb, args.out, options, resume=args.resume, models_dir=_models_dir(args),
+                progress=sys.stderr.isatty())
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"Model ready: captioner caption IMAGE --model {out}")
+    return EXIT_OK
+
+
+def run_evaluate(args) -> int:
+    from captioner_gui.engine import CaptionerError, DecodeOptions, load_model
+    from captioner_gui.training.evaluate import evaluate_files, evaluate_model
+    from captioner_gui.training.metrics import METRIC_NAMES
+
+    if args.predictions or args.references:
+        if not (args.predictions and args.references) or args.model or args.data:
+            raise CaptionerError("Give either --predictions and --references, or --model and --data.")
+        scores = evaluate_files(args.predictions, args.references, _report)
+    else:
+        if not (args.model and args.data):
+            raise CaptionerError("Give either --model and --data, or --predictions and --references.")
+        model = load_model(args.model, _models_dir(args), args.device)
+        options = DecodeOptions(method=args.decoding, beam_size=args.beam_size)
+        scores, predictions = evaluate_model(model, args.data, args.split, args.images, options,
+                                             progress=sys.stderr.isatty(), report=_report)
+        if args.save_predictions:
+            args.save_predictions.write_text(json.dumps(predictions, indent=1), encoding="utf-8")
+    if args.json:
+        print(json.dumps({name: scores.get(name) for name in (*METRIC_NAMES, *(["SPICE"] if "SPICE" in scores
+                                                                                 else []))}))
+    else:
+        for name, value in scores.items():
+            shown = "unavailable" if value is None else f"{value:.4f}"
+            print(f"{name:<8} {shown}")
     return EXIT_OK
 
 

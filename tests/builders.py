@@ -173,3 +173,71 @@ def reference_clip_vector(built: BuiltModel, image) -> torch.Tensor:
 def reference_prefix(built: BuiltModel, image) -> torch.Tensor:
     with torch.no_grad():
         return built.reference.prefix_embeds(reference_clip_vector(built, image), built.normalize_prefix)
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+TRAINING_CLIP = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 8, "pool_type": "avg"},
+    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def write_training_clip(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """A small random CLIP for the learning tests: (config JSON, image-tower weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "train-clip.json"
+    config.write_text(json.dumps(TRAINING_CLIP))
+    open_clip.add_model_config(config)
+    torch.manual_seed(seed)
+    clip = open_clip.create_model("train-clip").eval()
+    weights = folder / "train-clip.safetensors"
+    save_file({f"visual.{k}": v.contiguous() for k, v in clip.visual.state_dict().items()}, str(weights))
+    return config, weights
+
+
+def train_tokenizer(captions: list[str], folder: Path, vocab_size: int = 400) -> Path:
+    """A byte-level BPE tokenizer trained on the captions, saved as GPT-2's vocab.json and merges.txt."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = ByteLevelBPETokenizer()
+    tokenizer.train_from_iterator(captions, vocab_size=vocab_size, min_frequency=1,
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    tokenizer.save_model(str(folder))
+    return folder
+
+
+def write_lm_config(path: Path, vocab: int, n_layer: int = 2, n_embd: int = 128, n_head: int = 4) -> Path:
+    path.write_text(json.dumps({"model_type": "gpt2", "n_layer": n_layer, "n_embd": n_embd, "n_head": n_head,
+                                "vocab_size": vocab, "n_positions": 128, "bos_token_id": 0, "eos_token_id": 0}))
+    return path
+
+
+def pretrain_lm(captions: list[str], tokenizer_folder: Path, config: Path, out: Path, epochs: int = 8,
+                seed: int = 0) -> Path:
+    """A tiny GPT-2 trained on the caption text alone, as GPT-2 was pretrained on text; saved as the Hub's
+    files (config.json, model.safetensors) so that `--lm FOLDER` reads it like the real one."""
+    from transformers import GPT2Config, GPT2TokenizerFast
+
+    tokenizer = GPT2TokenizerFast.from_pretrained(str(tokenizer_folder))
+    ids = [tokenizer.encode(c) for c in captions]
+    length = max(map(len, ids))
+    tokens = torch.zeros(len(ids), length, dtype=torch.long)
+    mask = torch.zeros(len(ids), length, dtype=torch.long)
+    for i, row in enumerate(ids):
+        tokens[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    torch.manual_seed(seed)
+    lm = GPT2LMHeadModel(GPT2Config.from_json_file(str(config)))
+    optimizer = torch.optim.AdamW(lm.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(ids)).split(64):
+            loss = lm(input_ids=tokens[batch], attention_mask=mask[batch],
+                      labels=tokens[batch].masked_fill(mask[batch] == 0, -100)).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    lm.save_pretrained(str(out))
+    return out

@@ -53,3 +53,32 @@ def full_transformer(tmp_path_factory):
                               mapping="transformer", prefix_length=40, clip_length=40, mapping_layers=8,
                               normalize_prefix=True, gpt_layers=12, gpt_width=768, gpt_heads=12, gpt_vocab=50257,
                               gpt_init_range=0.02, weights_name="transformer_weights.pt", seed=2)
+
+
+@pytest.fixture(scope="session")
+def training_kit(tmp_path_factory):
+    """What the learning tests start from: a synthetic set, a small random CLIP, a tokenizer trained on the
+    captions, the CLIP embeddings (made by `captioner prepare`), a GPT-2 config and a GPT-2 pretrained on the
+    caption text."""
+    import json
+    from types import SimpleNamespace
+
+    from builders import pretrain_lm, train_tokenizer, write_lm_config, write_training_clip
+    from captioner_gui.training.synth import write_synthetic_set
+    from cli_helpers import run_captioner
+
+    root = tmp_path_factory.mktemp("training")
+    data = root / "synth"
+    records = write_synthetic_set(data, 800, seed=0)
+    clip_config, clip_weights = write_training_clip(root / "clip")
+    train_captions = [c for r in records if r.split == "train" for c in r.captions]
+    tokenizer = train_tokenizer(train_captions, root / "tokenizer")
+    vocab = len(json.loads((tokenizer / "vocab.json").read_text()))
+    lm_config = write_lm_config(root / "lm.json", vocab)
+    emb = root / "emb"
+    prepared = run_captioner("prepare", data, "--out", emb, "--clip-model", clip_config, "--clip-weights",
+                             clip_weights, "--device", "cpu")
+    assert prepared.returncode == 0, prepared.stderr
+    pretrained = pretrain_lm(train_captions, tokenizer, lm_config, root / "pretrained-lm")
+    return SimpleNamespace(root=root, data=data, records=records, clip_config=clip_config, clip_weights=clip_weights,
+                           tokenizer=tokenizer, lm_config=lm_config, emb=emb, pretrained_lm=pretrained)

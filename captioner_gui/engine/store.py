@@ -22,6 +22,7 @@ from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_m
 from .tokenizer import TOKENIZER_FILES
 
 TOKENIZER_FOLDER = "gpt2-tokenizer"
+GPT2_FOLDER = "gpt2"  # GPT-2's pretrained weights, for training
 TOKENIZER_REPO = "openai-community/gpt2"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -241,12 +242,27 @@ def _check_hash(remote: RemoteFile, path: Path) -> None:
         raise DownloadError(f"{remote.filename} arrived damaged (checksum mismatch) and was removed; try again.")
 
 
+def download_gpt2(models_dir: Path, tqdm_class=None, report: Callable[[str], None] = lambda message: None) -> Path:
+    """GPT-2 124M's pretrained weights and tokenizer, which `captioner train` starts from."""
+    folder = models_dir / GPT2_FOLDER
+    wanted = [RemoteFile(TOKENIZER_REPO, n, models_dir / TOKENIZER_FOLDER) for n in TOKENIZER_FILES]
+    wanted += [RemoteFile(TOKENIZER_REPO, n, folder) for n in ("config.json", "model.safetensors")]
+    for remote in wanted:
+        if not remote.path.is_file():
+            report(f"Downloading {remote.filename} from {remote.repo_id}")
+            download_file(remote, tqdm_class)
+    return folder
+
+
 def download_model(name: str, models_dir: Path, tqdm_class=None,
-                   report: Callable[[str], None] = lambda message: None) -> Manifest:
-    """Fetches a built-in model and everything it needs, checks that it loads, and writes its manifest."""
+                   report: Callable[[str], None] = lambda message: None) -> Manifest | Path:
+    """Fetches a built-in model and everything it needs, checks that it loads, and writes its manifest.
+    'gpt2' fetches the pretrained GPT-2 that training starts from."""
+    if name == GPT2_FOLDER:
+        return download_gpt2(models_dir, tqdm_class, report)
     if name not in BUILTINS:
         raise CaptionerError(f"Unknown model '{name}': the downloadable ones are "
-                             f"{', '.join(n for n, b in BUILTINS.items() if b.hub_repo)}.")
+                             f"{', '.join(n for n, b in BUILTINS.items() if b.hub_repo)} (and gpt2 for training).")
     builtin = BUILTINS[name]
     if not builtin.hub_repo:
         raise CaptionerError(

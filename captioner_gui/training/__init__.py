@@ -1,0 +1,1 @@
+"""Training new ClipCap models: synthetic data, CLIP embeddings, the training loop, and the COCO metrics."""

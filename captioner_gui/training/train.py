@@ -1,0 +1,438 @@
+"""`captioner train`: the paper's recipe for a new ClipCap model, with the reference code's bugs fixed.
+
+- One CLIP vector per image (from `captioner prepare`), each caption of the image a training example.
+- Captions are tokenized once; padding is a mask that is never written back into the data (the reference's
+  mask was all ones from the second epoch on) and is left out of the loss with -100 (the reference used token 0,
+  which is '!', so a real '!' was never learned).
+- AdamW, linear warm-up then linear decay, gradient accumulation, mixed precision on CUDA, a checkpoint and a
+  validation loss every epoch, `--resume`, and the same command under `torchrun` for several GPUs or machines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from captioner_gui.engine.checkpoint import load_weights, read_safetensors, read_torch_pickle, save_safetensors
+from captioner_gui.engine.errors import CaptionerError
+from captioner_gui.engine.manifest import MANIFEST_NAME, ClipSpec, Manifest, is_path_like
+from captioner_gui.engine.mapping import MLPMapper, TransformerMapper
+from captioner_gui.engine.model import ClipCap, gpt2_config_from_weights, resolve_device
+from captioner_gui.engine.store import GPT2_FOLDER, TOKENIZER_FOLDER, default_models_dir
+from captioner_gui.engine.tokenizer import TOKENIZER_FILES, load_tokenizer, stop_token_id
+
+from .options import TrainOptions
+from .prepare import Embeddings, load_embeddings
+
+WEIGHTS = "model.safetensors"
+STATE = "training_state.pt"
+LOG = "training.json"
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class CaptionData:
+    """Tokenized captions: (examples, length) ids with a mask; each row points at its image's CLIP vector."""
+
+    image_index: torch.Tensor  # (examples,) rows of Embeddings.vectors
+    tokens: torch.Tensor  # (examples, length), padding is 0 and masked
+    mask: torch.Tensor  # (examples, length) bool
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+
+def end_with_stop(caption: str) -> str:
+    """ClipCap stops at the first '.', so every caption it learns from must end with one."""
+    caption = " ".join(caption.split())
+    return caption if caption.endswith(".") else caption + "."
+
+
+def tokenize_captions(embeddings: Embeddings, image_rows: list[int], tokenizer, max_length: int | None,
+                      context: int) -> tuple[CaptionData, dict]:
+    """Token ids for every caption of the given images, padded to the reference's length rule."""
+    ids, owners, empty = [], [], 0
+    for row in image_rows:
+        for caption in embeddings.images[row]["captions"]:
+            if not caption.strip():
+                empty += 1
+                continue
+            ids.append(tokenizer.encode(end_with_stop(caption)))
+            owners.append(row)
+    if not ids:
+        raise CaptionerError("There are no captions to learn from.")
+    lengths = torch.tensor([len(i) for i in ids], dtype=torch.float)
+    if max_length is None:  # the reference: mean + 10 standard deviations, at most the longest
+        spread = float(lengths.std()) if len(ids) > 1 else 0.0
+        max_length = int(min(float(lengths.mean()) + 10 * spread, float(lengths.max())))
+    max_length = max(1, min(max_length, context))
+    tokens = torch.zeros(len(ids), max_length, dtype=torch.long)
+    mask = torch.zeros(len(ids), max_length, dtype=torch.bool)
+    cut = 0
+    for i, row in enumerate(ids):
+        cut += len(row) > max_length
+        row = row[:max_length]
+        tokens[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = True
+    stats = {"captions": len(ids), "empty_skipped": empty, "cut": cut, "max_length": max_length}
+    return CaptionData(torch.tensor(owners), tokens, mask), stats
+
+
+# ---------------------------------------------------------------------------------------------------- model
+
+
+class CaptionLoss(nn.Module):
+    """ClipCap's training objective: cross-entropy of the caption tokens given the prefix (not the padding)."""
+
+    def __init__(self, clipcap: ClipCap):
+        super().__init__()
+        self.clipcap = clipcap
+
+    def forward(self, vectors: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        gpt = self.clipcap.gpt
+        prefix = self.clipcap.prefix(vectors)
+        k = prefix.shape[1]
+        embeds = torch.cat((prefix.to(gpt.transformer.wte.weight.dtype), gpt.transformer.wte(tokens)), dim=1)
+        attention = torch.cat((torch.ones(mask.shape[0], k, dtype=mask.dtype, device=mask.device), mask), dim=1)
+        logits = gpt(inputs_embeds=embeds, attention_mask=attention.long()).logits
+        logits = logits[:, k - 1:-1]  # the logit at position k-1+i predicts token i
+        labels = tokens.masked_fill(~mask, -100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+
+
+def load_language_model(spec: str, models_dir: Path | None):
+    """GPT-2 for training: the models folder's pretrained GPT-2, a weights file or folder, or a config (random)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if spec == "gpt2":
+        folder = (models_dir or default_models_dir()) / GPT2_FOLDER
+        if not (folder / "model.safetensors").is_file():
+            raise CaptionerError(f"GPT-2's pretrained weights are missing: looked for {folder / 'model.safetensors'}. "
+                                 "Get them with: captioner models download gpt2")
+        path = folder
+    else:
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise CaptionerError(f"--lm {spec}: no such file or folder.")
+    if path.suffix == ".json":
+        return GPT2LMHeadModel(GPT2Config.from_json_file(str(path)))
+    folder = path if path.is_dir() else path.parent
+    weights = path
+    if path.is_dir():
+        weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()),
+                       None)
+        if weights is None:
+            raise CaptionerError(f"{path} holds no model.safetensors or pytorch_model.bin.")
+    raw = read_safetensors(weights) if weights.suffix == ".safetensors" else read_torch_pickle(weights)
+    state = {}
+    for key, tensor in raw.items():
+        key = key.removeprefix("gpt.")
+        if not key.startswith(("transformer.", "lm_head.")):
+            key = "transformer." + key  # the Hub's GPT-2 files leave out the "transformer." prefix
+        if key.endswith((".attn.bias", ".attn.masked_bias")):
+            continue
+        state["gpt." + key] = tensor
+    n_head = 12
+    if (folder / "config.json").is_file():
+        n_head = json.loads((folder / "config.json").read_text()).get("n_head", 12)
+    config = gpt2_config_from_weights(state, n_head)
+    model = GPT2LMHeadModel(config)
+    state.setdefault("gpt.lm_head.weight", state["gpt.transformer.wte.weight"])
+    try:
+        model.load_state_dict({k.removeprefix("gpt."): v for k, v in state.items()}, strict=True)
+    except RuntimeError as exc:
+        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({str(exc).splitlines()[1:2]}).")
+    model.tie_weights()
+    return model
+
+
+def build_model(options: TrainOptions, clip_dim: int, models_dir: Path | None) -> ClipCap:
+    gpt = load_language_model(options.lm, models_dir)
+    width = gpt.config.n_embd
+    if options.mapping == "mlp":
+        mapper = MLPMapper(clip_dim, width, options.prefix_length)
+    else:
+        mapper = TransformerMapper(clip_dim, width, options.prefix_length, options.clip_length, options.layers)
+    normalize = options.normalize_prefix if options.normalize_prefix is not None else options.mapping == "transformer"
+    return ClipCap(mapper, gpt, options.prefix_length, normalize)
+
+
+def set_train_mode(clipcap: ClipCap, freeze_lm: bool) -> None:
+    clipcap.train()
+    if freeze_lm:
+        clipcap.gpt.eval()  # frozen GPT-2 stays in eval mode (no dropout), as in the paper
+
+
+# ---------------------------------------------------------------------------------------------------- saving
+
+
+def manifest_for(folder: Path, options: TrainOptions, clipcap: ClipCap, clip: ClipSpec) -> Manifest:
+    clip_weights = clip.weights
+    if is_path_like(clip_weights):
+        clip_weights = os.path.relpath(clip_weights, folder.resolve()).replace(os.sep, "/")
+    clip_model = clip.model
+    if clip_model.endswith(".json"):
+        clip_model = os.path.relpath(clip_model, folder.resolve()).replace(os.sep, "/")
+    return Manifest(
+        path=folder.resolve() / MANIFEST_NAME, name=folder.name, weights=WEIGHTS, mapping=options.mapping,
+        prefix_length=options.prefix_length, normalize_prefix=clipcap.normalize_prefix,
+        clip=ClipSpec(clip_model, clip_weights, clip.quick_gelu), tokenizer="tokenizer",
+        clip_length=options.clip_length if options.mapping == "transformer" else None,
+        mapping_layers=options.layers if options.mapping == "transformer" else None,
+        gpt2_n_head=clipcap.gpt.config.n_head,
+    )
+
+
+def save_checkpoint(folder: Path, clipcap: ClipCap, manifest: Manifest, state: dict, log: dict) -> None:
+    """Weights, manifest and training state, each written atomically: a crash or a full disk leaves the last
+    complete checkpoint as it was."""
+    try:
+        save_safetensors(clipcap.state_dict(), folder / WEIGHTS)
+        manifest.save()
+        tmp = folder / (STATE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(folder / STATE)
+        (folder / (LOG + ".tmp")).write_text(json.dumps(log, indent=2))
+        (folder / (LOG + ".tmp")).replace(folder / LOG)
+    except OSError as exc:
+        for leftover in folder.glob("*.tmp"):
+            leftover.unlink(missing_ok=True)
+        last = log["epochs"][-2]["epoch"] if len(log["epochs"]) > 1 else None
+        kept = f"the checkpoint of epoch {last} is intact" if last else "no earlier checkpoint exists"
+        raise CaptionerError(f"Could not save the checkpoint in {folder} ({exc.strerror or exc}); {kept}.") from None
+
+
+# ---------------------------------------------------------------------------------------------------- loop
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def train(emb: Path, out: Path, options: TrainOptions, resume: bool = False, models_dir: Path | None = None,
+          progress: bool = True, max_length: int | None = None) -> Path:
+    """Trains (or with resume, continues) a model into `out`; `progress` shows per-batch bars."""
+    rank, world, local_rank = _distributed()
+    device = resolve_device(options.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(emb, out, options, resume, models_dir, progress, max_length, rank, world, device)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(emb, out, options, resume, models_dir, progress, max_length, rank, world, device) -> Path:
+    from tqdm import tqdm
+
+    embeddings = load_embeddings(emb)
+    out = Path(out)
+    saved_state = None
+    if resume:
+        saved_state, options = _resume_state(out, embeddings, options)
+    elif (out / STATE).exists():
+        raise CaptionerError(f"{out} already holds a training run: add --resume to continue it, or choose another "
+                             "--out.")
+    if options.batch_size % world or options.batch_size < world:
+        raise CaptionerError(f"The batch size ({options.batch_size}) must be a multiple of the {world} processes.")
+    _seed_everything(options.seed)
+
+    tokenizer_dir = Path(options.tokenizer) if options.tokenizer else (models_dir or default_models_dir()) / TOKENIZER_FOLDER
+    tokenizer = load_tokenizer(tokenizer_dir, " Get it with: captioner models download gpt2")
+    stop_token_id(tokenizer)
+    clipcap = build_model(options, embeddings.vectors.shape[1], models_dir)
+    if clipcap.gpt.config.vocab_size < len(tokenizer):
+        raise CaptionerError(f"The tokenizer has {len(tokenizer)} tokens but GPT-2 only {clipcap.gpt.config.vocab_size}.")
+    if saved_state is not None:
+        clipcap.load_state_dict(load_weights(out / WEIGHTS), strict=True)
+    if options.freeze_lm:
+        clipcap.gpt.requires_grad_(False)
+    clipcap.to(device)
+
+    train_rows, val_rows = _split_rows(embeddings, options.seed)
+    context = clipcap.gpt.config.n_positions - options.prefix_length
+    train_data, stats = tokenize_captions(embeddings, train_rows, tokenizer, max_length, context)
+    val_data, _ = tokenize_captions(embeddings, val_rows, tokenizer, stats["max_length"], context)
+    if rank == 0 and stats["cut"]:
+        print(f"{stats['cut']} captions longer than {stats['max_length']} tokens were cut.", file=sys.stderr)
+    vectors = embeddings.vectors
+
+    model: nn.Module = CaptionLoss(clipcap)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    trainable = [p for p in clipcap.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=0.0)
+    per_process = options.batch_size // world
+    steps_per_epoch = math.ceil(math.ceil(len(train_data) / options.batch_size) / options.accumulate)
+    total_steps = max(1, steps_per_epoch * options.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(options.warmup, total_steps))
+    autocast, scaler = _mixed_precision(device)
+    log = {"options": asdict(options), "data": stats, "epochs": []}
+    first_epoch = 0
+    if saved_state is not None:
+        optimizer.load_state_dict(saved_state["optimizer"])
+        scheduler.load_state_dict(saved_state["scheduler"])
+        if scaler is not None and saved_state.get("scaler"):
+            scaler.load_state_dict(saved_state["scaler"])
+        first_epoch = saved_state["epoch"]
+        log["epochs"] = saved_state["log"]["epochs"]
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _copy_tokenizer(tokenizer_dir, out / "tokenizer")
+    manifest = manifest_for(out, options, clipcap, embeddings.clip)
+
+    for epoch in range(first_epoch, options.epochs):
+        started = time.perf_counter()
+        set_train_mode(clipcap, options.freeze_lm)
+        order = _epoch_order(len(train_data), options.seed, epoch, rank, world)
+        batches = [order[i:i + per_process] for i in range(0, len(order), per_process)]
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch", disable=not progress or rank,
+                   file=sys.stderr, leave=False)
+        running, seen = 0.0, 0
+        for step, rows in enumerate(bar):
+            last_of_group = (step + 1) % options.accumulate == 0 or step + 1 == len(batches)
+            sync = nullcontext() if last_of_group or world == 1 else model.no_sync()
+            with sync, autocast():
+                loss = model(vectors[train_data.image_index[rows]].to(device), train_data.tokens[rows].to(device),
+                             train_data.mask[rows].to(device))
+            (scaler.scale(loss / options.accumulate) if scaler else loss / options.accumulate).backward()
+            if last_of_group:
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                scheduler.step()
+            running += float(loss.detach()) * len(rows)
+            seen += len(rows)
+            bar.set_postfix(loss=f"{running / seen:.3f}")
+        bar.close()
+        train_loss = _mean_across(running, seen, device, world)
+        val_loss = evaluate_loss(model, val_data, vectors, per_process, device, autocast, rank, world)
+        entry = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
+                 "seconds": round(time.perf_counter() - started, 2)}
+        log["epochs"].append(entry)
+        if rank == 0:
+            state = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "scaler": scaler.state_dict() if scaler else None, "options": asdict(options), "log": log,
+                     "clip": {"model": embeddings.clip.model, "weights": embeddings.clip.weights}}
+            save_checkpoint(out, clipcap, manifest, state, log)
+            print(f"epoch {epoch + 1}/{options.epochs}: train loss {train_loss:.4f}, validation loss "
+                      f"{val_loss:.4f} ({entry['seconds']:.0f} s), saved {out}", file=sys.stderr)
+        if world > 1:
+            dist.barrier()
+    return out
+
+
+@torch.no_grad()
+def evaluate_loss(model, data: CaptionData, vectors, batch_size, device, autocast, rank, world) -> float:
+    if len(data) == 0:
+        return float("nan")
+    module = model.module if hasattr(model, "module") else model
+    module.clipcap.eval()
+    rows = list(range(rank, len(data), world))
+    total = 0.0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        with autocast():
+            loss = module(vectors[data.image_index[batch]].to(device), data.tokens[batch].to(device),
+                          data.mask[batch].to(device))
+        total += float(loss) * len(batch)
+    return _mean_across(total, len(rows), device, world)
+
+
+def _mean_across(total: float, count: int, device, world: int) -> float:
+    if world > 1:
+        numbers = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+        dist.all_reduce(numbers)
+        total, count = float(numbers[0]), float(numbers[1])
+    return total / max(count, 1)
+
+
+def _epoch_order(n: int, seed: int, epoch: int, rank: int, world: int) -> list[int]:
+    """A fresh shuffle per epoch, the same on every process; each process takes every world-th example."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    usable = (n // world) * world if n >= world else n
+    return order[:usable][rank::world]
+
+
+def _split_rows(embeddings: Embeddings, seed: int) -> tuple[list[int], list[int]]:
+    """Training images, and validation images: the 'val' split, or 5% of the training images held out."""
+    train_rows = embeddings.split("train")
+    val_rows = embeddings.split("val")
+    if not train_rows:
+        raise CaptionerError("The embeddings hold no images of split 'train'.")
+    if not val_rows and len(train_rows) > 1:
+        shuffled = train_rows[:]
+        random.Random(seed).shuffle(shuffled)
+        held = max(1, len(shuffled) // 20)
+        val_rows, train_rows = sorted(shuffled[:held]), sorted(shuffled[held:])
+    return train_rows, val_rows
+
+
+def _linear_warmup_decay(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def _mixed_precision(device: torch.device):
+    """bf16 autocast where the GPU has it (no scaler needed), else fp16 with a gradient scaler; fp32 on the CPU."""
+    if device.type != "cuda":
+        return nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _copy_tokenizer(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if source.resolve() != target.resolve():
+            shutil.copy2(source / name, target / name)
+
+
+def _resume_state(out: Path, embeddings: Embeddings, options: TrainOptions) -> tuple[dict, TrainOptions]:
+    if not (out / STATE).is_file() or not (out / WEIGHTS).is_file():
+        raise CaptionerError(f"Nothing to resume in {out}: it has no {STATE} and {WEIGHTS}.")
+    state = torch.load(out / STATE, map_location="cpu", weights_only=True)
+    clip = state["clip"]
+    if (clip["model"], clip["weights"]) != (embeddings.clip.model, embeddings.clip.weights):
+        raise CaptionerError(f"The model in {out} was trained on CLIP {clip['model']} ({clip['weights']}), but these "
+                             f"embeddings were made with {embeddings.clip.model} ({embeddings.clip.weights}).")
+    saved = TrainOptions(**{f.name: state["options"][f.name] for f in fields(TrainOptions)})
+    # The architecture and data settings are the saved run's; the number of epochs and the device may change.
+    saved.epochs, saved.device = options.epochs, options.device
+    return state, saved
+
