@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,26 +77,8 @@ def decode(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, options: DecodeO
     return nucleus(lm, prefix, stop_token, options.max_tokens, options.top_p, options.temperature, options.seed)
 
 
-@torch.inference_mode()
 def greedy(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int) -> list[Decoded]:
-    batch = prefix.shape[0]
-    logits, cache = lm.start(prefix)
-    tokens = torch.empty(batch, 0, dtype=torch.long, device=prefix.device)
-    logprob_sum = torch.zeros(batch, device=prefix.device)
-    lengths = torch.zeros(batch, dtype=torch.long, device=prefix.device)
-    stopped = torch.zeros(batch, dtype=torch.bool, device=prefix.device)
-    for step in range(max_tokens):
-        logprobs = F.log_softmax(logits, dim=-1)
-        next_tokens = logprobs.argmax(dim=-1)
-        running = ~stopped
-        logprob_sum += torch.where(running, logprobs.gather(1, next_tokens[:, None])[:, 0], 0.0)
-        lengths += running.long()
-        tokens = torch.cat((tokens, next_tokens[:, None]), dim=1)
-        stopped |= next_tokens == stop_token
-        if bool(stopped.all()) or step == max_tokens - 1:
-            break
-        logits, cache = lm.step(next_tokens, cache)
-    return _collect(tokens, lengths, logprob_sum / lengths.clamp(min=1))
+    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits: logits.argmax(dim=-1))
 
 
 @torch.inference_mode()
@@ -138,26 +121,37 @@ def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens:
     return _collect(tokens[best_beam], lengths[best_beam].long(), averages.max(dim=-1).values)
 
 
-@torch.inference_mode()
 def nucleus(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,
             temperature: float, seed: int | None) -> list[Decoded]:
     """Top-p sampling. Each image has its own generator seeded with `seed`: a batch samples as singles do."""
-    batch, device = prefix.shape[0], prefix.device
     if seed is None:
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-    generators = [torch.Generator(device="cpu").manual_seed(seed) for _ in range(batch)]
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for _ in range(prefix.shape[0])]
+
+    def sample(logits: torch.Tensor) -> torch.Tensor:
+        probs = F.softmax(logits / temperature, dim=-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the first token is always kept
+        sorted_probs = sorted_probs.masked_fill(outside, 0.0).cpu()
+        picks = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(sorted_probs, generators)])
+        return order.gather(1, picks.to(order.device))[:, 0]
+
+    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, sample)
+
+
+@torch.inference_mode()
+def _one_token_at_a_time(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int,
+                         choose: Callable[[torch.Tensor], torch.Tensor]) -> list[Decoded]:
+    """One sequence per image; `choose` picks each next token from the logits. A row that reached the stop
+    token keeps running with the others, but its tokens after the stop are cut and not scored."""
+    batch, device = prefix.shape[0], prefix.device
     logits, cache = lm.start(prefix)
     tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
     logprob_sum = torch.zeros(batch, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     stopped = torch.zeros(batch, dtype=torch.bool, device=device)
     for step in range(max_tokens):
-        probs = F.softmax(logits / temperature, dim=-1)
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the first token is always kept
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0).cpu()
-        picks = torch.stack([torch.multinomial(sorted_probs[i], 1, generator=generators[i]) for i in range(batch)])
-        next_tokens = order.gather(1, picks.to(device))[:, 0]
+        next_tokens = choose(logits)
         running = ~stopped
         logprobs = F.log_softmax(logits, dim=-1).gather(1, next_tokens[:, None])[:, 0]
         logprob_sum += torch.where(running, logprobs, 0.0)

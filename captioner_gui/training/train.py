@@ -156,7 +156,8 @@ def load_language_model(spec: str, models_dir: Path | None):
     try:
         model.load_state_dict({k.removeprefix("gpt."): v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
-        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({str(exc).splitlines()[1:2]}).")
+        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({detail}).") from None
     model.tie_weights()
     return model
 
