@@ -16,6 +16,7 @@ from pathlib import Path
 from captioner_gui import __version__
 
 EXIT_OK, EXIT_FAILED = 0, 1
+PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")  # as engine.model.PRECISIONS, without importing torch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--max-tokens", type=int, default=67)
     caption.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                          help="auto: CUDA when available, else the CPU")
+    caption.add_argument("--precision", choices=PRECISIONS, default="auto",
+                         help="auto: int8 on the CPU, fp16 on CUDA; fp32 is exact but slower")
     caption.add_argument("--batch-size", type=int, default=8, help="images captioned together (default 8)")
     caption.add_argument("--recursive", action="store_true", help="also look into subfolders of folders")
     caption.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
@@ -108,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     importing.set_defaults(run=run_models_import)
     models.set_defaults(run=lambda args: (models.print_help(), EXIT_FAILED)[1])
     add_training_commands(commands, common)
+
+    benchmark = commands.add_parser("benchmark", parents=[common], help="measure captioning speed and memory")
+    benchmark.add_argument("--model", default="random",
+                           help="an installed model, or random: real-size ViT-B/32 + GPT-2 with random weights")
+    benchmark.add_argument("--precision", choices=PRECISIONS, default="auto")
+    benchmark.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    benchmark.add_argument("--repeats", type=int, default=5)
+    benchmark.add_argument("--json", action="store_true")
+    benchmark.set_defaults(run=run_benchmark)
     return parser
 
 
@@ -169,6 +181,7 @@ def add_training_commands(commands, common) -> None:
     evaluate.add_argument("--decoding", choices=("greedy", "beam", "nucleus"), default="beam")
     evaluate.add_argument("--beam-size", type=int, default=5)
     evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument("--precision", choices=PRECISIONS, default="auto")
     evaluate.add_argument("--save-predictions", type=Path, help="also write the captions as COCO results")
     evaluate.add_argument("--predictions", type=Path, help="COCO-format results: [{image_id, caption}]")
     evaluate.add_argument("--references", type=Path, help="a COCO-format annotation file")
@@ -220,7 +233,7 @@ def run_caption(args) -> int:
     inputs = collect_inputs(args.paths, args.recursive)
     if not inputs:
         raise CaptionerError("No images to caption.")
-    model = load_model(args.model, _models_dir(args), args.device)
+    model = load_model(args.model, _models_dir(args), args.device, args.precision)
 
     results: list[dict] = []
     failed = 0
@@ -390,7 +403,7 @@ def run_evaluate(args) -> int:
     else:
         if not (args.model and args.data):
             raise CaptionerError("Give either --model and --data, or --predictions and --references.")
-        model = load_model(args.model, _models_dir(args), args.device)
+        model = load_model(args.model, _models_dir(args), args.device, args.precision)
         options = DecodeOptions(method=args.decoding, beam_size=args.beam_size)
         scores, predictions = evaluate_model(model, args.data, args.split, args.images, options,
                                              progress=sys.stderr.isatty(), report=_report)
@@ -403,6 +416,14 @@ def run_evaluate(args) -> int:
         for name, value in scores.items():
             shown = "unavailable" if value is None else f"{value:.4f}"
             print(f"{name:<8} {shown}")
+    return EXIT_OK
+
+
+def run_benchmark(args) -> int:
+    from captioner_gui.benchmark import format_table, run_benchmark as measure
+
+    results = measure(args.model, args.models_dir, args.repeats, args.precision, args.device, _report)
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
     return EXIT_OK
 
 

@@ -24,14 +24,15 @@ def photos(tmp_path_factory):
 def expected_tokens(built, paths, method="greedy"):
     from captioner_gui.engine import load_image
 
-    model = load_model(str(built.folder), device="cpu")
+    model = load_model(str(built.folder), device="cpu", precision="fp32")
     return [r.tokens for r in model.caption([load_image(p) for p in paths], DecodeOptions(method=method))]
 
 
 def test_one_image_prints_its_caption(tiny_mlp, photos):
-    result = run_captioner("caption", photos / "photo0.png", "--model", tiny_mlp.folder, "--decoding", "greedy")
+    result = run_captioner("caption", photos / "photo0.png", "--model", tiny_mlp.folder, "--decoding", "greedy",
+                           "--precision", "fp32")
     assert result.returncode == 0, result.stderr
-    model = load_model(str(tiny_mlp.folder), device="cpu")
+    model = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
     [tokens] = expected_tokens(tiny_mlp, [photos / "photo0.png"])
     assert result.stdout.count("\n") == 1  # one line, even if the caption held line breaks
     assert result.stdout.split() == re.sub(r"[\x00-\x1f\x7f]", " ", model.tokenizer.decode(tokens)).split()
@@ -40,7 +41,7 @@ def test_one_image_prints_its_caption(tiny_mlp, photos):
 def test_json_for_several_images_in_the_order_given(tiny_mlp, photos):
     paths = [photos / "photo2.png", photos / "photo0.png"]
     result = run_captioner("caption", *paths, "--model", tiny_mlp.folder / "manifest.json", "--decoding", "greedy",
-                           "--json")
+                           "--json", "--precision", "fp32")
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)
     assert [e["image"] for e in entries] == [str(p) for p in paths]
@@ -60,7 +61,7 @@ def test_plain_output_names_each_image_when_there_are_several(tiny_mlp, photos):
 
 def test_a_folder_captions_every_image_in_it_in_batches(tiny_mlp, photos):
     result = run_captioner("caption", photos, "--model", tiny_mlp.folder, "--json", "--batch-size", "2",
-                           "--decoding", "greedy")
+                           "--decoding", "greedy", "--precision", "fp32")
     assert result.returncode == 0, result.stderr
     entries = json.loads(result.stdout)
     paths = [photos / f"photo{i}.png" for i in range(3)]
@@ -134,7 +135,7 @@ def test_models_list_import_and_caption_by_name(tiny_mlp, photos, tmp_path):
     assert "mine" in run_captioner("models", "list", "--models-dir", models).stdout
 
     result = run_captioner("caption", photos / "photo1.png", "--model", "mine", "--models-dir", models, "--json",
-                           "--decoding", "greedy")
+                           "--decoding", "greedy", "--precision", "fp32")
     assert json.loads(result.stdout)[0]["tokens"] == expected_tokens(tiny_mlp, [photos / "photo1.png"])[0]
 
     for weights in (models / "mine").glob("weights.*"):

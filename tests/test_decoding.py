@@ -13,7 +13,7 @@ STOP = 13  # '.' in GPT-2's vocabulary and in the test tokenizer
 @pytest.fixture(scope="module", params=["tiny_mlp", "tiny_transformer"])
 def built_and_loaded(request):
     built = request.getfixturevalue(request.param)
-    return built, load_model(str(built.folder), device="cpu")
+    return built, load_model(str(built.folder), device="cpu", precision="fp32")
 
 
 def test_greedy_matches_reference_loop(built_and_loaded, images):
@@ -101,7 +101,7 @@ def test_caption_stops_after_the_full_stop(tmp_path, images):
     k = next(i for i in range(2, 12) if free[i] not in free[:i])
     assert STOP not in free[:k + 1]
     swap_token_rows(built, STOP, free[k])
-    model = load_model(str(built.folder), device="cpu")
+    model = load_model(str(built.folder), device="cpu", precision="fp32")
     [greedy] = model.caption(images[:1], DecodeOptions(method="greedy"))
     assert greedy.tokens == free[:k] + [STOP]
     assert greedy.text.endswith(".")

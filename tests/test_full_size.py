@@ -26,7 +26,7 @@ def test_released_layout_captions_like_the_reference(variant, request, tmp_path)
     expected = reference_greedy(built.reference, reference_prefix(built, load_image(tmp_path / "photo.jpg")), 13,
                                 TOKENS)
     result = run_captioner("caption", tmp_path / "photo.jpg", "--model", built.manifest, "--decoding", "greedy",
-                           "--json", "--max-tokens", TOKENS, "--device", "cpu")
+                           "--json", "--max-tokens", TOKENS, "--device", "cpu", "--precision", "fp32")
     assert result.returncode == 0, result.stderr
     [entry] = json.loads(result.stdout)
     assert entry["tokens"] == expected

@@ -102,7 +102,7 @@ def test_padding_is_masked_and_left_out_of_the_loss_and_a_real_bang_is_learned(t
     """Token 0 is '!' in GPT-2's vocabulary: the reference padded with 0 and ignored it in the loss."""
     from captioner_gui.training.train import CaptionLoss, CaptionData, tokenize_captions
 
-    model = load_model(str(tiny_mlp.folder), device="cpu")
+    model = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
     clipcap = model.clipcap
     vectors = torch.randn(2, 32)
     tokens = torch.tensor([[64, 0, 13, 0, 0], [64, 13, 0, 0, 0]])  # "a!." and "a." padded with 0

@@ -134,7 +134,7 @@ def load_clip_encoder(
     elif not weights_path.is_file():
         raise ModelFilesMissing(f"CLIP weights are missing: looked for {weights_path}.{hint}")
 
-    with _quiet_open_clip():
+    with _quiet_open_clip(), torch.device("meta"):  # built without memory or random initialisation
         model = open_clip.create_model(model_name, device="meta", force_quick_gelu=quick_gelu)
     visual = model.visual
     state = read_clip_visual_weights(weights_path)

@@ -58,7 +58,7 @@ class PrefixLM:
         # transformers 5 calls the key/value cache `cache`; earlier releases called it `past_key_values`.
         self.cache_name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
 
-    def start(self, prefix: torch.Tensor):
+    def start(self, prefix: torch.Tensor, max_new_tokens: int):
         return self._run(prefix, None)
 
     def step(self, tokens: torch.Tensor, cache):
@@ -86,7 +86,7 @@ def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens:
                 temperature: float = 1.0) -> list[Decoded]:
     """The reference's beam search, for a batch of images: rows are (image, beam), image-major."""
     batch, device = prefix.shape[0], prefix.device
-    logits, cache = lm.start(prefix)
+    logits, cache = lm.start(prefix, max_tokens)
     vocab = logits.shape[-1]
     width = min(beam_size, vocab)
     logprobs = F.log_softmax(logits / temperature, dim=-1)
@@ -145,7 +145,7 @@ def _one_token_at_a_time(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, ma
     """One sequence per image; `choose` picks each next token from the logits. A row that reached the stop
     token keeps running with the others, but its tokens after the stop are cut and not scored."""
     batch, device = prefix.shape[0], prefix.device
-    logits, cache = lm.start(prefix)
+    logits, cache = lm.start(prefix, max_tokens)
     tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
     logprob_sum = torch.zeros(batch, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)

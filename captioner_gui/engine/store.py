@@ -102,13 +102,15 @@ def find_manifest(spec: str, models_dir: Path) -> Path:
     raise ModelFilesMissing(f"Model '{spec}' is not installed: looked for {by_name}.{get_hint(spec)}")
 
 
-def load_model(spec: str = "coco", models_dir: Path | None = None, device: str = "auto"):
-    """The engine's entry: a model name, folder or manifest -> a loaded Captioner."""
+def load_model(spec: str = "coco", models_dir: Path | None = None, device: str = "auto", precision: str = "auto"):
+    """The engine's entry: a model name, folder or manifest -> a loaded Captioner.
+
+    precision: auto (int8 on the CPU, fp16 on CUDA), fp32 (exact), int8, fp16 or bf16."""
     from .model import load_captioner
 
     models_dir = models_dir or default_models_dir()
     manifest = read_manifest(find_manifest(spec, models_dir))
-    return load_captioner(manifest, models_dir, device, get_hint(manifest.name))
+    return load_captioner(manifest, models_dir, device, get_hint(manifest.name), precision)
 
 
 # ---------------------------------------------------------------------------------------------------- listing

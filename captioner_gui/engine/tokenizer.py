@@ -28,3 +28,10 @@ def stop_token_id(tokenizer) -> int:
     if len(ids) != 1:
         raise ManifestError(f"The tokenizer has no single token for '{STOP_TEXT}', which ends every caption.")
     return ids[0]
+
+
+def byte_level_alphabet() -> list[str]:
+    """GPT-2's 256 byte symbols in its id order ('!' is 0, '.' is 13): the base of every byte-level vocabulary."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return [chr(b) for b in printable] + [chr(256 + n) for n in range(len(others))]

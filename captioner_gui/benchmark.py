@@ -1,0 +1,205 @@
+"""`captioner benchmark`: how fast a caption is, measured the way a user meets it.
+
+Real-size architectures (an installed model, or random weights: timing does not depend on the values), one
+process, repetitions interleaved, medians. The reference's no-cache loop and transformers' `generate` run in the
+same process on the same weights, as ratios. Load time and peak memory come from a real `captioner caption`
+run in a child process, from launch to the first caption.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
+from captioner_gui.engine.fast_gpt2 import max_logit_error
+from captioner_gui.engine.store import load_model
+
+NEVER = -1  # a stop token no model produces: every caption runs to the token limit
+TOKENS = 20
+
+
+def write_random_model(folder: Path, seed: int = 0) -> Path:
+    """ViT-B/32 + MLP (K=10) + GPT-2 124M with random weights, in the coco model's layout, with a byte tokenizer."""
+    import open_clip
+    from safetensors.torch import save_file
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from captioner_gui.engine.checkpoint import save_safetensors
+    from captioner_gui.engine.manifest import ClipSpec, Manifest
+    from captioner_gui.engine.mapping import MLPMapper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    with torch.device("meta"):
+        clip = open_clip.create_model("ViT-B-32", device="meta", force_quick_gelu=True)
+    visual = clip.visual.to_empty(device="cpu")
+    for parameter in visual.parameters():
+        torch.nn.init.normal_(parameter, std=0.02)
+    save_file({f"visual.{k}": v.contiguous() for k, v in visual.state_dict().items()}, str(folder / "clip.safetensors"))
+    gpt = GPT2LMHeadModel(GPT2Config())
+    mapper = MLPMapper(512, 768, 10)
+    state = {f"clip_project.{k}": v for k, v in mapper.state_dict().items()}
+    state.update({f"gpt.{k}": v for k, v in gpt.state_dict().items()})
+    save_safetensors(state, folder / "model.safetensors")
+    tokenizer = folder / "tokenizer"
+    tokenizer.mkdir(exist_ok=True)
+    from captioner_gui.engine.tokenizer import byte_level_alphabet
+
+    vocab = {symbol: i for i, symbol in enumerate(byte_level_alphabet())}
+    vocab["<|endoftext|>"] = len(vocab)
+    (tokenizer / "vocab.json").write_text(json.dumps(vocab))
+    (tokenizer / "merges.txt").write_text("#version: 0.2\n")
+    Manifest(path=folder / "manifest.json", name="random", weights="model.safetensors", mapping="mlp",
+             prefix_length=10, normalize_prefix=False,
+             clip=ClipSpec("ViT-B-32", "clip.safetensors", quick_gelu=True), tokenizer="tokenizer").save()
+    return folder
+
+
+def _median_ms(runs: list[float]) -> float:
+    return round(statistics.median(runs) * 1000, 1)
+
+
+def _timed(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def measure_startup(model: str, models_dir: Path | None, image: Path, precision: str, device: str) -> dict:
+    """Launch `captioner caption` as a user does; wall time to the caption and the child's peak memory."""
+    command = [sys.executable, "-m", "captioner_gui", "caption", str(image), "--model", model, "--decoding",
+               "greedy", "--max-tokens", str(TOKENS), "--precision", precision, "--device", device]
+    if models_dir:
+        command += ["--models-dir", str(models_dir)]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "caption failed")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
+    return {"launch_to_caption_s": round(wall, 2), "peak_memory_mb": round(peak_kb / 1024)}
+
+
+def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats: int = 5,
+                  precision: str = "auto", device: str = "auto", report=lambda message: None) -> dict:
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        if model == "random":
+            report("Writing a real-size model with random weights ...")
+            model = str(write_random_model(scratch / "random"))
+        image_path = scratch / "photo.png"
+        Image.effect_noise((640, 480), 64).convert("RGB").save(image_path)
+        image = Image.open(image_path).convert("RGB")
+
+        report("Starting `captioner caption` in a fresh process ...")
+        startup = measure_startup(model, models_dir, image_path, precision, device)
+
+        started = time.perf_counter()
+        fast = load_model(model, models_dir, device, precision)
+        load_seconds = time.perf_counter() - started
+        exact = fast if fast.precision == "fp32" else load_model(model, models_dir, device, "fp32")
+        report(f"Measuring ({fast.precision} on {fast.device_name}) ...")
+
+        with torch.inference_mode():
+            prefix = fast.clipcap.prefix(fast.encode([image]))
+            exact_prefix = exact.clipcap.prefix(exact.encode([image]))
+            reference_logits = exact.lm.start(exact_prefix, TOKENS)[0]
+            fast_logits = fast.lm.start(prefix, TOKENS)[0]
+            gpt = exact.clipcap.gpt
+            batch = [image] * 8
+
+            def clip():
+                fast.clipcap.prefix(fast.encode([image]))
+
+            def first_token():
+                greedy(fast.lm, fast.clipcap.prefix(fast.encode([image])), NEVER, 1)
+
+            def greedy_caption():
+                greedy(fast.lm, fast.clipcap.prefix(fast.encode([image])), NEVER, TOKENS)
+
+            def beam_caption():
+                beam_search(fast.lm, fast.clipcap.prefix(fast.encode([image])), NEVER, TOKENS, 5)
+
+            def folder_batch():
+                p = fast.clipcap.prefix(fast.encode(batch))
+                greedy(fast.lm, p, NEVER, TOKENS)
+
+            def reference_loop():
+                generated, embed = exact_prefix, gpt.transformer.wte
+                for _ in range(TOKENS):
+                    next_token = gpt(inputs_embeds=generated).logits[:, -1].argmax(-1)
+                    generated = torch.cat((generated, embed(next_token)[:, None]), dim=1)
+
+            def transformers_generate():
+                gpt.generate(inputs_embeds=exact_prefix, max_new_tokens=TOKENS, min_new_tokens=TOKENS,
+                             do_sample=False, eos_token_id=None, pad_token_id=0)
+
+            timers = {"clip": clip, "first": first_token, "greedy": greedy_caption, "beam": beam_caption,
+                      "batch": folder_batch, "reference": reference_loop, "generate": transformers_generate}
+            for function in timers.values():  # warm-up
+                function()
+            runs: dict[str, list[float]] = {name: [] for name in timers}
+            for _ in range(repeats):
+                for name, function in timers.items():
+                    if name in ("reference", "generate") and len(runs[name]) >= max(2, repeats // 2):
+                        continue  # the slow baselines need fewer repetitions
+                    runs[name].append(_timed(function))
+
+    greedy_ms = _median_ms(runs["greedy"])
+    first_ms = _median_ms(runs["first"])
+    results = {
+        "model": fast.name, "precision": fast.precision, "device": fast.device_name, "threads": torch.get_num_threads(),
+        "clip_ms": _median_ms(runs["clip"]),
+        "prefix_and_first_token_ms": round(first_ms - _median_ms(runs["clip"]), 1),
+        "per_token_ms": round((greedy_ms - first_ms) / (TOKENS - 1), 2),
+        "greedy_20_tokens_ms": greedy_ms,
+        "beam5_20_tokens_ms": _median_ms(runs["beam"]),
+        "folder_images_per_s": round(8 / statistics.median(runs["batch"]), 2),
+        "reference_loop_ms": _median_ms(runs["reference"]) + _median_ms(runs["clip"]),
+        "transformers_generate_ms": _median_ms(runs["generate"]) + _median_ms(runs["clip"]),
+        "load_s": round(load_seconds, 2),
+        **startup,
+        "logit_error_vs_fp32": round(max_logit_error(reference_logits, fast_logits), 4),
+    }
+    results["speedup_vs_reference"] = round(results["reference_loop_ms"] / greedy_ms, 1)
+    results["speedup_vs_generate"] = round(results["transformers_generate_ms"] / greedy_ms, 1)
+    results["beam5_vs_greedy"] = round(results["beam5_20_tokens_ms"] / greedy_ms, 2)
+    return results
+
+
+ROWS = [
+    ("CLIP image encode", "clip_ms", "ms"),
+    ("prefix + first token", "prefix_and_first_token_ms", "ms"),
+    ("each further token", "per_token_ms", "ms"),
+    ("20-token greedy caption (image in, text out)", "greedy_20_tokens_ms", "ms"),
+    ("20-token beam-5 caption", "beam5_20_tokens_ms", "ms"),
+    ("folder throughput (batches of 8, greedy)", "folder_images_per_s", "images/s"),
+    ("reference no-cache loop, same weights, fp32", "reference_loop_ms", "ms"),
+    ("transformers generate, same weights, fp32", "transformers_generate_ms", "ms"),
+    ("speed-up over the reference loop", "speedup_vs_reference", "x"),
+    ("speed-up over transformers generate", "speedup_vs_generate", "x"),
+    ("beam 5 / greedy", "beam5_vs_greedy", "x"),
+    ("model load (in process)", "load_s", "s"),
+    ("launch `captioner caption` to first caption", "launch_to_caption_s", "s"),
+    ("peak memory of that process", "peak_memory_mb", "MB"),
+    ("largest logit error vs fp32 (in standard deviations)", "logit_error_vs_fp32", ""),
+]
+
+
+def format_table(results: dict) -> str:
+    lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['threads']} threads), medians",
+             "| what | value |", "|---|---|"]
+    for label, key, unit in ROWS:
+        lines.append(f"| {label} | {results[key]} {unit} |".replace("  |", " |"))
+    return "\n".join(lines)

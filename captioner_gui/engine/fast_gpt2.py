@@ -1,0 +1,157 @@
+"""A lean GPT-2 for captioning: the same weights as transformers' GPT2LMHeadModel, less work per token.
+
+Decoding a caption reads every GPT-2 weight once per token, so on a CPU its speed is set by the bytes of the
+weights and by the Python run for each step. This module:
+- keeps GPT-2's Conv1D layers as plain nn.Linear (so that torch's dynamic int8 quantization applies to them,
+  the output layer included: a quarter of the bytes of fp32);
+- keeps keys and values in one preallocated cache per layer (no concatenation per step);
+- computes logits for the last position only;
+- does nothing else per step (no masks, no generation machinery).
+The decoding module drives it through the same two calls as transformers' model (`start`, `step`), and its
+cache offers the two operations beam search needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class KVCache:
+    """Keys and values for every layer, (batch, heads, max_length, head_dim), filled up to `length`."""
+
+    def __init__(self, layers: int, batch: int, heads: int, max_length: int, head_dim: int, dtype, device):
+        shape = (batch, heads, max_length, head_dim)
+        self.keys = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.values = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.length = 0
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Each row becomes `repeats` rows (the beams of one image share its prefix)."""
+        self.keys = [k.repeat_interleave(repeats, dim=0) for k in self.keys]
+        self.values = [v.repeat_interleave(repeats, dim=0) for v in self.values]
+
+    def reorder_cache(self, rows: torch.Tensor) -> None:
+        """Keeps the rows named, in that order (beam search picks which beams go on)."""
+        n = self.length
+        for layer in range(len(self.keys)):
+            self.keys[layer][:, :, :n] = self.keys[layer][rows, :, :n]
+            self.values[layer][:, :, :n] = self.values[layer][rows, :, :n]
+
+
+class Block(nn.Module):
+    def __init__(self, width: int, heads: int, inner: int, eps: float):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(width, eps=eps)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.ln_2 = nn.LayerNorm(width, eps=eps)
+        self.fc = nn.Linear(width, inner)
+        self.fc_proj = nn.Linear(inner, width)
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, start: int) -> torch.Tensor:
+        b, t, c = x.shape
+        h = self.heads
+        q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4)
+        end = start + t
+        keys[:, :, start:end] = k
+        values[:, :, start:end] = v
+        # The first call sees the whole prefix (causal); later calls add one token that sees everything before it.
+        attended = F.scaled_dot_product_attention(q, keys[:, :, :end], values[:, :, :end], is_causal=t > 1)
+        x = x + self.proj(attended.transpose(1, 2).reshape(b, t, c))
+        return x + self.fc_proj(F.gelu(self.fc(self.ln_2(x)), approximate="tanh"))
+
+
+class FastGPT2(nn.Module):
+    """GPT-2's forward pass for decoding, built from a GPT2LMHeadModel. With int8, each layer is quantized as
+    soon as it is built, so that no second full-precision copy of GPT-2 ever exists."""
+
+    def __init__(self, gpt, int8: bool = False):
+        super().__init__()
+        config = gpt.config
+        self.width, self.heads = config.n_embd, config.n_head
+        self.max_length = config.n_positions
+        inner = config.n_inner or 4 * config.n_embd
+        transformer = gpt.transformer
+        self.wte = transformer.wte
+        self.wpe = transformer.wpe
+        blocks = []
+        with torch.no_grad():
+            for source in transformer.h:
+                with torch.device("meta"):
+                    block = Block(self.width, self.heads, inner, config.layer_norm_epsilon)
+                block.ln_1.load_state_dict(source.ln_1.state_dict(), assign=True)
+                block.ln_2.load_state_dict(source.ln_2.state_dict(), assign=True)
+                for linear, conv in ((block.qkv, source.attn.c_attn), (block.proj, source.attn.c_proj),
+                                     (block.fc, source.mlp.c_fc), (block.fc_proj, source.mlp.c_proj)):
+                    # transformers' Conv1D stores weights as (in, out); nn.Linear as (out, in).
+                    linear.weight = nn.Parameter(conv.weight.detach().t().contiguous(), requires_grad=False)
+                    linear.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
+                blocks.append(quantize_linears(block) if int8 else block)
+        self.blocks = nn.ModuleList(blocks)
+        self.ln_f = transformer.ln_f
+        with torch.device("meta"):
+            lm_head = nn.Linear(self.width, config.vocab_size, bias=False)
+        lm_head.weight = nn.Parameter(gpt.lm_head.weight.detach(), requires_grad=False)
+        self.lm_head = quantize_linears(lm_head) if int8 else lm_head
+        self.requires_grad_(False).eval()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.wte
+
+    def new_cache(self, batch: int, length: int, dtype, device) -> KVCache:
+        return KVCache(len(self.blocks), batch, self.heads, min(length, self.max_length), self.width // self.heads,
+                       dtype, device)
+
+    def forward(self, embeds: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Embeddings of the new positions (B, T, D) -> logits of the last position (B, vocab)."""
+        start, t = cache.length, embeds.shape[1]
+        if start + t > cache.keys[0].shape[2]:
+            raise ValueError("the caption reached GPT-2's context length")
+        x = embeds + self.wpe.weight[start:start + t]
+        for block, keys, values in zip(self.blocks, cache.keys, cache.values):
+            x = block(x, keys, values, start)
+        cache.length = start + t
+        return self.lm_head(self.ln_f(x[:, -1]))
+
+
+def quantize_linears(module: nn.Module) -> nn.Module:
+    """torch's dynamic int8 quantization of a module's nn.Linear layers, in place (no copy of the module):
+    weights int8 per tensor, activations quantized on the fly (fbgemm on x86, qnnpack on ARM)."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with torch.no_grad():
+        for linear in [m for m in module.modules() if isinstance(m, nn.Linear) and m.bias is not None]:
+            # The int8 layer keeps the bias tensor itself: a copy lets a memory-mapped weights file go.
+            linear.bias.data = linear.bias.data.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it announces its move to torchao; it works as it is
+        if isinstance(module, nn.Linear):  # quantize_dynamic swaps children, so a bare Linear goes in a box
+            return quantize_dynamic(nn.Sequential(module), {nn.Linear}, dtype=torch.qint8, inplace=True)[0]
+        return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+class FastPrefixLM:
+    """The decoding module's view of FastGPT2: start from prefix embeddings, then one token per step."""
+
+    def __init__(self, model: FastGPT2):
+        self.model = model
+        self.embed = model.wte
+
+    def start(self, prefix: torch.Tensor, max_new_tokens: int):
+        cache = self.model.new_cache(prefix.shape[0], prefix.shape[1] + max_new_tokens, prefix.dtype, prefix.device)
+        return self.model(prefix, cache).float(), cache
+
+    def step(self, tokens: torch.Tensor, cache: KVCache):
+        return self.model(self.embed(tokens)[:, None], cache).float(), cache
+
+
+def max_logit_error(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Largest absolute difference, relative to the spread of the reference logits."""
+    return float((reference - other).abs().max() / reference.std().clamp(min=math.ulp(1.0)))
