@@ -1,0 +1,58 @@
+"""The fast decoding path: the lean GPT-2 computes what transformers' GPT-2 computes, int8 is the CPU's default
+and keeps the captions, and `captioner benchmark` reports every figure."""
+
+import json
+
+import pytest
+import torch
+
+from builders import reference_prefix
+from captioner_gui.engine import DecodeOptions, load_model
+from captioner_gui.engine.decoding import PrefixLM, beam_search, greedy
+from captioner_gui.engine.fast_gpt2 import FastGPT2, FastPrefixLM, max_logit_error
+from cli_helpers import run_captioner
+
+
+@pytest.mark.parametrize("variant", ["tiny_mlp", "tiny_transformer"])
+def test_lean_gpt2_in_fp32_matches_transformers(variant, request, images):
+    built = request.getfixturevalue(variant)
+    model = load_model(str(built.folder), device="cpu", precision="fp32")
+    exact = PrefixLM(model.clipcap.gpt)
+    lean = FastPrefixLM(FastGPT2(model.clipcap.gpt))
+    prefix = torch.cat([reference_prefix(built, image) for image in images])
+    with torch.inference_mode():
+        assert max_logit_error(exact.start(prefix, 5)[0], lean.start(prefix, 5)[0]) < 1e-4
+        assert [d.tokens for d in greedy(exact, prefix, 13, 30)] == [d.tokens for d in greedy(lean, prefix, 13, 30)]
+        assert ([d.tokens for d in beam_search(exact, prefix, 13, 20, 4)]
+                == [d.tokens for d in beam_search(lean, prefix, 13, 20, 4)])
+
+
+def test_int8_is_the_cpu_default_and_stays_close(tiny_mlp, images):
+    fast = load_model(str(tiny_mlp.folder), device="cpu")
+    exact = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
+    assert fast.precision == "int8" and exact.precision == "fp32"
+    with torch.inference_mode():
+        error = max_logit_error(exact.lm.start(exact.clipcap.prefix(exact.encode(images)), 5)[0],
+                                fast.lm.start(fast.clipcap.prefix(fast.encode(images)), 5)[0])
+    assert 0 < error < 0.5  # quantized, yet within half a standard deviation of the logits
+    results = fast.caption(images, DecodeOptions(method="beam", max_tokens=10))
+    assert all(r.text and len(r.tokens) <= 10 for r in results)
+
+
+def test_wrong_precision_for_the_device_is_one_clear_line(tiny_mlp):
+    result = run_captioner("caption", tiny_mlp.folder / "clip" / "clip_visual.safetensors", "--model",
+                           tiny_mlp.folder, "--device", "cpu", "--precision", "fp16")
+    assert result.returncode == 1 and "fp16 is for CUDA GPUs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_benchmark_reports_every_figure():
+    result = run_captioner("benchmark", "--repeats", "1", "--json", "--device", "cpu", timeout=900)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    for key in ("clip_ms", "prefix_and_first_token_ms", "per_token_ms", "greedy_20_tokens_ms", "beam5_20_tokens_ms",
+                "folder_images_per_s", "reference_loop_ms", "transformers_generate_ms", "speedup_vs_reference",
+                "speedup_vs_generate", "load_s", "launch_to_caption_s", "peak_memory_mb", "logit_error_vs_fp32"):
+        assert figures[key] > 0, key
+    assert figures["precision"] == "int8" and figures["model"] == "random"
+    assert figures["reference_loop_ms"] > figures["greedy_20_tokens_ms"]
