@@ -18,7 +18,7 @@ def test_lean_gpt2_in_fp32_matches_transformers(variant, request, images):
     built = request.getfixturevalue(variant)
     model = load_model(str(built.folder), device="cpu", precision="fp32")
     exact = PrefixLM(model.clipcap.gpt)
-    lean = FastPrefixLM(FastGPT2(model.clipcap.gpt))
+    lean = FastPrefixLM(FastGPT2.from_transformers(model.clipcap.gpt))
     prefix = torch.cat([reference_prefix(built, image) for image in images])
     with torch.inference_mode():
         assert max_logit_error(exact.start(prefix, 5)[0], lean.start(prefix, 5)[0]) < 1e-4

@@ -119,3 +119,71 @@ def read_clip_visual_weights(path: Path) -> StateDict:
     if not visual:
         raise ManifestError(f"{path} holds no CLIP image-tower weights (no 'visual.' keys).")
     return visual
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool}
+
+
+class WeightsReader:
+    """Reads a safetensors file one tensor at a time into ordinary memory (no memory map).
+
+    For loads that convert weights as they go (int8): each full-precision tensor lives only while its layer is
+    converted, so the whole file is never resident at once."""
+
+    def __init__(self, path: Path):
+        import json
+        import struct
+
+        self.path = path
+        try:
+            with path.open("rb") as file:
+                (size,) = struct.unpack("<Q", file.read(8))
+                header = json.loads(file.read(size))
+        except (OSError, ValueError, struct.error) as exc:
+            raise ManifestError(f"{path} is not a readable safetensors file ({exc}).") from None
+        self.data_start = 8 + size
+        self.entries = {k: v for k, v in header.items() if k != "__metadata__"}
+
+    @property
+    def tied(self) -> bool:
+        """Whether GPT-2's output layer is its token embedding (stored once)."""
+        return TIED_HEAD not in self.entries
+
+    def keys(self) -> list[str]:
+        keys = list(self.entries)
+        return keys + ([TIED_HEAD] if TIED_HEAD not in self.entries and TIED_EMBEDDING in self.entries else [])
+
+    def shapes(self) -> StateDict:
+        """Every tensor as an empty 'meta' tensor of the right shape: enough to check a model against the file."""
+        return {k: torch.empty(self._entry(k)["shape"], dtype=_SAFETENSORS_DTYPES[self._entry(k)["dtype"]],
+                               device="meta") for k in self.keys()}
+
+    def _entry(self, key: str) -> dict:
+        return self.entries[TIED_EMBEDDING if key == TIED_HEAD and key not in self.entries else key]
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        entry = self._entry(key)
+        start, end = entry["data_offsets"]
+        dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
+        tensor = torch.empty(entry["shape"], dtype=dtype)
+        with self.path.open("rb") as file:
+            file.seek(self.data_start + start)
+            file.readinto(tensor.view(-1).view(torch.uint8).numpy())  # straight into the tensor's memory
+        return tensor
+
+
+def weights_reader(path: Path, hint: str = "") -> WeightsReader | None:
+    """A reader for a checkpoint's safetensors form (made from a released .pt on first use); None where no
+    safetensors form can be had (a read-only folder), so that the caller loads it whole."""
+    if path.suffix != ".safetensors":
+        copy = safetensors_copy_of(path)
+        if not (copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime)):
+            load_weights(path, hint)  # converts the .pt once
+        if not copy.is_file():
+            return None
+        path = copy
+    if not path.is_file():
+        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
+    return WeightsReader(path)

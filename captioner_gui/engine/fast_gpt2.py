@@ -14,6 +14,7 @@ cache offers the two operations beam search needs.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -67,38 +68,51 @@ class Block(nn.Module):
 
 
 class FastGPT2(nn.Module):
-    """GPT-2's forward pass for decoding, built from a GPT2LMHeadModel. With int8, each layer is quantized as
-    soon as it is built, so that no second full-precision copy of GPT-2 ever exists."""
+    """GPT-2's forward pass for decoding. With int8, each layer is quantized as soon as it is built, so that no
+    full-precision copy of GPT-2 ever exists as a whole.
 
-    def __init__(self, gpt, int8: bool = False):
+    `weight(name)` gives a tensor by its transformers name ("transformer.h.0.attn.c_attn.weight", ...)."""
+
+    def __init__(self, config, weight: Callable[[str], torch.Tensor], int8: bool = False, tied: bool = True):
         super().__init__()
-        config = gpt.config
         self.width, self.heads = config.n_embd, config.n_head
         self.max_length = config.n_positions
         inner = config.n_inner or 4 * config.n_embd
-        transformer = gpt.transformer
-        self.wte = transformer.wte
-        self.wpe = transformer.wpe
+        self.wte = nn.Embedding.from_pretrained(weight("transformer.wte.weight"), freeze=True)
+        self.wpe = nn.Embedding.from_pretrained(weight("transformer.wpe.weight"), freeze=True)
         blocks = []
         with torch.no_grad():
-            for source in transformer.h:
+            for i in range(config.n_layer):
+                name = f"transformer.h.{i}."
                 with torch.device("meta"):
                     block = Block(self.width, self.heads, inner, config.layer_norm_epsilon)
-                block.ln_1.load_state_dict(source.ln_1.state_dict(), assign=True)
-                block.ln_2.load_state_dict(source.ln_2.state_dict(), assign=True)
-                for linear, conv in ((block.qkv, source.attn.c_attn), (block.proj, source.attn.c_proj),
-                                     (block.fc, source.mlp.c_fc), (block.fc_proj, source.mlp.c_proj)):
+                for norm in ("ln_1", "ln_2"):
+                    getattr(block, norm).load_state_dict(
+                        {"weight": weight(name + norm + ".weight"), "bias": weight(name + norm + ".bias")}, assign=True)
+                for linear, conv in ((block.qkv, "attn.c_attn"), (block.proj, "attn.c_proj"),
+                                     (block.fc, "mlp.c_fc"), (block.fc_proj, "mlp.c_proj")):
                     # transformers' Conv1D stores weights as (in, out); nn.Linear as (out, in).
-                    linear.weight = nn.Parameter(conv.weight.detach().t().contiguous(), requires_grad=False)
-                    linear.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
+                    linear.weight = nn.Parameter(weight(name + conv + ".weight").t().contiguous(), requires_grad=False)
+                    linear.bias = nn.Parameter(weight(name + conv + ".bias"), requires_grad=False)
                 blocks.append(quantize_linears(block) if int8 else block)
         self.blocks = nn.ModuleList(blocks)
-        self.ln_f = transformer.ln_f
+        self.ln_f = nn.LayerNorm(self.width, eps=config.layer_norm_epsilon)
+        self.ln_f.load_state_dict({"weight": weight("transformer.ln_f.weight"),
+                                   "bias": weight("transformer.ln_f.bias")})
         with torch.device("meta"):
             lm_head = nn.Linear(self.width, config.vocab_size, bias=False)
-        lm_head.weight = nn.Parameter(gpt.lm_head.weight.detach(), requires_grad=False)
+        head = self.wte.weight if tied else weight("lm_head.weight")  # GPT-2 ties it to the token embedding
+        lm_head.weight = nn.Parameter(head, requires_grad=False)
         self.lm_head = quantize_linears(lm_head) if int8 else lm_head
+        if int8:  # the token embedding is only looked up now: fp16 halves it and changes no caption
+            self.wte.weight.data = self.wte.weight.data.half()
         self.requires_grad_(False).eval()
+
+    @classmethod
+    def from_transformers(cls, gpt, int8: bool = False) -> "FastGPT2":
+        state = gpt.state_dict()
+        tied = gpt.lm_head.weight.data_ptr() == gpt.transformer.wte.weight.data_ptr()
+        return cls(gpt.config, lambda name: state[name].detach(), int8, tied)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.wte
@@ -112,11 +126,15 @@ class FastGPT2(nn.Module):
         start, t = cache.length, embeds.shape[1]
         if start + t > cache.keys[0].shape[2]:
             raise ValueError("the caption reached GPT-2's context length")
-        x = embeds + self.wpe.weight[start:start + t]
+        x = embeds.to(self.wpe.weight.dtype) + self.wpe.weight[start:start + t]
         for block, keys, values in zip(self.blocks, cache.keys, cache.values):
             x = block(x, keys, values, start)
         cache.length = start + t
         return self.lm_head(self.ln_f(x[:, -1]))
+
+
+# Modules that read their Linear children's weights directly instead of calling them: those stay fp32.
+READS_LINEAR_WEIGHTS = ("MultiheadAttention", "AttentionPool2d")
 
 
 def quantize_linears(module: nn.Module) -> nn.Module:
@@ -124,17 +142,22 @@ def quantize_linears(module: nn.Module) -> nn.Module:
     weights int8 per tensor, activations quantized on the fly (fbgemm on x86, qnnpack on ARM)."""
     import warnings
 
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-    with torch.no_grad():
-        for linear in [m for m in module.modules() if isinstance(m, nn.Linear) and m.bias is not None]:
-            # The int8 layer keeps the bias tensor itself: a copy lets a memory-mapped weights file go.
-            linear.bias.data = linear.bias.data.clone()
+    if type(module) is nn.Linear:  # quantize_dynamic swaps children, so a bare Linear goes in a box
+        return quantize_linears(nn.Sequential(module))[0]
+    chosen = {}
+    for parent_name, parent in module.named_modules():
+        if type(parent).__name__ in READS_LINEAR_WEIGHTS:
+            continue
+        for child_name, child in parent.named_children():
+            if type(child) is nn.Linear:
+                chosen[f"{parent_name}.{child_name}" if parent_name else child_name] = default_dynamic_qconfig
+                if child.bias is not None:  # the int8 layer keeps the bias tensor itself: a copy lets a
+                    child.bias.data = child.bias.data.clone()  # memory-mapped weights file go
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it announces its move to torchao; it works as it is
-        if isinstance(module, nn.Linear):  # quantize_dynamic swaps children, so a bare Linear goes in a box
-            return quantize_dynamic(nn.Sequential(module), {nn.Linear}, dtype=torch.qint8, inplace=True)[0]
-        return quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        return quantize_dynamic(module, chosen, dtype=torch.qint8, inplace=True)
 
 
 class FastPrefixLM:

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import StateDict, load_weights
+from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
@@ -159,33 +159,17 @@ class Captioner:
     """A loaded model: give it PIL images, get Captions back. The one entry the CLI and the app use."""
 
     def __init__(self, manifest: Manifest, clip: ClipImageEncoder, clipcap: ClipCap, tokenizer,
-                 device: torch.device, precision: str = "auto"):
-        """precision fp32 decodes with transformers' GPT-2 exactly as loaded; int8 (CPU), fp16 and bf16 (CUDA)
-        decode with the lean GPT-2 of fast_gpt2.py, which replaces `clipcap.gpt`."""
+                 device: torch.device, precision: str = "fp32"):
+        """`clipcap.gpt` is transformers' GPT-2 (fp32, exact) or the lean FastGPT2 (int8, fp16, bf16)."""
         self.manifest = manifest
         self.tokenizer = tokenizer
         self.stop_token = stop_token_id(tokenizer)
         self.device = device
-        self.precision = resolve_precision(precision, device)
+        self.precision = precision
         self.load_seconds = 0.0
-        if self.precision == "fp32":
-            self.clip, self.clipcap = clip.to(device), clipcap.to(device)
-            self.lm = PrefixLM(clipcap.gpt)
-            return
-        fast = FastGPT2(clipcap.gpt, int8=self.precision == "int8")
-        clipcap.gpt = None  # the transformers model is not needed any more: its weights can be freed
-        if self.precision == "int8":
-            quantize_linears(clip.visual)
-            quantize_linears(clipcap.clip_project)
-            for module in (clip, clipcap, fast):
-                own_memory(module)
-            gc.collect()  # the transformers model sits in reference cycles; free its memory now
-        else:
-            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-            clip, fast = clip.to(device, dtype), fast.to(device, dtype)
-            clipcap.clip_project.to(dtype)
         self.clip, self.clipcap = clip.to(device), clipcap.to(device)
-        self.lm = FastPrefixLM(fast)
+        gpt = clipcap.gpt
+        self.lm = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
 
     @property
     def name(self) -> str:
@@ -231,16 +215,61 @@ def own_memory(module: nn.Module) -> None:
             tensor.data = tensor.data.clone()
 
 
+def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int) -> ClipCap:
+    """The int8 model, converted one layer at a time as its weights are read (see WeightsReader)."""
+    from transformers import GPT2LMHeadModel
+
+    shapes = reader.shapes()
+    config = gpt2_config_from_weights(shapes, manifest.gpt2_n_head)
+    with torch.device("meta"):
+        probe = ClipCap(build_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
+                        manifest.prefix_length, manifest.normalize_prefix)
+    check_state_fits(probe, shapes, manifest, clip_dim, reader.path)
+    mapper = probe.clip_project
+    mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
+    quantize_linears(mapper)
+    gpt = FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
+    return ClipCap(mapper, gpt, manifest.prefix_length, manifest.normalize_prefix).eval().requires_grad_(False)
+
+
+def own_memory(module: nn.Module) -> None:
+    """Copies what a module still holds of a memory-mapped weights file into ordinary memory, so that the
+    file's pages (most of them replaced by int8 copies) are released instead of staying resident."""
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
+
+
 def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: str = "auto",
                    hint: str = "", precision: str = "auto") -> Captioner:
-    """Loads everything a manifest names; `hint` is appended to missing-file messages (how to get the files)."""
+    """Loads everything a manifest names; `hint` is appended to missing-file messages (how to get the files).
+
+    fp32 keeps transformers' GPT-2 as loaded (memory-mapped); int8 converts layer by layer into the lean
+    GPT-2; fp16 and bf16 cast the lean GPT-2 for CUDA."""
     started = time.perf_counter()
     torch_device = resolve_device(device)
-    resolve_precision(precision, torch_device)  # a wrong choice is said before anything is loaded
+    precision = resolve_precision(precision, torch_device)
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
     clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint)
-    state = load_weights(manifest.weights_path, hint)
-    clipcap = build_clipcap(manifest, state, clip.output_dim, manifest.weights_path)
+    reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
+    if precision == "int8":
+        quantize_linears(clip.visual)
+        own_memory(clip)  # now: CLIP's file pages go before GPT-2's are read
+        gc.collect()
+    if reader is not None:
+        clipcap = build_clipcap_int8(manifest, reader, clip.output_dim)
+    else:
+        clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint), clip.output_dim,
+                                manifest.weights_path)
+        if precision == "int8":  # no safetensors form could be written: converted from the loaded weights
+            clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt, int8=True)
+            quantize_linears(clipcap.clip_project)
+            own_memory(clipcap)
+        elif precision in ("fp16", "bf16"):
+            dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+            clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt)
+            clip, clipcap = clip.to(torch_device, dtype), clipcap.to(torch_device, dtype)
+    gc.collect()  # transformers' model sits in reference cycles: free what was converted now
     try:
         captioner = Captioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
     except torch.OutOfMemoryError:
