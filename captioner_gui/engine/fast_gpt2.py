@@ -139,10 +139,11 @@ READS_LINEAR_WEIGHTS = ("MultiheadAttention", "AttentionPool2d")
 
 def quantize_linears(module: nn.Module) -> nn.Module:
     """torch's dynamic int8 quantization of a module's nn.Linear layers, in place (no copy of the module):
-    weights int8 per tensor, activations quantized on the fly (fbgemm on x86, qnnpack on ARM)."""
+    weights int8 with a scale per output channel, activations quantized on the fly per batch (fbgemm on x86,
+    qnnpack on ARM)."""
     import warnings
 
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     if type(module) is nn.Linear:  # quantize_dynamic swaps children, so a bare Linear goes in a box
         return quantize_linears(nn.Sequential(module))[0]
@@ -152,7 +153,7 @@ def quantize_linears(module: nn.Module) -> nn.Module:
             continue
         for child_name, child in parent.named_children():
             if type(child) is nn.Linear:
-                chosen[f"{parent_name}.{child_name}" if parent_name else child_name] = default_dynamic_qconfig
+                chosen[f"{parent_name}.{child_name}" if parent_name else child_name] = per_channel_dynamic_qconfig
                 if child.bias is not None:  # the int8 layer keeps the bias tensor itself: a copy lets a
                     child.bias.data = child.bias.data.clone()  # memory-mapped weights file go
     with warnings.catch_warnings():

@@ -226,8 +226,8 @@ def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int)
                         manifest.prefix_length, manifest.normalize_prefix)
     check_state_fits(probe, shapes, manifest, clip_dim, reader.path)
     mapper = probe.clip_project
+    # The mapper stays fp32: it runs once per image, and its output, the prefix, steers every word.
     mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
-    quantize_linears(mapper)
     gpt = FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
     return ClipCap(mapper, gpt, manifest.prefix_length, manifest.normalize_prefix).eval().requires_grad_(False)
 
@@ -263,7 +263,6 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
                                 manifest.weights_path)
         if precision == "int8":  # no safetensors form could be written: converted from the loaded weights
             clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt, int8=True)
-            quantize_linears(clipcap.clip_project)
             own_memory(clipcap)
         elif precision in ("fp16", "bf16"):
             dtype = torch.float16 if precision == "fp16" else torch.bfloat16
