@@ -114,9 +114,6 @@ class FastGPT2(nn.Module):
         tied = gpt.lm_head.weight.data_ptr() == gpt.transformer.wte.weight.data_ptr()
         return cls(gpt.config, lambda name: state[name].detach(), int8, tied)
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.wte
-
     def new_cache(self, batch: int, length: int, dtype, device) -> KVCache:
         return KVCache(len(self.blocks), batch, self.heads, min(length, self.max_length), self.width // self.heads,
                        dtype, device)
