@@ -208,8 +208,14 @@ def test_a_full_disk_keeps_the_last_checkpoint(training_kit, tmp_path, monkeypat
 
 
 def test_torchrun_with_two_cpu_processes(training_kit, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port that is free now, on this machine only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port),
                "-m", "captioner_gui", "train", str(training_kit.emb), "--out", str(out), "--lm",
                str(training_kit.lm_config), "--tokenizer", str(training_kit.tokenizer), "--epochs", "3", *FAST]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
