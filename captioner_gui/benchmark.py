@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
+from captioner_gui.engine.decoding import beam_search, greedy
 from captioner_gui.engine.fast_gpt2 import max_logit_error
 from captioner_gui.engine.store import load_model
 

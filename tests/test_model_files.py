@@ -118,10 +118,10 @@ def test_unknown_model_name_says_how_to_get_it(tmp_path):
         load_model("coco", models_dir=tmp_path)
 
 
-def test_cuda_without_cuda_is_one_clear_error(tiny_mlp):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_cuda_without_cuda_is_one_clear_error(tiny_mlp, monkeypatch):
     from captioner_gui.engine import CaptionerError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a machine without a GPU
 
     with pytest.raises(CaptionerError, match="no CUDA GPU"):
         load_model(str(tiny_mlp.folder), device="cuda")

@@ -2,16 +2,10 @@
 interruptions, and the same command works under torchrun."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from captioner_gui.engine import load_model
 from cli_helpers import run_captioner
 
 FAST = ["--batch-size", "32", "--warmup", "50", "--device", "cpu"]

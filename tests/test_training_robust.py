@@ -100,7 +100,7 @@ def test_prepare_skips_unreadable_images_and_resumes(training_kit, tmp_path):
 
 def test_padding_is_masked_and_left_out_of_the_loss_and_a_real_bang_is_learned(tiny_mlp):
     """Token 0 is '!' in GPT-2's vocabulary: the reference padded with 0 and ignored it in the loss."""
-    from captioner_gui.training.train import CaptionLoss, CaptionData, tokenize_captions
+    from captioner_gui.training.train import CaptionLoss
 
     model = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
     clipcap = model.clipcap

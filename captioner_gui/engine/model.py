@@ -207,14 +207,6 @@ class Captioner:
         ]
 
 
-def own_memory(module: nn.Module) -> None:
-    """Copies what is left in full precision out of the memory-mapped weight files, so that the files' pages
-    (most of them now replaced by int8 copies) are released instead of staying resident."""
-    with torch.no_grad():
-        for tensor in [*module.parameters(), *module.buffers()]:
-            tensor.data = tensor.data.clone()
-
-
 def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int) -> ClipCap:
     """The int8 model, converted one layer at a time as its weights are read (see WeightsReader)."""
     from transformers import GPT2LMHeadModel

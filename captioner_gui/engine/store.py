@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import CaptionerError, DownloadError, ManifestError, ModelFilesMissing
+from .errors import CaptionerError, DownloadError, ModelFilesMissing
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .tokenizer import TOKENIZER_FILES
 
