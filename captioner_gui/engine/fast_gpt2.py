@@ -95,6 +95,8 @@ class FastGPT2(nn.Module):
                     linear.weight = nn.Parameter(weight(name + conv + ".weight").t().contiguous(), requires_grad=False)
                     linear.bias = nn.Parameter(weight(name + conv + ".bias"), requires_grad=False)
                 blocks.append(quantize_linears(block) if int8 else block)
+                if i % 4 == 3:
+                    release_freed_memory()  # the fp32 weights of these layers are gone: give the memory back
         self.blocks = nn.ModuleList(blocks)
         self.ln_f = nn.LayerNorm(self.width, eps=config.layer_norm_epsilon)
         self.ln_f.load_state_dict({"weight": weight("transformer.ln_f.weight"),
@@ -128,6 +130,18 @@ class FastGPT2(nn.Module):
             x = block(x, keys, values, start)
         cache.length = start + t
         return self.lm_head(self.ln_f(x[:, -1]))
+
+
+def release_freed_memory() -> None:
+    """Returns freed heap memory to the system (glibc keeps it otherwise, and converting weights frees a lot)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # another C library (musl): nothing to do
+            pass
 
 
 # Modules that read their Linear children's weights directly instead of calling them: those stay fp32.

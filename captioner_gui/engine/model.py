@@ -16,7 +16,7 @@ from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
-from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears
+from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
@@ -248,6 +248,7 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
         quantize_linears(clip.visual)
         own_memory(clip)  # now: CLIP's file pages go before GPT-2's are read
         gc.collect()
+        release_freed_memory()
     if reader is not None:
         clipcap = build_clipcap_int8(manifest, reader, clip.output_dim)
     else:
@@ -261,6 +262,7 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
             clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt)
             clip, clipcap = clip.to(torch_device, dtype), clipcap.to(torch_device, dtype)
     gc.collect()  # transformers' model sits in reference cycles: free what was converted now
+    release_freed_memory()
     try:
         captioner = Captioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
     except torch.OutOfMemoryError:
