@@ -26,12 +26,18 @@ def safetensors_copy_of(path: Path) -> Path:
     return path.with_suffix(".safetensors")
 
 
+def fresh_copy(path: Path) -> Path | None:
+    """The .safetensors copy of a released .pt, if one exists that is not older than the .pt."""
+    copy = safetensors_copy_of(path)
+    if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
+        return copy
+    return None
+
+
 def load_weights(path: Path, hint: str = "") -> StateDict:
     """Reads a ClipCap checkpoint (.safetensors, or a released .pt that gets a .safetensors copy on first load)."""
     if path.suffix != ".safetensors":
-        copy = safetensors_copy_of(path)
-        if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
-            path = copy
+        path = fresh_copy(path) or path
     if not path.is_file():
         raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
     if path.suffix == ".safetensors":
@@ -178,12 +184,11 @@ def weights_reader(path: Path, hint: str = "") -> WeightsReader | None:
     """A reader for a checkpoint's safetensors form (made from a released .pt on first use); None where no
     safetensors form can be had (a read-only folder), so that the caller loads it whole."""
     if path.suffix != ".safetensors":
-        copy = safetensors_copy_of(path)
-        if not (copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime)):
+        if fresh_copy(path) is None:
             load_weights(path, hint)  # converts the .pt once
-        if not copy.is_file():
+        path = fresh_copy(path)
+        if path is None:
             return None
-        path = copy
     if not path.is_file():
         raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
     return WeightsReader(path)

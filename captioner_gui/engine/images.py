@@ -39,7 +39,8 @@ def load_image(path: str | Path) -> Image.Image:
                 # Large JPEGs are decoded at a reduced scale: CLIP looks at a few hundred pixels anyway.
                 image.draft(image.mode, (1024, 1024))
                 image.load()
-                return to_rgb(image)
+                rgb = to_rgb(image)
+                return rgb if rgb is not image else image.copy()  # the file's image is closed on leaving
     except Image.DecompressionBombError:
         raise ImageError(
             f"{path}: the image is too large to open safely (over {2 * MAX_PIXELS / 1e6:.0f} million pixels)."
@@ -59,7 +60,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image.seek(0)
     if image.width == 0 or image.height == 0:
         raise ImageError("the image has no pixels (zero width or height).")
-    image = ImageOps.exif_transpose(image)
+    if image.getexif().get(0x0112, 1) != 1:  # an EXIF orientation other than "upright"
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         image = _high_depth_to_l(image)

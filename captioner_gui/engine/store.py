@@ -186,19 +186,25 @@ class RemoteFile:
         return self.folder / self.filename
 
 
-def files_for(builtin: BuiltinModel, models_dir: Path) -> list[RemoteFile]:
-    """What a built-in model needs from the Hub: its checkpoint, the tokenizer and the CLIP weights."""
-    from .clip_encoder import CLIP_FOLDER, hub_location
+def tokenizer_files(models_dir: Path) -> list[RemoteFile]:
+    """GPT-2's tokenizer, shared by every model in the folder."""
+    return [RemoteFile(TOKENIZER_REPO, name, models_dir / TOKENIZER_FOLDER) for name in TOKENIZER_FILES]
 
+
+def clip_file(model: str, tag: str, models_dir: Path) -> RemoteFile:
+    """The Hub file of an open_clip pretrained tag, in the folder where the loader looks first."""
     import open_clip
 
-    repo, clip_file = hub_location(open_clip.get_pretrained_cfg(builtin.clip_model, "openai"))
-    files = []
-    if builtin.hub_repo:
-        files.append(RemoteFile(builtin.hub_repo, builtin.filename, models_dir / builtin.name))
-    files += [RemoteFile(TOKENIZER_REPO, name, models_dir / TOKENIZER_FOLDER) for name in TOKENIZER_FILES]
-    files.append(RemoteFile(repo, clip_file, models_dir / CLIP_FOLDER / f"{builtin.clip_model}-openai"))
-    return files
+    from .clip_encoder import CLIP_FOLDER, hub_location
+
+    repo, filename = hub_location(open_clip.get_pretrained_cfg(model, tag))
+    return RemoteFile(repo, filename, models_dir / CLIP_FOLDER / f"{model}-{tag}")
+
+
+def files_for(builtin: BuiltinModel, models_dir: Path) -> list[RemoteFile]:
+    """What a built-in model needs from the Hub: its checkpoint, the tokenizer and the CLIP weights."""
+    files = [RemoteFile(builtin.hub_repo, builtin.filename, models_dir / builtin.name)] if builtin.hub_repo else []
+    return files + tokenizer_files(models_dir) + [clip_file(builtin.clip_model, "openai", models_dir)]
 
 
 def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
@@ -247,8 +253,8 @@ def _check_hash(remote: RemoteFile, path: Path) -> None:
 def download_gpt2(models_dir: Path, tqdm_class=None, report: Callable[[str], None] = lambda message: None) -> Path:
     """GPT-2 124M's pretrained weights and tokenizer, which `captioner train` starts from."""
     folder = models_dir / GPT2_FOLDER
-    wanted = [RemoteFile(TOKENIZER_REPO, n, models_dir / TOKENIZER_FOLDER) for n in TOKENIZER_FILES]
-    wanted += [RemoteFile(TOKENIZER_REPO, n, folder) for n in ("config.json", "model.safetensors")]
+    wanted = tokenizer_files(models_dir) + [RemoteFile(TOKENIZER_REPO, n, folder)
+                                            for n in ("config.json", "model.safetensors")]
     for remote in wanted:
         if not remote.path.is_file():
             report(f"Downloading {remote.filename} from {remote.repo_id}")
@@ -384,21 +390,16 @@ def _copy_file(source: Path, folder: Path, name: str) -> str:
 
 
 def _fetch_missing_shared(manifest: Manifest, models_dir: Path, tqdm_class, report) -> None:
-    from .clip_encoder import CLIP_FOLDER, hub_location, pretrained_weights_file
+    from .clip_encoder import pretrained_weights_file
 
     wanted = []
     if manifest.tokenizer == f"../{TOKENIZER_FOLDER}":
-        wanted += [RemoteFile(TOKENIZER_REPO, n, models_dir / TOKENIZER_FOLDER) for n in TOKENIZER_FILES
-                   if not (models_dir / TOKENIZER_FOLDER / n).is_file()]
+        wanted += [remote for remote in tokenizer_files(models_dir) if not remote.path.is_file()]
     if manifest.clip_weights_path is None:
         try:
             pretrained_weights_file(manifest.clip.model, manifest.clip.weights, models_dir)
         except ModelFilesMissing:
-            import open_clip
-
-            repo, filename = hub_location(open_clip.get_pretrained_cfg(manifest.clip.model, manifest.clip.weights))
-            wanted.append(RemoteFile(repo, filename,
-                                     models_dir / CLIP_FOLDER / f"{manifest.clip.model}-{manifest.clip.weights}"))
+            wanted.append(clip_file(manifest.clip.model, manifest.clip.weights, models_dir))
     for remote in wanted:
         report(f"Downloading {remote.filename} from {remote.repo_id}")
         download_file(remote, tqdm_class)
