@@ -8,7 +8,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach the network; the download tests set an endpoint
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # widgets without a screen; the X11 tests start Xvfb  # nothing in the tests may reach the network; the download tests set an endpoint
 
 from builders import build_model_folder  # noqa: E402
 

@@ -3,17 +3,28 @@
     from captioner_gui.engine import load_model, DecodeOptions
     model = load_model("coco")
     [result] = model.caption([image], DecodeOptions(method="greedy"))
+
+Names are imported when first used, so that code which only lists or downloads models (the app's window) does not
+pay for importing torch.
 """
 
-from .decoding import DecodeOptions
-from .errors import CaptionerError, DownloadError, ImageError, ManifestError, ModelFilesMissing
-from .images import find_images, load_image, to_rgb
-from .manifest import Manifest, read_manifest
-from .model import Caption, Captioner
-from .store import default_models_dir, download_model, import_model, list_models, load_model
+from importlib import import_module
 
-__all__ = [
-    "Caption", "Captioner", "CaptionerError", "DecodeOptions", "DownloadError", "ImageError", "Manifest",
-    "ManifestError", "ModelFilesMissing", "default_models_dir", "download_model", "find_images", "import_model",
-    "list_models", "load_image", "load_model", "read_manifest", "to_rgb",
-]
+_WHERE = {
+    "DecodeOptions": "decoding",
+    "CaptionerError": "errors", "DownloadCancelled": "errors", "DownloadError": "errors", "ImageError": "errors",
+    "ManifestError": "errors", "ModelFilesMissing": "errors",
+    "find_images": "images", "load_image": "images", "load_image_bytes": "images", "to_rgb": "images",
+    "Manifest": "manifest", "read_manifest": "manifest",
+    "Caption": "model", "Captioner": "model",
+    "BUILTINS": "store", "default_models_dir": "store", "download_model": "store", "download_plan": "store",
+    "import_model": "store", "list_models": "store", "load_model": "store",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{_WHERE[name]}", __name__), name)

@@ -19,3 +19,7 @@ class ImageError(CaptionerError):
 
 class DownloadError(CaptionerError):
     """A download that failed (offline, server error, bad file)."""
+
+
+class DownloadCancelled(DownloadError):
+    """The user stopped a download; what arrived so far is kept, and the next try resumes it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -31,11 +32,22 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageError(f"{path}: is a folder, not an image.")
     if size == 0:
         raise ImageError(f"{path}: the file is empty.")
+    return _open(path, str(path))
+
+
+def load_image_bytes(data: bytes, name: str = "The image") -> Image.Image:
+    """An image held in memory (the clipboard's), as upright RGB; raises ImageError naming it `name`."""
+    if not data:
+        raise ImageError(f"{name}: is empty.")
+    return _open(io.BytesIO(data), name)
+
+
+def _open(source, name: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             # Images between 1x and 2x Pillow's pixel limit only warn; they are large but real photos.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 # Large JPEGs are decoded at a reduced scale: CLIP looks at a few hundred pixels anyway.
                 image.draft(image.mode, (1024, 1024))
                 image.load()
@@ -43,15 +55,15 @@ def load_image(path: str | Path) -> Image.Image:
                 return rgb if rgb is not image else image.copy()  # the file's image is closed on leaving
     except Image.DecompressionBombError:
         raise ImageError(
-            f"{path}: the image is too large to open safely (over {2 * MAX_PIXELS / 1e6:.0f} million pixels)."
+            f"{name}: the image is too large to open safely (over {2 * MAX_PIXELS / 1e6:.0f} million pixels)."
         ) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image, or a kind of image this program cannot read.") from None
+        raise ImageError(f"{name}: not an image, or a kind of image this program cannot read.") from None
     except PermissionError:
-        raise ImageError(f"{path}: permission denied.") from None
+        raise ImageError(f"{name}: permission denied.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
-        raise ImageError(f"{path}: the image is damaged or truncated ({exc}).") from None
+        raise ImageError(f"{name}: the image is damaged or truncated ({exc}).") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

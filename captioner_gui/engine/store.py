@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import CaptionerError, DownloadError, ModelFilesMissing
+from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFilesMissing
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .tokenizer import TOKENIZER_FILES
 
@@ -216,6 +216,8 @@ def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
     remote.folder.mkdir(parents=True, exist_ok=True)
     try:
         path = Path(hf_hub_download(remote.repo_id, remote.filename, local_dir=remote.folder, tqdm_class=tqdm_class))
+    except DownloadCancelled:
+        raise
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         raise DownloadError(
             "Cannot reach the Hugging Face Hub (offline?). Connect and try again, or import files you already "
@@ -260,6 +262,32 @@ def download_gpt2(models_dir: Path, tqdm_class=None, report: Callable[[str], Non
             report(f"Downloading {remote.filename} from {remote.repo_id}")
             download_file(remote, tqdm_class)
     return folder
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    remote: RemoteFile
+    size: int | None  # bytes, from the Hub; None when it could not be asked
+
+
+def download_plan(name: str, models_dir: Path) -> tuple[list[PlannedFile], bool]:
+    """What `download_model(name)` would fetch, with sizes, and whether the Hub answered (False: offline)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    builtin = BUILTINS.get(name)
+    if builtin is None or not builtin.hub_repo:
+        raise CaptionerError(get_hint(name).strip())
+    wanted = [remote for remote in files_for(builtin, models_dir) if not remote.path.is_file()]
+    planned, reachable = [], True
+    for remote in wanted:
+        size = None
+        if reachable:
+            try:
+                size = get_hf_file_metadata(hf_hub_url(remote.repo_id, remote.filename)).size
+            except Exception:  # offline, or the Hub is down: the dialog says so
+                reachable = False
+        planned.append(PlannedFile(remote, size))
+    return planned, reachable
 
 
 def download_model(name: str, models_dir: Path, tqdm_class=None,

@@ -1,0 +1,76 @@
+"""`captioner-gui`: starts the window at once, loads the model in the worker thread, offers the first-run
+download when the model is missing. Image files given on the command line are described once the model is ready."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtWidgets import QApplication
+
+from captioner_gui import __version__
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="captioner-gui", description="Hear what is in an image or on your screen.")
+    parser.add_argument("images", nargs="*", help="image files to describe at start")
+    parser.add_argument("--model", help="model name, folder or manifest (saved as the setting)")
+    parser.add_argument("--models-dir", type=Path, help="the models folder (default: CAPTIONER_MODELS, else the "
+                                                        "user's data folder)")
+    parser.add_argument("--version", action="version", version=f"captioner {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    QCoreApplication.setOrganizationName("captioner")
+    QCoreApplication.setApplicationName("captioner")
+    app = QApplication(sys.argv[:1])
+    app.setApplicationDisplayName("Captioner")
+    app.setQuitOnLastWindowClosed(True)
+
+    from captioner_gui.engine import default_models_dir
+
+    from .first_run import ModelSetupDialog
+    from .history import History
+    from .settings import Settings
+    from .speech import Speaker, recording_dir
+    from .window import MainWindow
+    from .worker import CaptionWorker
+
+    settings = Settings.load()
+    if args.model:
+        settings.model = args.model
+        settings.save()
+    models_dir = args.models_dir or default_models_dir()
+    speaker = Speaker(record_dir=recording_dir())
+    speaker.configure(settings.voice, settings.rate, settings.volume / 100)
+    worker = CaptionWorker()
+    window = MainWindow(settings, worker, speaker, History(), models_dir)
+    speaker.on_error = lambda message: window.statusBar().showMessage(message, 10000)
+
+    def offer_download(message: str) -> None:
+        dialog = ModelSetupDialog(window.settings.model, models_dir, message, window)
+        if dialog.exec():
+            window.load_model()
+        else:
+            window.tell(f"No model is loaded. {message}")
+
+    window.model_missing.connect(offer_download, Qt.ConnectionType.QueuedConnection)
+    if args.images:  # described once a model is ready (after a first-run download, if need be)
+        window.describe_when_ready([str(Path(p)) for p in args.images])
+    worker.start()
+    window.load_model()
+    window.show()
+    window.drop_area.setFocus()
+    try:
+        return app.exec()
+    finally:
+        worker.stop()
+        speaker.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Speaking through the user's own screen reader, where one runs, so that we never talk over it.
+
+Windows: NVDA's controller client (nvdaControllerClient64.dll or nvdaControllerClient.dll) or Tolk (Tolk.dll,
+which knows JAWS, NVDA, Narrator and others), when their libraries sit beside the app or on PATH.
+Linux: Speech Dispatcher (the `speechd` module or the `spd-say` command) while Orca runs.
+Elsewhere, or when none answers, the app falls back to its own voice.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+class ScreenReader:
+    name = "screen reader"
+
+    def speak(self, text: str) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pass
+
+
+class SpeechDispatcher(ScreenReader):
+    """Linux: Orca speaks through Speech Dispatcher, so a message sent there takes its voice and its queue."""
+
+    name = "Orca (Speech Dispatcher)"
+
+    def __init__(self):
+        self._client = None
+        try:
+            import speechd  # Debian's python3-speechd; not on PyPI
+
+            self._client = speechd.SSIPClient("captioner")
+            self._client.set_priority(speechd.Priority.TEXT)
+        except Exception:
+            if not shutil.which("spd-say"):
+                raise OSError("Neither the speechd module nor spd-say is available.") from None
+
+    def speak(self, text: str) -> None:
+        if self._client is not None:
+            self._client.cancel()
+            self._client.speak(text)
+        else:
+            subprocess.Popen(["spd-say", "--priority", "text", "--", text], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.cancel()
+        else:
+            subprocess.Popen(["spd-say", "--cancel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class NvdaController(ScreenReader):
+    name = "NVDA"
+
+    def __init__(self, library):
+        self._dll = library
+        if self._dll.nvdaController_testIfRunning() != 0:
+            raise OSError("NVDA is not running.")
+
+    def speak(self, text: str) -> None:
+        self._dll.nvdaController_cancelSpeech()
+        self._dll.nvdaController_speakText(ctypes.c_wchar_p(text))
+        self._dll.nvdaController_brailleMessage(ctypes.c_wchar_p(text))
+
+    def stop(self) -> None:
+        self._dll.nvdaController_cancelSpeech()
+
+
+class Tolk(ScreenReader):
+    def __init__(self, library):
+        self._dll = library
+        self._dll.Tolk_Load()
+        self._dll.Tolk_DetectScreenReader.restype = ctypes.c_wchar_p
+        detected = self._dll.Tolk_DetectScreenReader()
+        if not detected:
+            raise OSError("Tolk found no screen reader.")
+        self.name = detected
+
+    def speak(self, text: str) -> None:
+        self._dll.Tolk_Output(ctypes.c_wchar_p(text), ctypes.c_bool(True))
+
+    def stop(self) -> None:
+        self._dll.Tolk_Silence()
+
+
+def orca_running() -> bool:
+    """Whether a process named orca runs (Linux: /proc/*/comm)."""
+    for entry in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if entry.read_text().strip() == "orca":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _windows_library(names: tuple[str, ...]):
+    folders = [Path(sys.executable).parent, Path(__file__).resolve().parent]
+    for folder in folders:
+        for name in names:
+            if (folder / name).is_file():
+                return ctypes.WinDLL(str(folder / name))
+    for name in names:
+        try:
+            return ctypes.WinDLL(name)  # PATH
+        except OSError:
+            continue
+    return None
+
+
+def detect() -> ScreenReader | None:
+    """The screen reader to speak through now, or None (then the app uses its own voice)."""
+    try:
+        if sys.platform == "win32":
+            nvda = _windows_library(("nvdaControllerClient64.dll", "nvdaControllerClient.dll"))
+            if nvda is not None:
+                try:
+                    return NvdaController(nvda)
+                except OSError:
+                    pass
+            tolk = _windows_library(("Tolk.dll",))
+            return Tolk(tolk) if tolk is not None else None
+        if sys.platform.startswith("linux") and orca_running():
+            return SpeechDispatcher()
+    except (OSError, AttributeError):
+        return None
+    return None

@@ -1,0 +1,74 @@
+"""The user's settings, kept with QSettings (the platform's usual place: the registry, a plist or an .ini file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from PySide6.QtCore import QSettings
+
+DECODINGS = ("beam", "greedy")
+DEVICES = ("auto", "cpu", "cuda")
+# Ctrl+Alt+Shift+letter: free in NVDA, JAWS, Narrator and the common applications.
+DEFAULT_HOTKEYS = {"screen": "Ctrl+Alt+Shift+S", "window": "Ctrl+Alt+Shift+W", "region": "Ctrl+Alt+Shift+R",
+                   "clipboard": "Ctrl+Alt+Shift+V"}
+
+
+@dataclass
+class Settings:
+    model: str = "coco"  # a model name in the models folder, a model folder or a manifest file
+    decoding: str = "beam"
+    beam_size: int = 5
+    device: str = "auto"
+    speech: bool = True
+    voice: str = ""  # a voice id of the text-to-speech engine; empty: its default
+    rate: int = 180  # words per minute
+    volume: int = 100  # percent
+    use_screen_reader: bool = True  # send descriptions to a running screen reader instead of our own voice
+    auto_copy: bool = False
+    history: bool = True
+    hotkey_screen: str = DEFAULT_HOTKEYS["screen"]
+    hotkey_window: str = DEFAULT_HOTKEYS["window"]
+    hotkey_region: str = DEFAULT_HOTKEYS["region"]
+    hotkey_clipboard: str = DEFAULT_HOTKEYS["clipboard"]
+
+    @classmethod
+    def load(cls, store: QSettings | None = None) -> Settings:
+        """Reads what was saved; a value of the wrong type or out of range falls back to its default."""
+        store = store or QSettings()
+        settings = cls()
+        for field in fields(cls):
+            default = getattr(settings, field.name)
+            value = store.value(field.name, default)
+            try:
+                if isinstance(default, bool):  # QSettings' .ini files give back "true"/"false" strings
+                    value = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
+                else:
+                    value = type(default)(value)
+            except (TypeError, ValueError):
+                value = default
+            setattr(settings, field.name, value)
+        settings._clamp()
+        return settings
+
+    def save(self, store: QSettings | None = None) -> None:
+        store = store or QSettings()
+        self._clamp()
+        for field in fields(self):
+            store.setValue(field.name, getattr(self, field.name))
+        store.sync()
+
+    def _clamp(self) -> None:
+        defaults = Settings()
+        if self.decoding not in DECODINGS:
+            self.decoding = defaults.decoding
+        if self.device not in DEVICES:
+            self.device = defaults.device
+        self.beam_size = min(max(self.beam_size, 1), 20)
+        self.rate = min(max(self.rate, 80), 450)
+        self.volume = min(max(self.volume, 0), 100)
+        if not self.model.strip():
+            self.model = defaults.model
+
+    def hotkeys(self) -> dict[str, str]:
+        return {"screen": self.hotkey_screen, "window": self.hotkey_window, "region": self.hotkey_region,
+                "clipboard": self.hotkey_clipboard}

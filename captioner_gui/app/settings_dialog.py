@@ -1,0 +1,166 @@
+"""The Settings dialog: model, decoding, device, speech, copying, history and hotkeys."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QKeySequenceEdit, QPushButton, QSlider, QSpinBox, QVBoxLayout,
+                               QWidget)
+from PySide6.QtCore import Qt
+
+from .settings import DEFAULT_HOTKEYS, Settings
+from .speech import Speaker
+
+
+def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
+    widget.setAccessibleName(name)
+    widget.setAccessibleDescription(description)
+    return widget
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, speaker: Speaker, models_dir: Path | None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._settings = settings
+
+        # Model
+        self.model = _named(QComboBox(), "Model", "A model in the models folder, or a model folder of your own.")
+        self.model.setEditable(True)
+        for name in _model_names(models_dir):
+            self.model.addItem(name)
+        self.model.setCurrentText(settings.model)
+        browse = _named(QPushButton("&Browse..."), "Browse for a model folder")
+        browse.clicked.connect(self._browse_model)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        model_row.addWidget(browse)
+        self.decoding = _named(QComboBox(), "Decoding", "Beam search is a little slower and usually better.")
+        self.decoding.addItem("Beam search (better)", "beam")
+        self.decoding.addItem("Greedy (faster)", "greedy")
+        self.decoding.setCurrentIndex(max(0, self.decoding.findData(settings.decoding)))
+        self.beam_size = _named(QSpinBox(), "Beam size", "How many candidate captions beam search keeps.")
+        self.beam_size.setRange(1, 20)
+        self.beam_size.setValue(settings.beam_size)
+        self.decoding.currentIndexChanged.connect(
+            lambda: self.beam_size.setEnabled(self.decoding.currentData() == "beam"))
+        self.beam_size.setEnabled(settings.decoding == "beam")
+        self.device = _named(QComboBox(), "Device", "Automatic uses an NVIDIA GPU when there is one.")
+        for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda")):
+            self.device.addItem(label, value)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        model_box = QGroupBox("Model")
+        model_form = QFormLayout(model_box)
+        model_form.addRow("&Model:", model_row)
+        model_form.addRow("&Decoding:", self.decoding)
+        model_form.addRow("&Beam size:", self.beam_size)
+        model_form.addRow("De&vice:", self.device)
+
+        # Speech
+        self.speech = _named(QCheckBox("&Speak descriptions"), "Speak descriptions")
+        self.speech.setChecked(settings.speech)
+        self.use_screen_reader = _named(QCheckBox("Use my screen &reader when one runs"),
+                                        "Use my screen reader when one runs",
+                                        "Send descriptions to NVDA, JAWS or Orca instead of the app's own voice.")
+        self.use_screen_reader.setChecked(settings.use_screen_reader)
+        self.voice = _named(QComboBox(), "Voice")
+        self.voice.addItem("Default voice", "")
+        for voice in speaker.voices(timeout=5):
+            self.voice.addItem(voice.name, voice.id)
+        self.voice.setCurrentIndex(max(0, self.voice.findData(settings.voice)))
+        self.rate = _named(QSpinBox(), "Speaking rate", "Words per minute.")
+        self.rate.setRange(80, 450)
+        self.rate.setSingleStep(10)
+        self.rate.setSuffix(" words per minute")
+        self.rate.setValue(settings.rate)
+        self.volume = _named(QSlider(Qt.Orientation.Horizontal), "Volume", "Percent.")
+        self.volume.setRange(0, 100)
+        self.volume.setPageStep(10)
+        self.volume.setValue(settings.volume)
+        speech_box = QGroupBox("Speech")
+        speech_form = QFormLayout(speech_box)
+        speech_form.addRow(self.speech)
+        speech_form.addRow(self.use_screen_reader)
+        speech_form.addRow("V&oice:", self.voice)
+        speech_form.addRow("R&ate:", self.rate)
+        speech_form.addRow("Vo&lume:", self.volume)
+
+        # Results and history
+        self.auto_copy = _named(QCheckBox("&Copy each description to the clipboard"), "Copy each description")
+        self.auto_copy.setChecked(settings.auto_copy)
+        self.history = _named(QCheckBox("&Keep a history of descriptions"), "Keep a history",
+                              "Past descriptions are saved on this computer only.")
+        self.history.setChecked(settings.history)
+
+        # Hotkeys
+        hotkey_box = QGroupBox("Hotkeys (work in any program)")
+        hotkey_form = QFormLayout(hotkey_box)
+        self.hotkeys: dict[str, QKeySequenceEdit] = {}
+        labels = {"screen": "Describe the &screen:", "window": "Describe the active &window:",
+                  "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:"}
+        for key, label in labels.items():
+            edit = _named(QKeySequenceEdit(QKeySequence(getattr(settings, f"hotkey_{key}"))),
+                          label.replace("&", "").rstrip(":"),
+                          f"Press the new key combination. The default is {DEFAULT_HOTKEYS[key]}.")
+            edit.setMaximumSequenceLength(1)
+            edit.setClearButtonEnabled(True)
+            self.hotkeys[key] = edit
+            hotkey_form.addRow(label, edit)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._restore_defaults)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(model_box)
+        layout.addWidget(speech_box)
+        layout.addWidget(self.auto_copy)
+        layout.addWidget(self.history)
+        layout.addWidget(hotkey_box)
+        layout.addWidget(buttons)
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with manifest.json)")
+        if folder:
+            self.model.setCurrentText(folder)
+
+    def _restore_defaults(self) -> None:
+        defaults = Settings()
+        self.model.setCurrentText(defaults.model)
+        self.decoding.setCurrentIndex(self.decoding.findData(defaults.decoding))
+        self.beam_size.setValue(defaults.beam_size)
+        self.device.setCurrentIndex(self.device.findData(defaults.device))
+        self.speech.setChecked(defaults.speech)
+        self.use_screen_reader.setChecked(defaults.use_screen_reader)
+        self.voice.setCurrentIndex(0)
+        self.rate.setValue(defaults.rate)
+        self.volume.setValue(defaults.volume)
+        self.auto_copy.setChecked(defaults.auto_copy)
+        self.history.setChecked(defaults.history)
+        for key, edit in self.hotkeys.items():
+            edit.setKeySequence(QKeySequence(DEFAULT_HOTKEYS[key]))
+
+    def result_settings(self) -> Settings:
+        """The settings as the dialog shows them."""
+        hotkeys = {f"hotkey_{key}": edit.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
+                   for key, edit in self.hotkeys.items()}
+        return replace(
+            self._settings, model=self.model.currentText().strip() or Settings.model,
+            decoding=self.decoding.currentData(), beam_size=self.beam_size.value(), device=self.device.currentData(),
+            speech=self.speech.isChecked(), use_screen_reader=self.use_screen_reader.isChecked(),
+            voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
+            auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(), **hotkeys,
+        )
+
+
+def _model_names(models_dir: Path | None) -> list[str]:
+    """Installed models first, then the built-in names that can still be downloaded."""
+    from captioner_gui.engine import BUILTINS, default_models_dir, list_models
+
+    installed = [info.name for info in list_models(models_dir or default_models_dir())]
+    return installed + [name for name in BUILTINS if name not in installed]

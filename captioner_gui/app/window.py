@@ -1,0 +1,492 @@
+"""The main window: drop area, Open, Paste, the result, history, status bar, tray icon.
+
+Everything works from the keyboard; every control has an accessible name and description; a new description takes
+the focus and is announced, spoken (our voice or the user's screen reader) and kept in the history.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (QAccessible, QAccessibleAnnouncementEvent, QAction, QCursor, QGuiApplication, QIcon,
+                           QImage, QKeySequence, QPixmap)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QSystemTrayIcon, QVBoxLayout,
+                               QWidget)
+
+from . import screen_reader
+from .capture import CaptureError, grab_screen
+from .history import History, HistoryEntry
+from .settings import Settings
+from .speech import Speaker
+from .worker import CaptionWorker, Description, Request
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;All files (*)"
+DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
+
+
+def _scaled_font(widget: QWidget, factor: float):
+    """The system font, larger: the window scales with the user's font size instead of fixing pixel sizes."""
+    font = QApplication.font()
+    font.setPointSizeF(font.pointSizeF() * factor)
+    widget.setFont(font)
+
+
+def _name(widget: QWidget, name: str, description: str) -> QWidget:
+    widget.setAccessibleName(name)
+    widget.setAccessibleDescription(description)
+    return widget
+
+
+class DropArea(QPushButton):
+    """A large button: drop image files (or an image) on it, or press it to choose files."""
+
+    files_dropped = Signal(list)  # paths
+    image_dropped = Signal(bytes)  # an image dragged from a program that offers no file (a browser)
+
+    def __init__(self):
+        super().__init__("Drop images here\nor press Enter to open one")
+        self.setAcceptDrops(True)
+        self.setMinimumHeight(140)
+        _scaled_font(self, 1.4)
+        _name(self, "Drop area", "Drop image files here to hear what they show, or press Enter or Space to choose "
+                                 "image files.")
+
+    def dragEnterEvent(self, event):
+        mime = event.mimeData()
+        if any(url.isLocalFile() for url in mime.urls()) or mime.hasImage():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event):
+        event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        mime = event.mimeData()
+        paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+        if paths:
+            self.files_dropped.emit(paths)
+        elif mime.hasImage():
+            self.image_dropped.emit(image_to_png(QImage(mime.imageData())))
+        event.acceptProposedAction()
+
+
+def image_to_png(image: QImage) -> bytes:
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    image.save(buffer, "PNG")
+    return bytes(data.data())
+
+
+class MainWindow(QMainWindow):
+    """The window; `worker` owns the model, `speaker` our own voice, `history` the history file."""
+
+    model_missing = Signal(str)  # the engine's message; the app offers the first-run download
+    settings_changed = Signal()  # after the user saved new settings (hotkeys are re-registered on it)
+
+    def __init__(self, settings: Settings, worker: CaptionWorker, speaker: Speaker, history: History,
+                 models_dir: Path | None = None):
+        super().__init__()
+        self.settings, self.worker, self.speaker, self.history = settings, worker, speaker, history
+        self.models_dir = models_dir
+        self.pending: dict[int, Request] = {}
+        self.waiting_for_model: list[str] = []  # files to describe once a model is ready
+        self.last: Description | None = None
+        self.model_ready = False
+        self._reader_cache: tuple[float, object] = (0.0, None)
+        self.setWindowTitle("Captioner")
+        self.setWindowIcon(app_icon())
+        self._build_widgets()
+        self._build_actions()
+        self._build_tray()
+        self._connect_worker()
+        self.load_history()
+        self.resize(QSettings().value("window/size", self.sizeHint().expandedTo(QSize(640, 720))))
+
+    # ------------------------------------------------------------------ building
+
+    def _build_widgets(self) -> None:
+        self.drop_area = DropArea()
+        self.open_button = _name(QPushButton("&Open image..."), "Open image",
+                                 "Choose image files to describe. Shortcut: Control+O.")
+        self.paste_button = _name(QPushButton("&Paste image"), "Paste image",
+                                  "Describe the image, or image file, on the clipboard. Shortcut: Control+V.")
+        self.screen_button = _name(QPushButton("Describe &screen"), "Describe screen",
+                                   "Describe what is on the screen now.")
+        self.result_label = QLabel("&Description:")
+        self.result = QPlainTextEdit()
+        self.result.setReadOnly(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
+                                            | Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.setTabChangesFocus(True)
+        self.result.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.result.setPlaceholderText("The description appears here.")
+        self.result.setMinimumHeight(90)
+        _scaled_font(self.result, 1.25)
+        _name(self.result, "Description", "The latest description. Read it word by word with the arrow keys.")
+        self.result_label.setBuddy(self.result)
+        self.copy_button = _name(QPushButton("&Copy"), "Copy description",
+                                 "Copy the description to the clipboard. Shortcut: Control+Shift+C.")
+        self.speak_button = _name(QPushButton("Speak &again"), "Speak again",
+                                  "Say the description once more. Shortcut: F5.")
+        self.stop_button = _name(QPushButton("S&top speech"), "Stop speech", "Stop speaking. Shortcut: Escape.")
+        self.history_label = QLabel("&History:")
+        self.history_list = QListWidget()
+        self.history_list.setIconSize(QPixmap(48, 48).size())
+        self.history_list.setWordWrap(True)
+        self.history_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        _name(self.history_list, "History", "Past descriptions, newest first. Press Enter to hear one again.")
+        self.history_label.setBuddy(self.history_list)
+        self.clear_button = _name(QPushButton("C&lear history..."), "Clear history",
+                                  "Delete all past descriptions and their thumbnails.")
+        self.settings_button = _name(QPushButton("S&ettings..."), "Settings",
+                                     "Model, decoding, device, speech, history and hotkeys. Shortcut: Control+Comma.")
+
+        sources = QHBoxLayout()
+        for button in (self.open_button, self.paste_button, self.screen_button, self.settings_button):
+            sources.addWidget(button)
+        result_buttons = QHBoxLayout()
+        for button in (self.copy_button, self.speak_button, self.stop_button):
+            result_buttons.addWidget(button)
+        result_buttons.addStretch()
+        history_buttons = QHBoxLayout()
+        history_buttons.addStretch()
+        history_buttons.addWidget(self.clear_button)
+
+        layout = QVBoxLayout()
+        layout.addWidget(self.drop_area)
+        layout.addLayout(sources)
+        layout.addWidget(self.result_label)
+        layout.addWidget(self.result)
+        layout.addLayout(result_buttons)
+        layout.addWidget(self.history_label)
+        layout.addWidget(self.history_list, 1)
+        layout.addLayout(history_buttons)
+        central = QWidget()
+        central.setLayout(layout)
+        self.setCentralWidget(central)
+
+        order = [self.drop_area, self.open_button, self.paste_button, self.screen_button, self.settings_button,
+                 self.result, self.copy_button, self.speak_button, self.stop_button, self.history_list,
+                 self.clear_button]
+        for first, second in zip(order, order[1:]):
+            QWidget.setTabOrder(first, second)
+
+        self.status_label = _name(QLabel("Starting..."), "Status", "What the app is doing.")
+        self.device_label = _name(QLabel(""), "Device", "Where the model runs: the CPU or a GPU.")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self.drop_area.clicked.connect(self.open_files)
+        self.drop_area.files_dropped.connect(self.describe_files)
+        self.drop_area.image_dropped.connect(lambda data: self.describe_bytes(data, "Dropped image"))
+        self.open_button.clicked.connect(self.open_files)
+        self.paste_button.clicked.connect(self.paste)
+        self.screen_button.clicked.connect(self.describe_screen)
+        self.copy_button.clicked.connect(self.copy_description)
+        self.speak_button.clicked.connect(self.speak_again)
+        self.stop_button.clicked.connect(self.stop_speech)
+        self.clear_button.clicked.connect(self.clear_history)
+        self.settings_button.clicked.connect(self.open_settings)
+        self.history_list.itemActivated.connect(self._history_item_activated)
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action(file_menu, "&Open image...", self.open_files, QKeySequence.StandardKey.Open)
+        self.paste_action = self._action(file_menu, "&Paste image", self.paste, QKeySequence.StandardKey.Paste)
+        self.screen_action = self._action(file_menu, "Describe &screen", self.describe_screen)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = bar.addMenu("&Edit")
+        self.copy_action = self._action(edit_menu, "&Copy description", self.copy_description, "Ctrl+Shift+C")
+        self._action(edit_menu, "&Settings...", self.open_settings, "Ctrl+,")
+        self._action(edit_menu, "C&lear history...", self.clear_history)
+        speech_menu = bar.addMenu("&Speech")
+        self._action(speech_menu, "Speak &again", self.speak_again, "F5")
+        self.stop_action = self._action(speech_menu, "&Stop speech", self.stop_speech, "Escape")
+
+    def _build_tray(self) -> None:
+        self.tray = None
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return
+        self.tray = QSystemTrayIcon(app_icon(), self)
+        self.tray.setToolTip("Captioner")
+        from PySide6.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        menu.addAction("Describe screen", self.describe_screen)
+        menu.addAction("Show window", self.bring_to_front)
+        menu.addAction("Quit", self.close)
+        self.tray.setContextMenu(menu)
+        self.tray.activated.connect(lambda reason: self.bring_to_front()
+                                    if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
+        self.tray.show()
+
+    def _connect_worker(self) -> None:
+        self.worker.loading.connect(lambda model: self.set_status(f"Loading the model '{model}'..."))
+        self.worker.ready.connect(self._model_ready)
+        self.worker.load_failed.connect(self._model_failed)
+        self.worker.notice.connect(self.tell)
+        self.worker.described.connect(self.show_description)
+        self.worker.dropped.connect(lambda request_id: self.pending.pop(request_id, None))
+
+    # ------------------------------------------------------------------ model
+
+    def load_model(self) -> None:
+        self.model_ready = False
+        self.device_label.setText("")
+        self.worker.set_decoding(self.settings.decoding, self.settings.beam_size)
+        self.worker.load(self.settings.model, self.settings.device, self.models_dir)
+
+    def _model_ready(self, model: str, device: str) -> None:
+        self.model_ready = True
+        self.device_label.setText(device)
+        self.set_status(f"Ready: model '{model}' on {device}.")
+        waiting, self.waiting_for_model = self.waiting_for_model, []
+        if waiting:
+            self.describe_files(waiting)
+
+    def describe_when_ready(self, paths: list[str]) -> None:
+        if self.model_ready:
+            self.describe_files(paths)
+        else:
+            self.waiting_for_model.extend(paths)
+
+    def _model_failed(self, message: str, missing: bool) -> None:
+        self.set_status("No model loaded.")
+        if missing:
+            self.model_missing.emit(message)
+        else:
+            self.tell(message)
+
+    # ------------------------------------------------------------------ sources
+
+    def open_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", str(Path.home()), IMAGE_FILTER)
+        if paths:
+            self.describe_files(paths)
+
+    def paste(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime is not None else []
+        if paths:
+            self.describe_files(paths)
+        elif mime is not None and mime.hasImage():
+            self.describe_bytes(image_to_png(QImage(QGuiApplication.clipboard().image())), "Clipboard image",
+                                "clipboard")
+        else:
+            self.tell("The clipboard holds no image. Copy an image, or an image file, then paste again.")
+
+    def describe_files(self, paths: list[str]) -> None:
+        for index, path in enumerate(paths):
+            self.submit(Request(name=Path(path).name, source=str(Path(path).resolve()), path=path,
+                                show_name=len(paths) > 1, interrupt=index == 0))
+
+    def describe_bytes(self, data: bytes, name: str, source: str = "dropped image") -> None:
+        self.submit(Request(name=name, source=source, image_bytes=data))
+
+    def describe_screen(self) -> None:
+        """Captures the monitor under the mouse pointer, our own window hidden first."""
+        visible = self.isVisible() and not self.isMinimized()
+        if visible:
+            self.hide()
+        QTimer.singleShot(250 if visible else 0, lambda: self._capture_screen(visible))
+
+    def _capture_screen(self, reshow: bool) -> None:
+        try:
+            position = QCursor.pos()
+            image = grab_screen(position.x(), position.y())
+        except CaptureError as exc:
+            image = None
+            self.tell(str(exc))
+        if reshow:
+            self.show()
+        if image is not None:
+            self.submit(Request(name="Screen", source="screen", image=image))
+
+    def submit(self, request: Request) -> None:
+        request_id = self.worker.describe(request)
+        self.pending[request_id] = request
+        self.set_status("Working..." if self.model_ready else "Waiting for the model to load...")
+        QTimer.singleShot(DESCRIBING_AFTER_MS, lambda: self._still_working(request_id))
+
+    def _still_working(self, request_id: int) -> None:
+        if request_id in self.pending and request_id == min(self.pending):
+            self.say("Describing...", interrupt=True)
+
+    # ------------------------------------------------------------------ results
+
+    def show_description(self, description: Description) -> None:
+        request = description.request
+        self.pending.pop(request.id, None)
+        self.last = description
+        text = description.spoken
+        if request.show_name and not description.error:  # error messages already name the file
+            text = f"{request.name}: {text}"
+        self.result.setPlainText(text)
+        self.activateWindow()
+        self.result.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.announce(text)
+        self.say(text, interrupt=request.interrupt)
+        if not description.error:
+            if self.settings.auto_copy:
+                QGuiApplication.clipboard().setText(description.text)
+            if self.settings.history:
+                entry = self.history.add(HistoryEntry(
+                    time=datetime.now().astimezone().isoformat(timespec="seconds"), text=description.text,
+                    source=request.source, model=description.model, seconds=round(description.seconds, 3)),
+                    description.thumbnail_png)
+                self._add_history_item(entry, at_top=True)
+        if not self.pending:
+            self.set_status(f"Ready: model '{self.worker_model_name()}'." if self.model_ready else "No model loaded.")
+
+    def worker_model_name(self) -> str:
+        return self.last.model if self.last and self.last.model else self.settings.model
+
+    def tell(self, message: str) -> None:
+        """A message for the user (an error, a fallback): shown, announced and spoken."""
+        self.result.setPlainText(message)
+        self.set_status(message)
+        self.announce(message)
+        self.say(message, interrupt=True)
+
+    def set_status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def announce(self, text: str) -> None:
+        event = QAccessibleAnnouncementEvent(self.result, text)
+        event.setPoliteness(QAccessible.AnnouncementPoliteness.Assertive)
+        QAccessible.updateAccessibility(event)
+
+    def say(self, text: str, interrupt: bool = True) -> None:
+        """Our own voice, or the user's screen reader where one runs and they asked for it."""
+        if not self.settings.speech:
+            return
+        if self.settings.use_screen_reader:
+            reader = self.screen_reader()
+            if reader is not None:
+                if not self.isActiveWindow():  # when it is, the announcement and the focus reach the reader
+                    reader.speak(text)
+                return
+        self.speaker.say(text, interrupt)
+
+    def screen_reader(self):
+        """The running screen reader, looked up at most every few seconds (a user may start or quit one)."""
+        checked, reader = self._reader_cache
+        if time.monotonic() - checked > 5:
+            reader = screen_reader.detect()
+            self._reader_cache = (time.monotonic(), reader)
+        return reader
+
+    def copy_description(self) -> None:
+        text = self.result.toPlainText()
+        if text:
+            QGuiApplication.clipboard().setText(text)
+            self.set_status("Copied the description.")
+            self.announce("Copied.")
+
+    def speak_again(self) -> None:
+        text = self.result.toPlainText()
+        if text:
+            self.say(text, interrupt=True)
+
+    def stop_speech(self) -> None:
+        self.speaker.stop()
+        reader = self.screen_reader() if self.settings.use_screen_reader else None
+        if reader is not None:
+            reader.stop()
+
+    # ------------------------------------------------------------------ history
+
+    def load_history(self) -> None:
+        self.history_list.clear()
+        visible = self.settings.history
+        for widget in (self.history_label, self.history_list, self.clear_button):
+            widget.setVisible(visible)
+        if visible:
+            for entry in self.history.entries():
+                self._add_history_item(entry, at_top=True)
+
+    def _add_history_item(self, entry: HistoryEntry, at_top: bool) -> None:
+        try:
+            when = datetime.fromisoformat(entry.time).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            when = entry.time
+        item = QListWidgetItem(f"{entry.text}\n{when}, {_source_label(entry.source)}")
+        item.setData(Qt.ItemDataRole.UserRole, entry.text)
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.text} ({when}, {_source_label(entry.source)})")
+        thumbnail = self.history.thumbnail_path(entry)
+        if thumbnail is not None:
+            item.setIcon(QIcon(str(thumbnail)))
+        if at_top:
+            self.history_list.insertItem(0, item)
+        else:
+            self.history_list.addItem(item)
+
+    def _history_item_activated(self, item: QListWidgetItem) -> None:
+        text = item.data(Qt.ItemDataRole.UserRole)
+        self.result.setPlainText(text)
+        self.say(text, interrupt=True)
+
+    def clear_history(self) -> None:
+        answer = QMessageBox.question(self, "Clear history", "Delete all past descriptions and their thumbnails?",
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.history.clear()
+            self.history_list.clear()
+            self.tell("History cleared.")
+
+    # ------------------------------------------------------------------ settings and the rest
+
+    def open_settings(self) -> None:
+        from .settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self.speaker, self.models_dir, self)
+        if dialog.exec():
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, new: Settings) -> None:
+        old, self.settings = self.settings, new
+        new.save()
+        self.speaker.configure(new.voice, new.rate, new.volume / 100)
+        self.worker.set_decoding(new.decoding, new.beam_size)
+        if (new.model, new.device) != (old.model, old.device):
+            self.load_model()
+        if new.history != old.history:
+            self.load_history()
+        self.settings_changed.emit()
+
+    def bring_to_front(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event):
+        QSettings().setValue("window/size", self.size())
+        if self.tray is not None:
+            self.tray.hide()
+        super().closeEvent(event)
+
+
+def _source_label(source: str) -> str:
+    if source in ("clipboard", "screen", "dropped image"):
+        return source
+    return Path(source).name
+
+
+def app_icon() -> QIcon:
+    return QIcon(str(Path(__file__).resolve().parent / "captioner.svg"))

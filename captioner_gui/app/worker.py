@@ -1,0 +1,247 @@
+"""The captioning worker: a QObject in a QThread of its own that owns the model.
+
+It loads the model without freezing the window, then takes requests from a queue and answers with signals.
+A newer screen request replaces an older one that has not started yet (the user wants the screen as it is now).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+THUMBNAIL_SIZE = (96, 96)
+
+
+@dataclass
+class Request:
+    """One thing to describe: a file (`path`) or an image in memory (`image_bytes`, e.g. the clipboard's)."""
+
+    name: str  # how the user knows it, in messages: a file name, "Clipboard image", "Screen"
+    source: str  # what goes into the history: the file's path, "clipboard" or "screen"
+    show_name: bool = False  # start the description with the name (one of several files dropped at once)
+    path: str | None = None
+    image_bytes: bytes | None = None
+    image: object = None  # a PIL image made by the app itself (a screen capture)
+    interrupt: bool = True  # whether its description may cut off the one being spoken
+    id: int = 0  # set by the worker
+
+
+@dataclass
+class Description:
+    """The answer to one Request: a caption, or an error message a person can act on."""
+
+    request: Request
+    text: str = ""
+    error: str = ""
+    seconds: float = 0.0
+    model: str = ""
+    thumbnail_png: bytes = field(default=b"", repr=False)
+
+    @property
+    def spoken(self) -> str:
+        return self.error or self.text
+
+
+@dataclass(frozen=True)
+class LoadOrder:
+    model: str
+    device: str  # auto, cpu or cuda
+    models_dir: Path | None = None
+
+
+class RequestQueue:
+    """A thread-safe queue of loads and requests; a new screen request drops the screen requests still waiting."""
+
+    def __init__(self):
+        self._items: deque = deque()
+        self._ready = threading.Condition()
+
+    def put(self, item) -> list:
+        """Adds an item; returns the requests it replaced."""
+        with self._ready:
+            dropped = []
+            if isinstance(item, Request) and item.source == "screen":
+                dropped = [i for i in self._items if isinstance(i, Request) and i.source == "screen"]
+                self._items = deque(i for i in self._items if i not in dropped)
+            self._items.append(item)
+            self._ready.notify()
+            return dropped
+
+    def get(self):
+        with self._ready:
+            while not self._items:
+                self._ready.wait()
+            return self._items.popleft()
+
+    def __len__(self) -> int:
+        with self._ready:
+            return len(self._items)
+
+
+_STOP = object()
+
+
+class CaptionWorker(QObject):
+    """Owns the model. Call `load`, `describe` and `stop` from the GUI thread; results arrive as signals."""
+
+    loading = Signal(str)  # model
+    ready = Signal(str, str)  # model name, device name ("CPU" or the CUDA card's name)
+    load_failed = Signal(str, bool)  # message, whether the model is simply not installed (first run)
+    notice = Signal(str)  # something the user should know that is not an error (a fallback to the CPU)
+    started = Signal(int)  # request id
+    described = Signal(object)  # Description
+    dropped = Signal(int)  # request id of a stale screen request that was replaced by a newer one
+
+    def __init__(self):
+        super().__init__()
+        self.queue = RequestQueue()
+        self.options = {"method": "beam", "beam_size": 5}
+        self._next_id = 1
+        self._model = None
+        self._thread: QThread | None = None
+
+    # ------------------------------------------------------------------ called from the GUI thread
+
+    def start(self) -> None:
+        """Moves the worker into a thread of its own and starts taking orders."""
+        self._thread = QThread()
+        self._thread.setObjectName("captioning worker")
+        self.moveToThread(self._thread)
+        self._thread.started.connect(self._serve)
+        self._thread.start()
+
+    def load(self, model: str, device: str = "auto", models_dir: Path | None = None) -> None:
+        self.queue.put(LoadOrder(model, device, models_dir))
+
+    def describe(self, request: Request) -> int:
+        request.id = self._next_id
+        self._next_id += 1
+        for stale in self.queue.put(request):
+            self.dropped.emit(stale.id)
+        return request.id
+
+    def set_decoding(self, method: str, beam_size: int) -> None:
+        self.options = {"method": method, "beam_size": beam_size}  # read by the worker for the next request
+
+    def stop(self, wait_ms: int = 10000) -> None:
+        self.queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait(wait_ms)
+
+    @property
+    def busy(self) -> bool:
+        return len(self.queue) > 0
+
+    # ------------------------------------------------------------------ in the worker thread
+
+    def _serve(self) -> None:
+        while True:
+            order = self.queue.get()
+            if order is _STOP:
+                break
+            if isinstance(order, LoadOrder):
+                self._load(order)
+            else:
+                self.started.emit(order.id)
+                self.described.emit(self._describe(order))
+        self._model = None
+        self.thread().quit()
+
+    def _load(self, order: LoadOrder) -> None:
+        self.loading.emit(order.model)
+        self._model = None
+        try:
+            from captioner_gui.engine import CaptionerError, ModelFilesMissing, load_model
+            from captioner_gui.engine.model import resolve_device
+        except Exception as exc:  # a broken installation: say so instead of dying silently
+            self.load_failed.emit(f"The captioning engine could not start: {exc}", False)
+            return
+        try:
+            device = order.device
+            if device == "auto" and resolve_device("auto").type == "cuda":
+                try:
+                    self._model = load_model(order.model, order.models_dir, "cuda")
+                except ModelFilesMissing:
+                    raise
+                except Exception as exc:  # a driver problem, too little GPU memory, ...
+                    self.notice.emit(f"The GPU could not be used ({_one_line(exc)}); using the CPU instead.")
+                    device = "cpu"
+            if self._model is None:
+                self._model = load_model(order.model, order.models_dir, device)
+        except ModelFilesMissing as exc:
+            self.load_failed.emit(str(exc), True)
+            return
+        except CaptionerError as exc:
+            self.load_failed.emit(str(exc), False)
+            return
+        except MemoryError:
+            self.load_failed.emit(f"Not enough memory to load the model '{order.model}'. Close other programs and "
+                                  "try again.", False)
+            return
+        except Exception as exc:
+            traceback.print_exc()
+            self.load_failed.emit(f"The model '{order.model}' could not be loaded: {_one_line(exc)}", False)
+            return
+        self.ready.emit(self._model.name, self._model.device_name)
+
+    def _describe(self, request: Request) -> Description:
+        started = time.perf_counter()
+        answer = Description(request)
+        try:
+            from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_image_bytes
+
+            if request.image is not None:
+                image = request.image
+            elif request.image_bytes is not None:
+                image = load_image_bytes(request.image_bytes, request.name)
+            else:
+                image = load_image(request.path)
+            answer.thumbnail_png = _thumbnail(image)
+            if self._model is None:
+                answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
+                return answer
+            [caption] = self._model.caption([image], DecodeOptions(**self.options))
+            answer.text, answer.model = _sentence(caption.text), self._model.name
+        except CaptionerError as exc:
+            answer.error = str(exc)
+        except MemoryError:
+            answer.error = "Out of memory while describing this image. Close other programs, or pick the CPU in Settings."
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch's, without importing torch here
+                answer.error = "The GPU ran out of memory. Choose the CPU in Settings, or close other programs."
+            else:
+                traceback.print_exc()
+                answer.error = f"This image could not be described: {_one_line(exc)}"
+        finally:
+            answer.seconds = time.perf_counter() - started
+        return answer
+
+
+def _sentence(text: str) -> str:
+    """A caption as a sentence to read: capital first letter, final full stop."""
+    text = text.strip()
+    if not text:
+        return "No description."
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def _thumbnail(image) -> bytes:
+    small = image.copy()
+    small.thumbnail(THUMBNAIL_SIZE)
+    buffer = io.BytesIO()
+    small.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

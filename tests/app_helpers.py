@@ -1,0 +1,71 @@
+"""Helpers for the app's tests: a window on a tiny model, with its settings, history and speech in a test folder."""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class AppUnderTest:
+    window: object
+    worker: object
+    speaker: object
+    history: object
+    speech_dir: Path
+
+    def described(self, qtbot, count: int = 1, timeout: int = 60000) -> list:
+        """Waits for `count` more descriptions and returns them."""
+        got = []
+        self.worker.described.connect(got.append)
+        qtbot.waitUntil(lambda: len(got) >= count, timeout=timeout)
+        self.worker.described.disconnect(got.append)
+        qtbot.wait(50)  # let the window's own slot run too
+        return got
+
+
+def start_app(qtbot, settings, history_dir: Path, speech_dir: Path, models_dir: Path | None = None,
+              wait_ready: bool = True) -> AppUnderTest:
+    from captioner_gui.app.history import History
+    from captioner_gui.app.speech import Speaker
+    from captioner_gui.app.window import MainWindow
+    from captioner_gui.app.worker import CaptionWorker
+
+    speaker = Speaker(record_dir=speech_dir)
+    worker = CaptionWorker()
+    window = MainWindow(settings, worker, speaker, History(history_dir), models_dir)
+    qtbot.addWidget(window)
+    worker.start()
+    if wait_ready:
+        with qtbot.waitSignal(worker.ready, timeout=60000):
+            window.load_model()
+    else:
+        window.load_model()
+    window.show()
+    return AppUnderTest(window, worker, speaker, window.history, speech_dir)
+
+
+def stop_app(app: AppUnderTest) -> None:
+    app.worker.stop()
+    app.speaker.close()
+    app.window.close()
+
+
+def expected_caption(model_folder: Path, image_path: Path, method: str = "beam") -> str:
+    """What the engine itself says for this image, as the app words it."""
+    from captioner_gui.app.worker import _sentence
+    from captioner_gui.engine import DecodeOptions, load_image, load_model
+
+    model = load_model(str(model_folder), device="cpu")
+    [caption] = model.caption([load_image(image_path)], DecodeOptions(method=method))
+    return _sentence(caption.text)
+
+
+def loudness(path: Path) -> tuple[float, float]:
+    """(seconds, root-mean-square amplitude in 16-bit units) of a WAV file."""
+    with wave.open(str(path)) as sound:
+        samples = np.frombuffer(sound.readframes(sound.getnframes()), dtype=np.int16).astype(np.float64)
+        return sound.getnframes() / sound.getframerate(), float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0

@@ -1,0 +1,247 @@
+"""The window, offscreen, with a tiny model: drop, paste, open, the worker queue, history, settings, errors."""
+
+import json
+import time
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+
+from app_helpers import expected_caption, start_app, stop_app
+from conftest import noise_image
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, qapp):
+    QCoreApplication.setOrganizationName("captioner")
+    QCoreApplication.setApplicationName("captioner")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    yield
+
+
+@pytest.fixture
+def photos(tmp_path):
+    paths = []
+    for seed in range(3):
+        path = tmp_path / f"photo{seed}.png"
+        noise_image(seed, (80, 60)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def app(qtbot, tiny_mlp, tmp_path):
+    from captioner_gui.app.settings import Settings
+
+    running = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    yield running
+    stop_app(running)
+
+
+def drop(widget, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    centre = widget.rect().center()
+    enter = QDragEnterEvent(centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the drop area refused the drag"
+    QApplication.sendEvent(widget, QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime,
+                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+
+
+def history_lines(app):
+    return [json.loads(line) for line in app.history.path.read_text().splitlines()]
+
+
+def test_dropping_several_images_describes_each_in_turn(app, qtbot, photos, tiny_mlp):
+    drop(app.window.drop_area, photos)
+    answers = app.described(qtbot, 3)
+    assert [a.request.path for a in answers] == [str(p) for p in photos]
+    expected = [expected_caption(tiny_mlp.folder, p) for p in photos]
+    assert [a.text for a in answers] == expected
+    assert app.window.result.toPlainText() == f"photo2.png: {expected[2]}"
+    assert QApplication.focusWidget() is app.window.result  # focus lands on the result
+    lines = history_lines(app)
+    assert [line["text"] for line in lines] == expected
+    assert [line["source"] for line in lines] == [str(p.resolve()) for p in photos]
+    assert all((app.history.thumbnails / line["thumbnail"]).is_file() for line in lines)
+    assert app.window.history_list.count() == 3
+    assert app.window.history_list.item(0).text().startswith(expected[2])  # newest first
+    assert app.speaker.wait_until_quiet(30)
+    assert app.speaker.spoken >= 3  # each of them was spoken, none cut off by the next
+
+
+def test_paste_an_image_or_an_image_file_and_copy_the_result(app, qtbot, photos, tiny_mlp):
+    clipboard = QGuiApplication.clipboard()
+    clipboard.setImage(QImage(str(photos[0])))
+    qtbot.keyClick(app.window, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    [answer] = app.described(qtbot)
+    assert answer.request.source == "clipboard" and not answer.error
+    assert answer.text == expected_caption(tiny_mlp.folder, photos[0])
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photos[1]))])
+    clipboard.setMimeData(mime)
+    app.window.paste_button.click()
+    [answer] = app.described(qtbot)
+    assert answer.request.path == str(photos[1])
+    assert app.window.result.toPlainText() == expected_caption(tiny_mlp.folder, photos[1])
+
+    qtbot.keyClick(app.window.result, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert clipboard.text() == app.window.result.toPlainText()
+
+    clipboard.setText("just words")
+    app.window.paste_button.click()
+    assert "holds no image" in app.window.result.toPlainText()
+
+
+def test_open_with_the_keyboard(app, qtbot, photos, monkeypatch, tiny_mlp):
+    monkeypatch.setattr(QFileDialog, "getOpenFileNames", lambda *args, **kwargs: ([str(photos[2])], ""))
+    app.window.drop_area.setFocus()
+    qtbot.keyClick(app.window.drop_area, Qt.Key.Key_Space)  # the drop area is a button: Space opens
+    [answer] = app.described(qtbot)
+    assert answer.text == expected_caption(tiny_mlp.folder, photos[2])
+    qtbot.keyClick(app.window, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    [again] = app.described(qtbot)
+    assert again.text == answer.text
+
+
+def test_a_bad_image_gives_a_spoken_message_and_the_app_goes_on(app, qtbot, tmp_path, photos):
+    fake = tmp_path / "notes.png"
+    fake.write_text("this is not a picture")
+    drop(app.window.drop_area, [fake])
+    [answer] = app.described(qtbot)
+    assert "notes.png" in answer.error and "not an image" in answer.error
+    assert app.window.result.toPlainText() == answer.error
+    assert app.speaker.wait_until_quiet(30)
+    spoken_files = sorted(app.speech_dir.glob("*.wav"))
+    assert spoken_files  # the message was spoken
+    assert not app.history.path.exists()  # errors are not history
+
+    drop(app.window.drop_area, [photos[0]])
+    [answer] = app.described(qtbot)
+    assert answer.text and not answer.error
+
+
+def test_history_is_kept_across_restarts_can_be_cleared_and_turned_off(qtbot, tiny_mlp, tmp_path, photos,
+                                                                       monkeypatch):
+    from captioner_gui.app.settings import Settings
+
+    first = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    drop(first.window.drop_area, photos[:2])
+    first.described(qtbot, 2)
+    stop_app(first)
+
+    second = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    assert second.window.history_list.count() == 2
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    second.window.clear_history()
+    assert second.window.history_list.count() == 0
+    assert not second.history.path.exists() and not second.history.thumbnails.exists()
+
+    second.window.apply_settings(Settings(model=str(tiny_mlp.folder), history=False))
+    assert not second.window.history_list.isVisibleTo(second.window)
+    drop(second.window.drop_area, [photos[2]])
+    second.described(qtbot)
+    assert not second.history.path.exists()
+    stop_app(second)
+
+
+def test_settings_dialog_choices_are_kept_across_restarts(app, qtbot, monkeypatch):
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
+    dialog.decoding.setCurrentIndex(dialog.decoding.findData("greedy"))
+    dialog.rate.setValue(220)
+    dialog.auto_copy.setChecked(True)
+    dialog.hotkeys["screen"].setKeySequence("Ctrl+Alt+Shift+D")
+    assert dialog.voice.count() > 1  # the speech engine's voices are offered
+    chosen = dialog.result_settings()
+    app.window.apply_settings(chosen)
+
+    again = Settings.load()
+    assert again == chosen
+    assert (again.decoding, again.rate, again.auto_copy, again.hotkey_screen) == ("greedy", 220, True,
+                                                                                  "Ctrl+Alt+Shift+D")
+    assert app.worker.options == {"method": "greedy", "beam_size": 5}
+    QSettings().setValue("rate", "fast")  # a damaged value falls back to the default
+    assert Settings.load().rate == Settings().rate
+
+
+def test_the_window_keeps_responding_while_it_works(app, qtbot, tmp_path):
+    paths = []
+    for seed in range(20):
+        path = tmp_path / f"image{seed}.png"
+        noise_image(seed, (320, 240)).save(path)
+        paths.append(path)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    started = time.perf_counter()
+    app.window.describe_files([str(p) for p in paths])
+    answers = app.described(qtbot, 20, timeout=120000)
+    timer.stop()
+    assert len(answers) == 20 and not any(a.error for a in answers)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 0.5 * (ticks[-1] - started) / 0.010  # the event loop kept turning, at least half the time
+    assert max(gaps) < 0.25, f"the window froze for {max(gaps):.2f} s"
+
+
+def test_every_control_is_named_and_reachable_with_tab(app):
+    window = app.window
+    seen = []
+    widget = window.drop_area
+    widget.setFocus()
+    for _ in range(30):
+        seen.append(widget)
+        widget = widget.nextInFocusChain()
+        while not (widget.focusPolicy() & Qt.FocusPolicy.TabFocus) or not widget.isVisibleTo(window):
+            widget = widget.nextInFocusChain()
+        if widget is window.drop_area:
+            break
+    expected = [window.drop_area, window.open_button, window.paste_button, window.screen_button,
+                window.settings_button, window.result, window.copy_button, window.speak_button, window.stop_button,
+                window.history_list, window.clear_button]
+    assert [w for w in seen if w in expected] == expected
+    for widget in expected:
+        assert widget.accessibleName() and widget.accessibleDescription(), widget
+
+
+def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_path, photos):
+    from captioner_gui.app.settings import Settings
+
+    missing = []
+    app = start_app(qtbot, Settings(model="coco"), tmp_path / "data", tmp_path / "speech",
+                    models_dir=tmp_path / "empty-models", wait_ready=False)
+    app.window.model_missing.connect(missing.append)
+    qtbot.waitUntil(lambda: bool(missing), timeout=60000)
+    assert "coco" in missing[0] and "captioner models download coco" in missing[0]
+    drop(app.window.drop_area, [photos[0]])
+    [answer] = app.described(qtbot)
+    assert "No model is loaded" in answer.error
+    stop_app(app)
+
+
+def test_first_run_dialog_offline_says_how_to_import(qtbot, tmp_path, tiny_mlp, monkeypatch):
+    from captioner_gui.app.first_run import ModelSetupDialog
+
+    dialog = ModelSetupDialog("coco", tmp_path / "models")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: "offline" in dialog.message.text(), timeout=30000)
+    assert "captioner models import FILE --name coco" in dialog.message.text()
+    assert not dialog.download_button.isEnabled()
+
+    # The file the user picks does not fit 'coco' (it is the tiny test model): a readable message, no traceback.
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tiny_mlp.weights), ""))
+    dialog.import_button.click()
+    qtbot.waitUntil(lambda: dialog.import_button.isEnabled(), timeout=60000)
+    assert dialog.isVisible()
+    assert "Traceback" not in dialog.message.text() and dialog.message.text()
+    assert not (tmp_path / "models" / "coco").exists()  # nothing half-made was left behind

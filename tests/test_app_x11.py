@@ -1,0 +1,94 @@
+"""`captioner-gui` in a real X server, driven only by the keyboard as a blind user would drive it."""
+
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from app_helpers import expected_caption, loudness
+from conftest import noise_image
+from hub_server import HubServer
+from test_download import hub_files, online
+from x11 import ARTIFACTS, Xvfb, gui_command, wait_for
+
+
+@pytest.fixture
+def xserver():
+    server = Xvfb()
+    yield server
+    server.close()
+
+
+def start_gui(xserver, tmp_path, *args, **env):
+    environment = xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config"), CAPTIONER_DATA=str(tmp_path / "data"),
+                              CAPTIONER_SPEECH_DIR=str(tmp_path / "speech"), **env)
+    return subprocess.Popen([*gui_command(), *map(str, args)], env=environment, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def history(tmp_path):
+    path = tmp_path / "data" / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def quit_gui(xserver, window, process):
+    xserver.keys(window, "ctrl+q")
+    try:
+        assert process.wait(20) == 0, process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_open_an_image_with_the_keyboard_and_hear_it(xserver, tmp_path, tiny_mlp):
+    photo = tmp_path / "beach photo.png"
+    noise_image(3, (320, 240)).save(photo)
+    gui = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
+    try:
+        window = xserver.wait_for_window("^Captioner$")
+        xserver.keys(window, "ctrl+o")
+        dialog = xserver.wait_for_window("^Open images$")
+        xserver.type(dialog, str(photo))
+        xserver.keys(dialog, "Return")
+        [entry] = wait_for(lambda: history(tmp_path), 90, "the description in the history file")
+        assert entry["text"] == expected_caption(tiny_mlp.folder, photo)
+        assert entry["source"] == str(photo)
+
+        # The text field shows it: Copy (Ctrl+Shift+C) copies the field's text.
+        xserver.keys(window, "ctrl+shift+c")
+        assert wait_for(lambda: xserver.clipboard() == entry["text"], 10, "the description on the clipboard")
+        shot = xserver.screenshot(window, tmp_path / "window.png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(shot, ARTIFACTS / "app-window.png")
+
+        spoken = wait_for(lambda: sorted((tmp_path / "speech").glob("*.wav")), 30, "speech")
+        seconds, rms = loudness(spoken[-1])
+        assert seconds > 0.5 and rms > 300
+    finally:
+        quit_gui(xserver, window, gui)
+
+
+def test_first_run_downloads_the_model_then_describes(xserver, tmp_path, full_mlp):
+    photo = tmp_path / "photo.png"
+    noise_image(4, (320, 240)).save(photo)
+    models = tmp_path / "models"
+    with HubServer(hub_files(full_mlp)) as hub:
+        gui = start_gui(xserver, tmp_path, "--models-dir", models, photo, **online(hub.url))
+        try:
+            window = xserver.wait_for_window("^Captioner$")
+            dialog = xserver.wait_for_window("^Get the model$", timeout=120)
+            # The dialog asks the Hub for the sizes first (one HEAD per file); then Download is the default button.
+            wait_for(lambda: sum(r[0] == "HEAD" for r in hub.requests) >= 4, 30, "the sizes")
+            time.sleep(1)
+            xserver.keys(dialog, "Return")
+            [entry] = wait_for(lambda: history(tmp_path), 240, "the description after the download")
+        finally:
+            if "window" in locals():
+                quit_gui(xserver, window, gui)
+            else:
+                gui.kill()
+    assert json.loads((models / "coco" / "manifest.json").read_text())["name"] == "coco"
+    assert (models / "coco" / "coco_weights.pt").read_bytes() == full_mlp.weights.read_bytes()
+    assert entry["source"] == str(photo) and entry["model"] == "coco" and entry["text"]

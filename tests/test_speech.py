@@ -1,0 +1,69 @@
+"""Our own voice: pyttsx3 with espeak-ng, in its thread, rendered to files that the test listens to."""
+
+import sys
+import time
+
+from app_helpers import loudness
+from captioner_gui.app.speech import Speaker
+
+DESCRIPTIONS = ["A bunch of bananas on a table.", "A dog sitting on a couch next to a window.",
+                "A red circle above a blue square."]
+
+
+def test_three_descriptions_in_a_row_are_all_spoken_aloud(tmp_path):
+    errors = []
+    speaker = Speaker(record_dir=tmp_path, on_error=errors.append)
+    try:
+        for text in DESCRIPTIONS:
+            speaker.say(text, interrupt=False)
+            assert speaker.wait_until_quiet(30)  # one after the other, as a user drops three images
+    finally:
+        speaker.close()
+    assert not errors
+    files = sorted(tmp_path.glob("*.wav"))
+    assert [f.name for f in files] == ["001.wav", "002.wav", "003.wav"]
+    for path, text in zip(files, DESCRIPTIONS):
+        seconds, rms = loudness(path)
+        assert 0.8 < seconds < 10, (text, seconds)  # a sentence takes a second or a few
+        assert rms > 300, (text, rms)  # not silent
+
+
+def test_rate_and_voice_settings_change_the_speech(tmp_path):
+    speaker = Speaker(record_dir=tmp_path)
+    try:
+        speaker.configure(rate=120)
+        speaker.say(DESCRIPTIONS[0])
+        speaker.configure(rate=300)
+        speaker.say(DESCRIPTIONS[0], interrupt=False)
+        assert speaker.wait_until_quiet(30)
+        voices = speaker.voices()
+    finally:
+        speaker.close()
+    slow, fast = (loudness(tmp_path / name)[0] for name in ("001.wav", "002.wav"))
+    assert slow > 1.8 * fast
+    assert len(voices) > 1 and all(v.id and v.name for v in voices)
+
+
+def test_a_new_description_cuts_off_the_one_being_spoken(tmp_path, monkeypatch):
+    # A stand-in player that notes when it starts and takes 3 s per sound, as a long description would.
+    log = tmp_path / "player.log"
+    player = tmp_path / "player.py"
+    player.write_text("import sys, time\n"
+                      f"open({str(log)!r}, 'a').write(f'{{time.time()}} {{sys.argv[1]}}\\n')\n"
+                      "time.sleep(3)\n")
+    monkeypatch.setenv("CAPTIONER_PLAYER", f"{sys.executable} {player}")
+    speaker = Speaker(record_dir=tmp_path / "spoken")
+    try:
+        speaker.say("The first description, which is long.")
+        time.sleep(1.0)
+        asked = time.time()
+        speaker.say("The second one.")  # interrupts
+        speaker.say("A third, queued after the second.", interrupt=False)
+        time.sleep(0.5)
+        speaker.stop()  # Escape: silence, and the third is dropped
+        assert speaker.wait_until_quiet(10)
+    finally:
+        speaker.close()
+    starts = [float(line.split()[0]) for line in log.read_text().splitlines()]
+    assert len(starts) == 2  # the first and the second; the stop came before the third
+    assert starts[1] - asked < 1.0  # the second did not wait for the first to finish
