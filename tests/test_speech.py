@@ -67,3 +67,17 @@ def test_a_new_description_cuts_off_the_one_being_spoken(tmp_path, monkeypatch):
     starts = [float(line.split()[0]) for line in log.read_text().splitlines()]
     assert len(starts) == 2  # the first and the second; the stop came before the third
     assert starts[1] - asked < 1.0  # the second did not wait for the first to finish
+
+
+def test_pyttsx3_renders_three_descriptions_in_a_row(tmp_path):
+    """pyttsx3 speaks on Windows and macOS (and on Linux when only the espeak library is there); here it runs
+    its espeak driver."""
+    from captioner_gui.app.speech import Pyttsx3Engine
+
+    engine = Pyttsx3Engine()
+    for index, text in enumerate(DESCRIPTIONS):
+        path = tmp_path / f"{index}.wav"
+        assert engine.write(text, path, "", 180, 1.0), text
+        seconds, rms = loudness(path)
+        assert 0.8 < seconds < 10 and rms > 300, (text, seconds, rms)
+    assert len(engine.voices()) > 1

@@ -24,6 +24,14 @@ def human_size(size: int | None) -> str:
     return f"{size} bytes"
 
 
+def _purpose(filename: str) -> str:
+    if filename in ("vocab.json", "merges.txt"):
+        return "GPT-2's word list"
+    if filename.startswith("open_clip"):
+        return "CLIP image encoder"
+    return "Captioning model"
+
+
 class _Bridge(QObject):
     """Carries news from the download thread to the dialog (signals cross threads safely)."""
 
@@ -88,7 +96,7 @@ class ModelSetupDialog(QDialog):
         for widget in (self.intro, self.files, self.progress, self.message, self.buttons):
             layout.addWidget(widget)
         self.setAccessibleDescription(intro)
-        self.resize(560, self.sizeHint().height())
+        self.setMinimumWidth(600)
         if self.downloadable:
             threading.Thread(target=self._plan, daemon=True).start()
 
@@ -105,17 +113,19 @@ class ModelSetupDialog(QDialog):
         self.bridge.planned.emit(planned, reachable)
 
     def _show_plan(self, planned, reachable: bool) -> None:
-        lines = [f"{item.remote.filename} ({item.remote.repo_id}): {human_size(item.size)}" for item in planned]
+        lines = [f"{_purpose(item.remote.filename)}: {item.remote.filename} from {item.remote.repo_id}, "
+                 f"{human_size(item.size)}" for item in planned]
         sizes = [item.size for item in planned if item.size]
         text = "To download:\n" + "\n".join(lines)
         if sizes:
             text += f"\nIn all about {human_size(sum(sizes))}, saved in {self.models_dir}."
         self.files.setText(text)
+        self.adjustSize()
         if reachable:
             self.download_button.setEnabled(True)
             self.download_button.setFocus()
         else:
-            self.files.setText("")
+            self.files.hide()
             self.tell("The Hugging Face Hub cannot be reached: this computer seems to be offline. Connect and open "
                       "this again, or choose the weights file you have with 'Use files I have' (on the command "
                       "line: captioner models import FILE --name " + self.model + ").")
@@ -210,6 +220,7 @@ class ModelSetupDialog(QDialog):
 
     def tell(self, message: str) -> None:
         self.message.setText(message)
+        self.adjustSize()  # room for the wrapped message
         self.message.setFocus()
         from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     speaker.configure(settings.voice, settings.rate, settings.volume / 100)
     worker = CaptionWorker()
     window = MainWindow(settings, worker, speaker, History(), models_dir)
-    speaker.on_error = lambda message: window.statusBar().showMessage(message, 10000)
+    speaker.on_error = window.speech_problem.emit  # called in the speech thread; the signal crosses to the GUI
 
     def offer_download(message: str) -> None:
         dialog = ModelSetupDialog(window.settings.model, models_dir, message, window)

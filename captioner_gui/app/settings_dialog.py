@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QKeySequenceEdit, QPushButton, QSlider, QSpinBox, QVBoxLayout,
+                               QGroupBox, QHBoxLayout, QKeySequenceEdit, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
                                QWidget)
 from PySide6.QtCore import Qt
 
@@ -54,7 +54,9 @@ class SettingsDialog(QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
         model_box = QGroupBox("Model")
         model_form = QFormLayout(model_box)
-        model_form.addRow("&Model:", model_row)
+        model_label = QLabel("&Model:")
+        model_label.setBuddy(self.model)
+        model_form.addRow(model_label, model_row)
         model_form.addRow("&Decoding:", self.decoding)
         model_form.addRow("&Beam size:", self.beam_size)
         model_form.addRow("De&vice:", self.device)

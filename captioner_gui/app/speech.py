@@ -1,9 +1,11 @@
-"""Our own voice: pyttsx3 in a thread of its own, fed by a queue.
+"""Our own voice: a thread of its own with a queue, which writes each utterance to a sound file and plays it with
+a player it can stop, so that a new description cuts off the one being spoken and Escape silences it.
 
-pyttsx3's engine must stay in one thread, and a second `runAndWait()` that plays aloud is known to hang or stay
-silent; its espeak driver also plays through a blocking `aplay` that nothing can interrupt. So this thread asks
-pyttsx3 only to write each utterance to a sound file, and plays the file with a player it can stop: a new
-description cuts off the one being spoken, and Escape silences it.
+The sound comes from pyttsx3 (SAPI5 on Windows, NSSpeechSynthesizer on macOS), whose engine lives in this one
+thread. On Linux it comes from the espeak-ng program itself: pyttsx3's espeak driver synthesizes asynchronously
+behind a queue of its own, and in our measurements it lost settings and utterances (a rate change ignored in 1 of 2
+rounds, an utterance never written after a stop); one espeak-ng process per utterance has none of that state.
+pyttsx3 stays the fallback there when only the espeak library is installed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import wave
 from collections import deque
 from dataclasses import dataclass
@@ -65,7 +68,6 @@ class Player:
     def play(self, path: Path) -> None:
         self.stop()
         if sys.platform == "win32" and not self.command:
-            import time
             import winsound
 
             winsound.PlaySound(str(path), winsound.SND_FILENAME | winsound.SND_ASYNC)
@@ -76,8 +78,6 @@ class Player:
 
     def playing(self) -> bool:
         if sys.platform == "win32" and not self.command:
-            import time
-
             return time.monotonic() < self._until
         return self._process is not None and self._process.poll() is None
 
@@ -91,6 +91,89 @@ class Player:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+class EspeakProgram:
+    """espeak-ng (or espeak) run once per utterance: `-w` writes a WAV file."""
+
+    def __init__(self, program: str):
+        self.program = program
+
+    def write(self, text: str, path: Path, voice: str, rate: int, volume: float) -> bool:
+        command = [self.program, "-w", str(path), "-s", str(int(rate)), "-a", str(int(round(volume * 100)))]
+        if voice:
+            command += ["-v", voice]
+        done = subprocess.run([*command, "--", text], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0 and voice:  # a voice that is gone: the default one rather than silence
+            done = subprocess.run([*command[:-2], "--", text], capture_output=True, text=True, timeout=60)
+        return done.returncode == 0 and _wait_for_sound(path, timeout=1)
+
+    def voices(self) -> list[Voice]:
+        listing = subprocess.run([self.program, "--voices"], capture_output=True, text=True, timeout=30).stdout
+        voices = []
+        for line in listing.splitlines()[1:]:  # Pty Language Age/Gender VoiceName File Other-languages
+            columns = line.split()
+            if len(columns) >= 5:
+                voices.append(Voice(columns[4], f"{columns[3].replace('_', ' ')} ({columns[1]})"))
+        return voices
+
+
+class Pyttsx3Engine:
+    """pyttsx3's engine for the platform, one per process and never released (its drivers keep process-wide
+    state), used only from the speech thread."""
+
+    _engine = None
+
+    def __init__(self):
+        if Pyttsx3Engine._engine is None:
+            import pyttsx3
+
+            Pyttsx3Engine._engine = pyttsx3.init()
+        self.engine = Pyttsx3Engine._engine
+
+    def write(self, text: str, path: Path, voice: str, rate: int, volume: float) -> bool:
+        engine = self.engine
+        try:
+            if voice:
+                engine.setProperty("voice", voice)
+            engine.setProperty("rate", int(rate))
+            engine.setProperty("volume", max(0.0, min(1.0, float(volume))))
+        except (ValueError, KeyError, RuntimeError):
+            pass  # a voice that is gone: the engine keeps its current one
+        with contextlib.redirect_stdout(io.StringIO()):  # pyttsx3's espeak driver prints "Audio saved to"
+            engine.save_to_file(text, str(path))
+            engine.runAndWait()
+        # Some drivers write the file after runAndWait returns: wait for it, so that utterances stay in order.
+        return _wait_for_sound(path, timeout=20)
+
+    def voices(self) -> list[Voice]:
+        return [Voice(v.id, v.name) for v in self.engine.getProperty("voices")]
+
+
+def make_synthesizer():
+    if sys.platform.startswith("linux"):
+        program = shutil.which("espeak-ng") or shutil.which("espeak")
+        if program:
+            return EspeakProgram(program)
+    return Pyttsx3Engine()
+
+
+def _wait_for_sound(path: Path, timeout: float) -> bool:
+    """Waits until `path` is a complete sound file (a WAV's header counts its frames only once they are written;
+    other formats: the file exists)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file():
+            if path.suffix.lower() != ".wav":
+                return True
+            try:
+                with wave.open(str(path)) as sound:
+                    if sound.getnframes() > 0:
+                        return True
+            except (OSError, EOFError, wave.Error):
+                pass
+        time.sleep(0.01)
+    return False
 
 
 def _duration(path: Path) -> float:
@@ -111,6 +194,7 @@ class Speaker:
         self.record_dir = Path(record_dir) if record_dir else None
         self.on_error = on_error
         self.spoken = 0  # utterances written so far
+        self.settings: tuple[str, int, float] = ("", 180, 1.0)  # voice id, words per minute, volume 0..1
         self.available = True
         self._orders: queue.Queue[_Order] = queue.Queue()
         self._unfinished = 0  # utterances asked for and not yet played, stopped or dropped
@@ -153,7 +237,7 @@ class Speaker:
     # ------------------------------------------------------------------ the speech thread
 
     def _run(self) -> None:
-        engine, player = None, Player()
+        synthesizer, player = None, Player()
         pending: deque[_Order] = deque()
         scratch = Path(tempfile.mkdtemp(prefix="captioner-speech-"))
         try:
@@ -167,20 +251,20 @@ class Speaker:
                 if order.kind == "stop":
                     player.stop()
                     continue
-                engine = engine or self._start_engine()
-                if engine is None:
+                synthesizer = synthesizer or self._start_synthesizer()
+                if synthesizer is None:
                     if order.kind == "voices":
                         order.reply[1].set()
                     if order.kind == "say":
                         self._finished(1)
                     continue
                 if order.kind == "configure":
-                    self._apply(engine, *order.settings)
+                    self.settings = order.settings
                 elif order.kind == "voices":
-                    order.reply[0].extend(Voice(v.id, v.name) for v in engine.getProperty("voices"))
+                    order.reply[0].extend(synthesizer.voices())
                     order.reply[1].set()
                 elif order.kind == "say":
-                    sound = self._synthesize(engine, order.text, scratch)
+                    sound = self._synthesize(synthesizer, order.text, scratch)
                     if sound is not None:
                         player.play(sound)
                         self._wait_while_playing(player, pending)
@@ -224,43 +308,27 @@ class Speaker:
                 break
         player.stop()
 
-    def _start_engine(self):
+    def _start_synthesizer(self):
         if not self.available:
             return None
         try:
-            import pyttsx3
-
-            return pyttsx3.init()
+            return make_synthesizer()
         except Exception as exc:
             self.available = False
             hint = " Install espeak-ng." if sys.platform.startswith("linux") else ""
             self.on_error(f"Speech is not available ({str(exc).splitlines()[0] if str(exc) else exc!r}).{hint}")
             return None
 
-    @staticmethod
-    def _apply(engine, voice: str, rate: int, volume: float) -> None:
-        try:
-            if voice:
-                engine.setProperty("voice", voice)
-            engine.setProperty("rate", int(rate))
-            engine.setProperty("volume", max(0.0, min(1.0, float(volume))))
-        except (ValueError, KeyError, RuntimeError):
-            pass  # a voice that is gone: the engine keeps its current one
-
-    def _synthesize(self, engine, text: str, scratch: Path) -> Path | None:
+    def _synthesize(self, synthesizer, text: str, scratch: Path) -> Path | None:
         path = scratch / f"{self.spoken % 4}.wav"
         path.unlink(missing_ok=True)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # pyttsx3's espeak driver prints "Audio saved to"
-                engine.save_to_file(text, str(path))
-                engine.runAndWait()
-                if not path.is_file():
-                    # pyttsx3 can leave the first order of a fresh engine queued until the next loop: run it.
-                    engine.runAndWait()
+            written = synthesizer.write(text, path, *self.settings)
         except Exception as exc:
             self.on_error(f"Speech failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             return None
-        if not path.is_file():
+        if not written:
+            self.on_error("Speech failed: the text-to-speech engine wrote no sound.")
             return None
         self.spoken += 1
         if self.record_dir is not None:

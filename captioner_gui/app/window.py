@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
 
     model_missing = Signal(str)  # the engine's message; the app offers the first-run download
     settings_changed = Signal()  # after the user saved new settings (hotkeys are re-registered on it)
+    speech_problem = Signal(str)  # from the speech thread: speech cannot work (shown in the status bar)
 
     def __init__(self, settings: Settings, worker: CaptionWorker, speaker: Speaker, history: History,
                  models_dir: Path | None = None):
@@ -236,12 +237,23 @@ class MainWindow(QMainWindow):
         self.tray.show()
 
     def _connect_worker(self) -> None:
-        self.worker.loading.connect(lambda model: self.set_status(f"Loading the model '{model}'..."))
+        # Bound methods of this window, never lambdas: Qt then runs them in the GUI thread, not the worker's.
+        self.worker.loading.connect(self._model_loading)
         self.worker.ready.connect(self._model_ready)
         self.worker.load_failed.connect(self._model_failed)
         self.worker.notice.connect(self.tell)
         self.worker.described.connect(self.show_description)
-        self.worker.dropped.connect(lambda request_id: self.pending.pop(request_id, None))
+        self.worker.dropped.connect(self._request_dropped)
+        self.speech_problem.connect(self._speech_problem)
+
+    def _model_loading(self, model: str) -> None:
+        self.set_status(f"Loading the model '{model}'...")
+
+    def _request_dropped(self, request_id: int) -> None:
+        self.pending.pop(request_id, None)
+
+    def _speech_problem(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
 
     # ------------------------------------------------------------------ model
 
