@@ -81,3 +81,36 @@ def test_pyttsx3_renders_three_descriptions_in_a_row(tmp_path):
         seconds, rms = loudness(path)
         assert 0.8 < seconds < 10 and rms > 300, (text, seconds, rms)
     assert len(engine.voices()) > 1
+
+
+def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypatch):
+    """Linux: with Orca running, text goes through Speech Dispatcher (here a stand-in spd-say that notes what
+    it is asked), and stops when Orca is gone."""
+    import os
+    import subprocess
+
+    from captioner_gui.app import screen_reader
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "spd-say.log"
+    (bin_dir / "spd-say").write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
+    (bin_dir / "orca").write_text("#!/bin/sh\nsleep 30\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert screen_reader.detect() is None  # no Orca yet: our own voice
+    orca = subprocess.Popen([str(bin_dir / "orca")])
+    try:
+        reader = screen_reader.detect()
+        assert isinstance(reader, screen_reader.SpeechDispatcher)
+        reader.speak("A dog sitting on a couch.")
+        reader.stop()
+        deadline = time.time() + 5
+        while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+            time.sleep(0.05)
+        assert sorted(log.read_text().splitlines()) == ["--cancel", "--priority text -- A dog sitting on a couch."]
+    finally:
+        orca.kill()
+        orca.wait()
+    assert screen_reader.detect() is None
