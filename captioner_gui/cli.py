@@ -81,6 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     caption.set_defaults(run=run_caption)
 
+    describe = commands.add_parser(
+        "describe-screen", parents=[common],
+        help="describe the screen, the active window, a region or the clipboard image, through the running app "
+             "(bind it to a key in your desktop's shortcut settings), or by itself when the app is not running")
+    target = describe.add_mutually_exclusive_group()
+    target.add_argument("--window", action="store_true", help="the active window")
+    target.add_argument("--region", metavar="X,Y,W,H", help="a region of the screen, in pixels")
+    target.add_argument("--clipboard", action="store_true", help="the image on the clipboard")
+    describe.add_argument("--all-monitors", action="store_true", help="every monitor, not only the one with the "
+                                                                      "mouse pointer (by itself only)")
+    describe.add_argument("--model", default=None, help="by itself: model name, folder or manifest (default: the "
+                                                        "app's setting)")
+    describe.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="by itself: where to run")
+    describe.add_argument("--no-speech", action="store_true", help="by itself: print only, do not speak")
+    describe.add_argument("--json", action="store_true", help='print {"text", "blank", "what", "by"}')
+    describe.set_defaults(run=run_describe_screen)
+
     models = commands.add_parser("models", help="list, download or import models")
     models_commands = models.add_subparsers(title="models commands", metavar="ACTION")
 
@@ -224,6 +241,7 @@ def run_caption(args) -> int:
     from tqdm import tqdm
 
     from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_model
+    from captioner_gui.engine.guard import blank_message
 
     options = DecodeOptions(method=args.decoding, beam_size=args.beam_size, top_p=args.top_p,
                             temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
@@ -261,9 +279,9 @@ def run_caption(args) -> int:
             else:
                 caption = next(captions)
                 entry.update(caption=caption.text, tokens=caption.tokens, score=round(caption.score, 6),
-                             seconds=round(caption.seconds + next(loads), 6))
+                             seconds=round(caption.seconds + next(loads), 6), blank=caption.blank)
                 if not args.json:
-                    text = one_line(caption.text)
+                    text = blank_message("image") if caption.blank else one_line(caption.text)
                     line = f"{entry['image']}: {text}" if show_path else text
                     progress.write(line, file=sys.stdout)
                     sys.stdout.flush()
@@ -274,6 +292,93 @@ def run_caption(args) -> int:
         json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
         print()
     return EXIT_FAILED if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- describe-screen
+
+
+def run_describe_screen(args) -> int:
+    """Asks the running app (which speaks and keeps the history); without one, captures, captions, speaks."""
+    from captioner_gui.engine import CaptionerError
+
+    try:
+        from PySide6.QtCore import QCoreApplication
+        from PySide6.QtGui import QGuiApplication
+
+        from captioner_gui.app.capture import Box, CaptureError
+        from captioner_gui.app.instance import send
+    except ImportError as exc:
+        raise CaptionerError(f"describe-screen needs the app's packages ({exc}): pip install captioner") from None
+    what = "window" if args.window else "region" if args.region else "clipboard" if args.clipboard else "screen"
+    try:
+        region = Box.parse(args.region) if args.region else None
+    except ValueError as exc:
+        raise CaptionerError(str(exc)) from None
+    QCoreApplication.setOrganizationName("captioner")
+    QCoreApplication.setApplicationName("captioner")
+    # The clipboard needs a GUI application (and a display); everything else only an event loop's core.
+    application = QCoreApplication.instance() or (QGuiApplication([sys.argv[0]]) if what == "clipboard"
+                                                  else QCoreApplication([sys.argv[0]]))
+    request = {"command": "describe", "what": what, "all_monitors": args.all_monitors}
+    if region is not None:
+        request["region"] = [region.left, region.top, region.width, region.height]
+    answer = send(request, timeout_ms=180_000)
+    by = "app"
+    if answer is None:
+        by = "itself"
+        try:
+            answer = _describe_by_itself(args, what, region)
+        except CaptureError as exc:
+            raise CaptionerError(str(exc)) from None
+    del application
+    if "error" in answer:
+        raise CaptionerError(answer["error"])
+    if args.json:
+        print(json.dumps({"text": answer["text"], "blank": answer.get("blank", False), "what": what, "by": by}))
+    else:
+        print(answer["text"])
+    return EXIT_OK
+
+
+def _describe_by_itself(args, what: str, region) -> dict:
+    from captioner_gui.app import capture, screen_reader
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.speech import Speaker, recording_dir
+    from captioner_gui.app.worker import as_sentence
+    from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
+    from captioner_gui.engine.guard import blank_message
+
+    settings = Settings.load()
+    if what == "clipboard":
+        from PySide6.QtGui import QGuiApplication
+
+        from captioner_gui.app.window import image_to_png
+
+        clipboard = QGuiApplication.clipboard()
+        if clipboard.image().isNull():
+            return {"error": "The clipboard holds no image."}
+        image = load_image_bytes(image_to_png(clipboard.image()), "The clipboard image")
+    elif what == "window":
+        image = capture.grab_active_window()
+    elif what == "region":
+        image = capture.grab_box(region)
+    else:
+        pointer = capture.pointer_position()
+        image = capture.grab_screen(*(pointer or (None, None)), all_monitors=args.all_monitors)
+    model = load_model(args.model or settings.model, _models_dir(args), args.device or settings.device)
+    [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size))
+    text = blank_message(what) if caption.blank else as_sentence(caption.text)
+    if settings.speech and not args.no_speech:
+        reader = screen_reader.detect() if settings.use_screen_reader else None
+        if reader is not None:
+            reader.speak(text)
+        else:
+            speaker = Speaker(record_dir=recording_dir())
+            speaker.configure(settings.voice, settings.rate, settings.volume / 100)
+            speaker.say(text)
+            speaker.wait_until_quiet(60)
+            speaker.close()
+    return {"text": text, "blank": caption.blank}
 
 
 # ---------------------------------------------------------------------------------------------------- models

@@ -16,15 +16,16 @@ class AppUnderTest:
     speaker: object
     history: object
     speech_dir: Path
+    answers: list  # every description the worker sent, collected from the start (none can be missed)
+    seen: int = 0
 
     def described(self, qtbot, count: int = 1, timeout: int = 60000) -> list:
-        """Waits for `count` more descriptions and returns them."""
-        got = []
-        self.worker.described.connect(got.append)
-        qtbot.waitUntil(lambda: len(got) >= count, timeout=timeout)
-        self.worker.described.disconnect(got.append)
+        """Waits for `count` descriptions after those already returned, and returns them."""
+        qtbot.waitUntil(lambda: len(self.answers) >= self.seen + count, timeout=timeout)
+        new = self.answers[self.seen:self.seen + count]
+        self.seen += count
         qtbot.wait(50)  # let the window's own slot run too
-        return got
+        return new
 
 
 def start_app(qtbot, settings, history_dir: Path, speech_dir: Path, models_dir: Path | None = None,
@@ -36,6 +37,8 @@ def start_app(qtbot, settings, history_dir: Path, speech_dir: Path, models_dir: 
 
     speaker = Speaker(record_dir=speech_dir)
     worker = CaptionWorker()
+    answers = []
+    worker.described.connect(answers.append)
     window = MainWindow(settings, worker, speaker, History(history_dir), models_dir)
     qtbot.addWidget(window)
     worker.start()
@@ -45,7 +48,7 @@ def start_app(qtbot, settings, history_dir: Path, speech_dir: Path, models_dir: 
     else:
         window.load_model()
     window.show()
-    return AppUnderTest(window, worker, speaker, window.history, speech_dir)
+    return AppUnderTest(window, worker, speaker, window.history, speech_dir, answers)
 
 
 def stop_app(app: AppUnderTest) -> None:
@@ -56,12 +59,12 @@ def stop_app(app: AppUnderTest) -> None:
 
 def expected_caption(model_folder: Path, image_path: Path, method: str = "beam") -> str:
     """What the engine itself says for this image, as the app words it."""
-    from captioner_gui.app.worker import _sentence
+    from captioner_gui.app.worker import as_sentence
     from captioner_gui.engine import DecodeOptions, load_image, load_model
 
     model = load_model(str(model_folder), device="cpu")
     [caption] = model.caption([load_image(image_path)], DecodeOptions(method=method))
-    return _sentence(caption.text)
+    return as_sentence(caption.text)
 
 
 def loudness(path: Path) -> tuple[float, float]:

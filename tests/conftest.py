@@ -32,9 +32,14 @@ def tiny_transformer(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def images():
-    """Noise and plain colours, so that even a random CLIP sees them differently."""
+    """Noise and two-colour pictures, so that even a random CLIP sees them differently (a one-colour picture
+    would be blank to the guard)."""
     rng = np.random.default_rng(0)
-    plain = [Image.new("RGB", (64, 48), tuple(int(c) for c in rng.integers(0, 256, 3))) for _ in range(2)]
+    plain = []
+    for _ in range(2):
+        picture = Image.new("RGB", (64, 48), tuple(int(c) for c in rng.integers(0, 256, 3)))
+        picture.paste(tuple(int(c) for c in rng.integers(0, 256, 3)), (32, 0, 64, 48))
+        plain.append(picture)
     return [noise_image(0), plain[0], noise_image(1), plain[1], noise_image(2)]
 
 

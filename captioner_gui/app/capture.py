@@ -1,30 +1,186 @@
-"""Screen capture with mss: the monitor the mouse pointer is on. No Qt here."""
+"""Screen capture: a monitor, all monitors, the active window or a region, with mss; the active window's bounds
+from the platform (Windows: GetForegroundWindow/GetWindowRect; X11: _NET_ACTIVE_WINDOW, else the input focus).
+No Qt here: the `captioner describe-screen` command uses it without a window."""
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass
+
 from PIL import Image
+
+WAYLAND_HINT = ("On Wayland, programs cannot read the screen by themselves: use your desktop's screenshot tool and "
+                "paste the image (Ctrl+V).")
 
 
 class CaptureError(Exception):
     """The screen could not be captured; the message says why, in one line."""
 
 
-def grab_screen(x: int | None = None, y: int | None = None) -> Image.Image:
-    """The monitor that holds the point (x, y) (the first monitor when it is None), as an RGB image."""
-    try:
-        import mss
+@dataclass(frozen=True)
+class Box:
+    left: int
+    top: int
+    width: int
+    height: int
 
-        with getattr(mss, "MSS", mss.mss)() as screens:  # mss 10 renamed mss.mss to mss.MSS
-            monitors = screens.monitors[1:] or screens.monitors[:1]
-            chosen = monitors[0]
-            if x is not None and y is not None:
-                for monitor in monitors:
-                    if (monitor["left"] <= x < monitor["left"] + monitor["width"]
-                            and monitor["top"] <= y < monitor["top"] + monitor["height"]):
-                        chosen = monitor
-                        break
-            shot = screens.grab(chosen)
+    @classmethod
+    def parse(cls, text: str) -> Box:
+        """"X,Y,W,H" -> Box; raises ValueError with a readable message."""
+        try:
+            left, top, width, height = (int(part) for part in text.split(","))
+        except ValueError:
+            raise ValueError(f"'{text}' is not a region: write X,Y,WIDTH,HEIGHT, e.g. 0,0,800,600.") from None
+        if width <= 0 or height <= 0:
+            raise ValueError(f"'{text}': the width and height must be above 0.")
+        return cls(left, top, width, height)
+
+    def as_mss(self) -> dict:
+        return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
+
+
+def on_wayland() -> bool:
+    return sys.platform.startswith("linux") and (os.environ.get("XDG_SESSION_TYPE") == "wayland"
+                                                 or (bool(os.environ.get("WAYLAND_DISPLAY"))
+                                                     and not os.environ.get("DISPLAY")))
+
+
+def _mss():
+    import mss
+
+    return getattr(mss, "MSS", mss.mss)()  # mss 10 renamed mss.mss to mss.MSS
+
+
+def _grab(area: dict) -> Image.Image:
+    try:
+        with _mss() as screens:
+            shot = screens.grab(area)
             return Image.frombytes("RGB", shot.size, shot.bgra, "raw", "BGRX")
-    except Exception as exc:  # mss raises its own ScreenShotError, or OSError without a display
-        raise CaptureError(f"The screen could not be captured ({str(exc).splitlines()[0] if str(exc) else exc!r}). "
-                           "On Wayland, use your desktop's screenshot tool and paste the image.") from None
+    except Exception as exc:  # mss raises its own ScreenShotError, or an XError without a display
+        raise CaptureError(_why(exc)) from None
+
+
+def _why(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"The screen could not be captured ({detail})." + (" " + WAYLAND_HINT if on_wayland() else "")
+
+
+def monitors() -> list[Box]:
+    """The monitors, as boxes in the virtual screen's coordinates."""
+    try:
+        with _mss() as screens:
+            found = screens.monitors[1:] or screens.monitors[:1]
+            return [Box(m["left"], m["top"], m["width"], m["height"]) for m in found]
+    except Exception as exc:
+        raise CaptureError(_why(exc)) from None
+
+
+def grab_screen(x: int | None = None, y: int | None = None, all_monitors: bool = False) -> Image.Image:
+    """The monitor that holds the point (x, y) (the first one when it is None), or all monitors together."""
+    if all_monitors:
+        try:
+            with _mss() as screens:
+                everything = screens.monitors[0]
+        except Exception as exc:
+            raise CaptureError(_why(exc)) from None
+        return _grab(everything)
+    screens = monitors()
+    chosen = screens[0]
+    if x is not None and y is not None:
+        for box in screens:
+            if box.left <= x < box.left + box.width and box.top <= y < box.top + box.height:
+                chosen = box
+                break
+    return _grab(chosen.as_mss())
+
+
+def pointer_position() -> tuple[int, int] | None:
+    """Where the mouse pointer is, without a GUI toolkit (X11 and Windows); None where it cannot be asked."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+            from ctypes import wintypes
+
+            point = wintypes.POINT()
+            ctypes.windll.user32.GetCursorPos(ctypes.byref(point))
+            return point.x, point.y
+        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+            from Xlib import display as xdisplay
+
+            screen = xdisplay.Display()
+            try:
+                pointer = screen.screen().root.query_pointer()
+                return pointer.root_x, pointer.root_y
+            finally:
+                screen.close()
+    except Exception:
+        return None
+    return None
+
+
+def grab_box(box: Box) -> Image.Image:
+    return _grab(box.as_mss())
+
+
+def active_window() -> tuple[Box, str, int]:
+    """The bounds, the title and the platform's handle of the window that has the focus."""
+    if sys.platform == "win32":
+        return _active_window_windows()
+    if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+        return _active_window_x11()
+    raise CaptureError("Finding the active window is not supported here; describe the screen or a region instead."
+                       + (" " + WAYLAND_HINT if on_wayland() else ""))
+
+
+def grab_active_window() -> Image.Image:
+    return grab_box(active_window()[0])
+
+
+def _active_window_windows() -> tuple[Box, str, int]:
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.windll.user32
+    handle = user32.GetForegroundWindow()
+    if not handle:
+        raise CaptureError("No window has the focus.")
+    rect = wintypes.RECT()
+    user32.GetWindowRect(handle, ctypes.byref(rect))
+    title = ctypes.create_unicode_buffer(512)
+    user32.GetWindowTextW(handle, title, 512)
+    return Box(rect.left, rect.top, rect.right - rect.left, rect.bottom - rect.top), title.value, int(handle)
+
+
+def _active_window_x11() -> tuple[Box, str, int]:
+    try:
+        from Xlib import X, display as xdisplay
+        from Xlib.error import XError
+    except ImportError:
+        raise CaptureError("python-xlib is missing: pip install python-xlib.") from None
+    screen = None
+    try:
+        screen = xdisplay.Display()
+        root = screen.screen().root
+        window = None
+        active = root.get_full_property(screen.intern_atom("_NET_ACTIVE_WINDOW"), X.AnyPropertyType)
+        if active is not None and active.value and active.value[0]:
+            window = screen.create_resource_object("window", active.value[0])
+        else:  # no window manager says which window is active: the one with the keyboard focus
+            window = screen.get_input_focus().focus
+            if isinstance(window, int) or window == root:
+                raise CaptureError("No window has the focus.")
+            while True:  # up to the top-level window, the child of the root
+                parent = window.query_tree().parent
+                if parent is None or parent == root or parent.id == root.id:
+                    break
+                window = parent
+        geometry = window.get_geometry()
+        origin = window.translate_coords(root, 0, 0)
+        name = window.get_wm_name() or ""
+        return Box(-origin.x, -origin.y, geometry.width, geometry.height), str(name), int(window.id)
+    except XError as exc:
+        raise CaptureError(f"The active window could not be found ({exc}).") from None
+    finally:
+        if screen is not None:
+            screen.close()

@@ -31,10 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("Captioner")
     app.setQuitOnLastWindowClosed(True)
 
+    from .instance import InstanceServer, send
+
+    instance = InstanceServer()
+    if not instance.listen():  # the app runs already: bring its window to the front instead of loading a model
+        send({"command": "show"}, timeout_ms=5000)
+        print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
+        return 0
+
     from captioner_gui.engine import default_models_dir
 
     from .first_run import ModelSetupDialog
     from .history import History
+    from .hotkeys import Hotkeys
     from .settings import Settings
     from .speech import Speaker, recording_dir
     from .window import MainWindow
@@ -59,15 +68,22 @@ def main(argv: list[str] | None = None) -> int:
             window.tell(f"No model is loaded. {message}")
 
     window.model_missing.connect(offer_download, Qt.ConnectionType.QueuedConnection)
+    instance.requested.connect(window.handle_remote)
+    hotkeys = Hotkeys()
+    hotkeys.pressed.connect(window.on_hotkey)
+    hotkeys.problem.connect(window.tell)
+    window.settings_changed.connect(lambda: hotkeys.register(window.settings.hotkeys()))
     if args.images:  # described once a model is ready (after a first-run download, if need be)
         window.describe_when_ready([str(Path(p)) for p in args.images])
     worker.start()
     window.load_model()
     window.show()
     window.drop_area.setFocus()
+    hotkeys.register(settings.hotkeys())
     try:
         return app.exec()
     finally:
+        hotkeys.unregister()
         worker.stop()
         speaker.close()
 

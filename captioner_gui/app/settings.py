@@ -26,6 +26,7 @@ class Settings:
     use_screen_reader: bool = True  # send descriptions to a running screen reader instead of our own voice
     auto_copy: bool = False
     history: bool = True
+    all_monitors: bool = False  # "describe the screen" takes every monitor, not only the one with the pointer
     hotkey_screen: str = DEFAULT_HOTKEYS["screen"]
     hotkey_window: str = DEFAULT_HOTKEYS["window"]
     hotkey_region: str = DEFAULT_HOTKEYS["region"]

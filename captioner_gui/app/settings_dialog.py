@@ -96,6 +96,9 @@ class SettingsDialog(QDialog):
         self.history = _named(QCheckBox("&Keep a history of descriptions"), "Keep a history",
                               "Past descriptions are saved on this computer only.")
         self.history.setChecked(settings.history)
+        self.all_monitors = _named(QCheckBox("Describe &all monitors together"), "Describe all monitors together",
+                                   "Off: 'describe the screen' takes the monitor the mouse pointer is on.")
+        self.all_monitors.setChecked(settings.all_monitors)
 
         # Hotkeys
         hotkey_box = QGroupBox("Hotkeys (work in any program)")
@@ -123,6 +126,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(speech_box)
         layout.addWidget(self.auto_copy)
         layout.addWidget(self.history)
+        layout.addWidget(self.all_monitors)
         layout.addWidget(hotkey_box)
         layout.addWidget(buttons)
 
@@ -144,6 +148,7 @@ class SettingsDialog(QDialog):
         self.volume.setValue(defaults.volume)
         self.auto_copy.setChecked(defaults.auto_copy)
         self.history.setChecked(defaults.history)
+        self.all_monitors.setChecked(defaults.all_monitors)
         for key, edit in self.hotkeys.items():
             edit.setKeySequence(QKeySequence(DEFAULT_HOTKEYS[key]))
 
@@ -156,7 +161,8 @@ class SettingsDialog(QDialog):
             decoding=self.decoding.currentData(), beam_size=self.beam_size.value(), device=self.device.currentData(),
             speech=self.speech.isChecked(), use_screen_reader=self.use_screen_reader.isChecked(),
             voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
-            auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(), **hotkeys,
+            auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
+            all_monitors=self.all_monitors.isChecked(), **hotkeys,
         )
 
 

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAccessible, QAccessibleAnnouncementEvent, QAction, QCursor, QGuiApplication, QIcon,
                            QImage, QKeySequence, QPixmap)
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
@@ -18,11 +18,11 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QWidget)
 
 from . import screen_reader
-from .capture import CaptureError, grab_screen
+from .capture import Box, CaptureError, active_window, grab_box, grab_screen, monitors
 from .history import History, HistoryEntry
 from .settings import Settings
 from .speech import Speaker
-from .worker import CaptionWorker, Description, Request
+from .worker import CAPTURES, CaptionWorker, Description, Request
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;All files (*)"
 DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
@@ -250,7 +250,9 @@ class MainWindow(QMainWindow):
         self.set_status(f"Loading the model '{model}'...")
 
     def _request_dropped(self, request_id: int) -> None:
-        self.pending.pop(request_id, None)
+        request = self.pending.pop(request_id, None)
+        if request is not None and request.on_done is not None:
+            request.on_done({"error": "A newer request replaced this one."})
 
     def _speech_problem(self, message: str) -> None:
         self.statusBar().showMessage(message, 15000)
@@ -291,43 +293,146 @@ class MainWindow(QMainWindow):
         if paths:
             self.describe_files(paths)
 
-    def paste(self) -> None:
+    def paste(self, on_done=None) -> None:
         mime = QGuiApplication.clipboard().mimeData()
         paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime is not None else []
         if paths:
-            self.describe_files(paths)
+            self.describe_files(paths, on_done)
         elif mime is not None and mime.hasImage():
             self.describe_bytes(image_to_png(QImage(QGuiApplication.clipboard().image())), "Clipboard image",
-                                "clipboard")
+                                "clipboard", on_done)
         else:
-            self.tell("The clipboard holds no image. Copy an image, or an image file, then paste again.")
+            self._failed("The clipboard holds no image. Copy an image, or an image file, then paste again.", on_done)
 
-    def describe_files(self, paths: list[str]) -> None:
+    def describe_files(self, paths: list[str], on_done=None) -> None:
         for index, path in enumerate(paths):
             self.submit(Request(name=Path(path).name, source=str(Path(path).resolve()), path=path,
-                                show_name=len(paths) > 1, interrupt=index == 0))
+                                show_name=len(paths) > 1, interrupt=index == 0,
+                                on_done=on_done if index == len(paths) - 1 else None))
 
-    def describe_bytes(self, data: bytes, name: str, source: str = "dropped image") -> None:
-        self.submit(Request(name=name, source=source, image_bytes=data))
+    def describe_bytes(self, data: bytes, name: str, source: str = "dropped image", on_done=None) -> None:
+        self.submit(Request(name=name, source=source, image_bytes=data, on_done=on_done))
 
     def describe_screen(self) -> None:
-        """Captures the monitor under the mouse pointer, our own window hidden first."""
-        visible = self.isVisible() and not self.isMinimized()
-        if visible:
-            self.hide()
-        QTimer.singleShot(250 if visible else 0, lambda: self._capture_screen(visible))
+        self.describe_capture("screen")
 
-    def _capture_screen(self, reshow: bool) -> None:
-        try:
-            position = QCursor.pos()
-            image = grab_screen(position.x(), position.y())
-        except CaptureError as exc:
-            image = None
-            self.tell(str(exc))
-        if reshow:
-            self.show()
-        if image is not None:
-            self.submit(Request(name="Screen", source="screen", image=image))
+    def describe_capture(self, what: str, region: Box | None = None, on_done=None) -> None:
+        """Describes the screen (the monitor under the pointer, or all of them as Settings say), the active window,
+        a region (given, or chosen on an overlay) or the clipboard. Our own window is hidden while the picture is
+        taken, so it never appears in it."""
+        if what == "clipboard":
+            self.paste(on_done)
+        elif what == "screen":
+            pointer = QCursor.pos()
+            self._hidden_capture(lambda: grab_screen(pointer.x(), pointer.y(), self.settings.all_monitors),
+                                 "screen", on_done)
+        elif what == "window":
+            try:
+                box, _title, handle = active_window()
+            except CaptureError as exc:
+                self._failed(str(exc), on_done)
+                return
+            if handle == int(self.winId()):
+                self._failed("Captioner itself is the active window. Switch to the window to describe, then press "
+                             "the key again.", on_done)
+                return
+            self._hidden_capture(lambda: grab_box(box), "window", on_done)
+        elif what == "region" and region is not None:
+            self._hidden_capture(lambda: grab_box(region), "region", on_done)
+        elif what == "region":
+            self._hidden_capture(self._screenshot_under_pointer, "region", on_done, then=self._pick_region)
+        else:
+            self._failed(f"Unknown thing to describe: {what}.", on_done)
+
+    def _hidden_capture(self, grab, source: str, on_done, then=None) -> None:
+        was_visible = self.isVisible() and not self.isMinimized()
+        if was_visible:
+            self.hide()
+
+        def capture():
+            try:
+                picture = grab()
+            except CaptureError as exc:
+                picture = None
+                self._failed(str(exc), on_done)
+            if then is not None and picture is not None:
+                then(picture, was_visible, on_done)
+                return
+            if was_visible:
+                self._show_quietly()
+            if picture is not None:
+                self.submit(Request(name=source.capitalize(), source=source, image=picture, on_done=on_done))
+
+        QTimer.singleShot(250 if was_visible else 0, capture)  # the window manager needs a moment to hide it
+
+    def _show_quietly(self) -> None:
+        """Shows the window again without taking the focus from the program the user is in."""
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, True)
+        self.show()
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, False)
+
+    @staticmethod
+    def _screenshot_under_pointer():
+        pointer = QCursor.pos()
+        screens = monitors()
+        box = next((b for b in screens if b.left <= pointer.x() < b.left + b.width
+                    and b.top <= pointer.y() < b.top + b.height), screens[0])
+        return box, grab_box(box)
+
+    def _pick_region(self, captured, was_visible: bool, on_done) -> None:
+        from .region import INSTRUCTIONS, RegionPicker
+
+        box, picture = captured
+        picker = RegionPicker(picture, QPoint(box.left, box.top))
+        self._picker = picker  # kept alive while it is shown
+
+        def chosen(rect):
+            if was_visible:
+                self._show_quietly()
+            crop = picture.crop((rect.x(), rect.y(), rect.x() + rect.width(), rect.y() + rect.height()))
+            self.submit(Request(name="Region", source="region", image=crop, on_done=on_done))
+
+        def cancelled():
+            if was_visible:
+                self._show_quietly()
+            self._failed("Cancelled.", on_done)
+
+        picker.chosen.connect(chosen)
+        picker.cancelled.connect(cancelled)
+        picker.show()
+        picker.raise_()
+        picker.activateWindow()
+        picker.setFocus()
+        self.say(INSTRUCTIONS, interrupt=True)
+
+    def _failed(self, message: str, on_done) -> None:
+        self.tell(message)
+        if on_done is not None:
+            on_done({"error": message})
+
+    # ------------------------------------------------------------------ hotkeys and other processes
+
+    def on_hotkey(self, action: str) -> None:
+        self.describe_capture(action)
+
+    def handle_remote(self, request: dict, reply) -> None:
+        """A request from `captioner describe-screen` or a second `captioner-gui` (see instance.py)."""
+        command = request.get("command")
+        if command in ("ping", "show"):
+            if command == "show":
+                self.bring_to_front()
+            reply({"ok": True})
+        elif command == "describe":
+            region = None
+            if request.get("region"):
+                try:
+                    region = Box(*(int(v) for v in request["region"]))
+                except (TypeError, ValueError):
+                    reply({"error": "The region must be four whole numbers: X, Y, WIDTH, HEIGHT."})
+                    return
+            self.describe_capture(request.get("what", "screen"), region, on_done=reply)
+        else:
+            reply({"error": f"Unknown command {command!r}."})
 
     def submit(self, request: Request) -> None:
         request_id = self.worker.describe(request)
@@ -349,7 +454,8 @@ class MainWindow(QMainWindow):
         if request.show_name and not description.error:  # error messages already name the file
             text = f"{request.name}: {text}"
         self.result.setPlainText(text)
-        self.activateWindow()
+        if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
+            self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
         self.announce(text)
         self.say(text, interrupt=request.interrupt)
@@ -362,6 +468,9 @@ class MainWindow(QMainWindow):
                     source=request.source, model=description.model, seconds=round(description.seconds, 3)),
                     description.thumbnail_png)
                 self._add_history_item(entry, at_top=True)
+        if request.on_done is not None:
+            request.on_done({"error": description.error} if description.error else
+                            {"text": description.text, "blank": description.blank})
         if not self.pending:
             self.set_status(f"Ready: model '{self.worker_model_name()}'." if self.model_ready else "No model loaded.")
 
@@ -495,7 +604,7 @@ class MainWindow(QMainWindow):
 
 
 def _source_label(source: str) -> str:
-    if source in ("clipboard", "screen", "dropped image"):
+    if source in ("clipboard", "dropped image", *CAPTURES):
         return source
     return Path(source).name
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 THUMBNAIL_SIZE = (96, 96)
+CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Request:
     image_bytes: bytes | None = None
     image: object = None  # a PIL image made by the app itself (a screen capture)
     interrupt: bool = True  # whether its description may cut off the one being spoken
+    on_done: object = None  # called in the GUI thread with {"text", "blank"} or {"error"} (another process asked)
     id: int = 0  # set by the worker
 
 
@@ -42,6 +44,7 @@ class Description:
     error: str = ""
     seconds: float = 0.0
     model: str = ""
+    blank: bool = False  # the guard found the picture blank; `text` says so
     thumbnail_png: bytes = field(default=b"", repr=False)
 
     @property
@@ -57,7 +60,8 @@ class LoadOrder:
 
 
 class RequestQueue:
-    """A thread-safe queue of loads and requests; a new screen request drops the screen requests still waiting."""
+    """A thread-safe queue of loads and requests; a new capture drops the captures still waiting (the user wants
+    the screen as it is now)."""
 
     def __init__(self):
         self._items: deque = deque()
@@ -67,8 +71,8 @@ class RequestQueue:
         """Adds an item; returns the requests it replaced."""
         with self._ready:
             dropped = []
-            if isinstance(item, Request) and item.source == "screen":
-                dropped = [i for i in self._items if isinstance(i, Request) and i.source == "screen"]
+            if isinstance(item, Request) and item.source in CAPTURES:
+                dropped = [i for i in self._items if isinstance(i, Request) and i.source in CAPTURES]
                 self._items = deque(i for i in self._items if i not in dropped)
             self._items.append(item)
             self._ready.notify()
@@ -197,6 +201,7 @@ class CaptionWorker(QObject):
         answer = Description(request)
         try:
             from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_image_bytes
+            from captioner_gui.engine.guard import blank_message
 
             if request.image is not None:
                 image = request.image
@@ -209,7 +214,8 @@ class CaptionWorker(QObject):
                 answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
                 return answer
             [caption] = self._model.caption([image], DecodeOptions(**self.options))
-            answer.text, answer.model = _sentence(caption.text), self._model.name
+            answer.model, answer.blank = self._model.name, caption.blank
+            answer.text = blank_message(request.source) if caption.blank else as_sentence(caption.text)
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:
@@ -225,7 +231,7 @@ class CaptionWorker(QObject):
         return answer
 
 
-def _sentence(text: str) -> str:
+def as_sentence(text: str) -> str:
     """A caption as a sentence to read: capital first letter, final full stop."""
     text = text.strip()
     if not text:

@@ -17,6 +17,7 @@ from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
 from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
+from .guard import is_blank
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
@@ -121,6 +122,7 @@ class Caption:
     score: float  # mean log-probability of the tokens
     seconds: float  # time spent on this image (a batch's time is shared equally)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: clip, decode
+    blank: bool = False  # the guard found the picture blank (one colour): no caption was written
 
 
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
@@ -186,12 +188,23 @@ class Captioner:
         return self.clip(pixels.to(next(self.clip.parameters()).dtype)).float()
 
     @torch.inference_mode()
-    def caption(self, images: list[Image.Image], options: DecodeOptions | None = None) -> list[Caption]:
-        """Captions a batch of images; the same captions as one image at a time."""
+    def caption(self, images: list[Image.Image], options: DecodeOptions | None = None,
+                guard: bool = True) -> list[Caption]:
+        """Captions a batch of images; the same captions as one image at a time. With `guard`, a blank picture
+        gets no caption (`blank` is set and `text` is empty): ClipCap would invent something."""
         options = options or DecodeOptions()
         options.check()
         if not images:
             return []
+        started = time.perf_counter()
+        blank = [guard and is_blank(image) for image in images]
+        seen = [image for image, empty in zip(images, blank) if not empty]
+        captions = iter(self._caption(seen, options) if seen else [])
+        checked = (time.perf_counter() - started) / len(images)
+        return [Caption(text="", tokens=[], score=0.0, seconds=checked, blank=True) if empty else next(captions)
+                for empty in blank]
+
+    def _caption(self, images: list[Image.Image], options: DecodeOptions) -> list[Caption]:
         started = time.perf_counter()
         vectors = self.encode(images)
         encoded = time.perf_counter()

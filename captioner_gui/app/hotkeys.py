@@ -1,0 +1,212 @@
+"""Global hotkeys that work in any program, turned into ordinary Qt signals.
+
+X11: a key grab on the root window (python-xlib), read in a thread of its own. Windows: RegisterHotKey, with
+WM_HOTKEY caught by a QAbstractNativeEventFilter. Wayland allows no global grabs: there, people bind
+`captioner describe-screen` in their desktop's shortcut settings instead (see the README).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from PySide6.QtCore import QAbstractNativeEventFilter, QCoreApplication, QObject, Signal
+
+from .capture import on_wayland
+
+MODIFIER_NAMES = {"ctrl": "control", "control": "control", "alt": "alt", "shift": "shift", "meta": "super",
+                  "super": "super", "win": "super"}
+
+
+def parse_hotkey(text: str) -> tuple[set[str], str]:
+    """'Ctrl+Alt+Shift+S' -> ({'control', 'alt', 'shift'}, 'S'); raises ValueError for nonsense."""
+    parts = [part.strip() for part in text.split("+") if part.strip()]
+    if not parts:
+        raise ValueError("empty hotkey")
+    modifiers = set()
+    for part in parts[:-1]:
+        if part.lower() not in MODIFIER_NAMES:
+            raise ValueError(f"unknown modifier '{part}' in '{text}'")
+        modifiers.add(MODIFIER_NAMES[part.lower()])
+    if not modifiers:
+        raise ValueError(f"'{text}' has no Ctrl, Alt, Shift or Meta: it would take the key from every program")
+    return modifiers, parts[-1]
+
+
+class Hotkeys(QObject):
+    """Registers the hotkeys it is given; `pressed` carries the action's name ("screen", "window", ...)."""
+
+    pressed = Signal(str)
+    problem = Signal(str)  # one line for the user: a key taken by another program, no global keys here
+
+    def __init__(self):
+        super().__init__()
+        self._backend = None
+
+    def register(self, hotkeys: dict[str, str]) -> list[str]:
+        """(Re-)registers {action: "Ctrl+Alt+Shift+S", ...}; returns the problems, also sent as `problem`."""
+        self.unregister()
+        problems = []
+        if on_wayland():
+            problems.append("Global hotkeys are not possible on Wayland. Bind 'captioner describe-screen' in your "
+                            "desktop's keyboard shortcut settings instead (see the README).")
+        elif sys.platform == "win32":
+            self._backend = _WindowsHotkeys(self.pressed.emit)
+        elif sys.platform.startswith("linux"):
+            try:
+                self._backend = _X11Hotkeys(self.pressed.emit)
+            except Exception as exc:
+                problems.append(f"Global hotkeys are not available ({exc}).")
+        else:
+            problems.append("Global hotkeys are not available on this system yet; bind 'captioner describe-screen' "
+                            "to a key in the system's shortcut settings.")
+        if self._backend is not None:
+            for action, text in hotkeys.items():
+                if not text:
+                    continue
+                try:
+                    modifiers, key = parse_hotkey(text)
+                    self._backend.grab(action, modifiers, key)
+                except ValueError as exc:
+                    problems.append(f"The hotkey {text} cannot be used: {exc}. Choose another in Settings.")
+                except KeyTaken:
+                    problems.append(f"{text} is already used by another program. Choose another hotkey in Settings.")
+            self._backend.start()
+        for problem in problems:
+            self.problem.emit(problem)
+        return problems
+
+    def unregister(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+class KeyTaken(Exception):
+    """Another program holds this key combination."""
+
+
+class _X11Hotkeys:
+    """Key grabs on the root window; a thread waits for the X server's KeyPress events."""
+
+    def __init__(self, on_press):
+        import Xlib.threaded  # noqa: F401 (the listening thread and the GUI thread share one connection)
+        from Xlib import display as xdisplay
+
+        self._on_press = on_press
+        self._display = xdisplay.Display()
+        self._root = self._display.screen().root
+        self._grabs: dict[tuple[int, int], str] = {}
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def grab(self, action: str, modifiers: set[str], key: str) -> None:
+        from Xlib import X, XK
+        from Xlib.error import CatchError
+
+        masks = {"control": X.ControlMask, "alt": X.Mod1Mask, "shift": X.ShiftMask, "super": X.Mod4Mask}
+        mask = 0
+        for modifier in modifiers:
+            mask |= masks[modifier]
+        keysym = XK.string_to_keysym(key if len(key) > 1 else key.lower())
+        if not keysym:
+            raise ValueError(f"unknown key '{key}'")
+        keycode = self._display.keysym_to_keycode(keysym)
+        if not keycode:
+            raise ValueError(f"this keyboard has no key '{key}'")
+        # Num Lock (Mod2) and Caps Lock (Lock) must not stop the hotkey: grab with each of them too.
+        catcher = CatchError()
+        for extra in (0, X.Mod2Mask, X.LockMask, X.Mod2Mask | X.LockMask):
+            self._root.grab_key(keycode, mask | extra, True, X.GrabModeAsync, X.GrabModeAsync, onerror=catcher)
+            self._grabs[(keycode, mask | extra)] = action
+        self._display.sync()
+        if catcher.get_error() is not None:  # BadAccess: another client grabbed it first
+            for extra in (0, X.Mod2Mask, X.LockMask, X.Mod2Mask | X.LockMask):
+                self._root.ungrab_key(keycode, mask | extra)
+                self._grabs.pop((keycode, mask | extra), None)
+            self._display.sync()
+            raise KeyTaken()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._listen, name="hotkeys", daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        from Xlib import X
+
+        while not self._closing:
+            try:
+                event = self._display.next_event()
+            except Exception:
+                return  # the display was closed
+            if event.type == X.KeyPress:
+                action = self._grabs.get((event.detail, event.state & 0xFF))
+                if action:
+                    self._on_press(action)
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            self._root.ungrab_key(0, 0x8000)  # AnyKey, AnyModifier: every grab of ours
+            self._display.close()  # wakes the thread, whose next_event then fails
+        except Exception:
+            pass
+
+
+class _WindowsHotkeys(QAbstractNativeEventFilter):
+    """RegisterHotKey for the thread's message queue; WM_HOTKEY arrives through Qt's native event filter."""
+
+    WM_HOTKEY = 0x0312
+    MODIFIERS = {"alt": 0x1, "control": 0x2, "shift": 0x4, "super": 0x8}
+    MOD_NOREPEAT = 0x4000
+
+    def __init__(self, on_press):
+        super().__init__()
+        import ctypes
+
+        self._user32 = ctypes.windll.user32
+        self._on_press = on_press
+        self._ids: dict[int, str] = {}
+        QCoreApplication.instance().installNativeEventFilter(self)
+
+    def grab(self, action: str, modifiers: set[str], key: str) -> None:
+        virtual_key = _windows_virtual_key(key)
+        mask = self.MOD_NOREPEAT
+        for modifier in modifiers:
+            mask |= self.MODIFIERS[modifier]
+        hotkey_id = 0xB000 + len(self._ids)
+        if not self._user32.RegisterHotKey(None, hotkey_id, mask, virtual_key):
+            raise KeyTaken()
+        self._ids[hotkey_id] = action
+
+    def start(self) -> None:
+        pass
+
+    def nativeEventFilter(self, event_type, message):
+        if event_type in (b"windows_generic_MSG", "windows_generic_MSG"):
+            from ctypes import wintypes
+
+            msg = wintypes.MSG.from_address(int(message))
+            if msg.message == self.WM_HOTKEY and msg.wParam in self._ids:
+                self._on_press(self._ids[msg.wParam])
+                return True, 0
+        return False, 0
+
+    def close(self) -> None:
+        for hotkey_id in self._ids:
+            self._user32.UnregisterHotKey(None, hotkey_id)
+        self._ids.clear()
+        QCoreApplication.instance().removeNativeEventFilter(self)
+
+
+def _windows_virtual_key(key: str) -> int:
+    key = key.upper()
+    if len(key) == 1 and (key.isalpha() or key.isdigit()):
+        return ord(key)
+    if key.startswith("F") and key[1:].isdigit() and 1 <= int(key[1:]) <= 24:
+        return 0x70 + int(key[1:]) - 1
+    named = {"SPACE": 0x20, "PRINT": 0x2C, "INS": 0x2D, "DEL": 0x2E, "HOME": 0x24, "END": 0x23, "PGUP": 0x21,
+             "PGDOWN": 0x22}
+    if key in named:
+        return named[key]
+    raise ValueError(f"unknown key '{key}'")

@@ -1,0 +1,88 @@
+"""Choosing a region of the screen: a full-screen overlay over a still picture of the screen, where a rectangle is
+drawn with the mouse, or moved and sized with the arrow keys by people who cannot use a mouse well."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QWidget
+
+INSTRUCTIONS = ("Choose a region. Arrow keys move the rectangle, Shift with the arrow keys changes its size, "
+                "Control makes the steps small. Enter describes the region, Escape cancels. Or drag with the mouse.")
+STEP, FINE_STEP = 40, 4
+
+
+def pixmap_from_pil(image) -> QPixmap:
+    rgb = image.convert("RGB")
+    data = rgb.tobytes("raw", "RGB")
+    return QPixmap.fromImage(QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy())
+
+
+class RegionPicker(QWidget):
+    """Shows `screenshot` (of the monitor at `origin`) full screen; `chosen` gives the region in the screenshot's
+    pixels. The rectangle starts in the middle, half the screen's width and height."""
+
+    chosen = Signal(QRect)
+    cancelled = Signal()
+
+    def __init__(self, screenshot, origin: QPoint):
+        super().__init__(None, Qt.WindowType.FramelessWindowHint | Qt.WindowType.WindowStaysOnTopHint
+                         | Qt.WindowType.Tool)
+        self.setWindowTitle("Choose a region")
+        self.setAccessibleName("Choose a region")
+        self.setAccessibleDescription(INSTRUCTIONS)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.picture = pixmap_from_pil(screenshot)
+        width, height = self.picture.width(), self.picture.height()
+        self.selection = QRect(width // 4, height // 4, width // 2, height // 2)
+        self._dragging_from: QPoint | None = None
+        self.setGeometry(QRect(origin, self.picture.size()))
+
+    def paintEvent(self, event):
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, self.picture)
+        painter.fillRect(self.rect(), QColor(0, 0, 0, 110))
+        painter.drawPixmap(self.selection, self.picture, self.selection)
+        painter.setPen(QPen(QColor(255, 200, 0), 3))
+        painter.drawRect(self.selection.adjusted(-2, -2, 1, 1))
+
+    def keyPressEvent(self, event):
+        key, modifiers = event.key(), event.modifiers()
+        step = FINE_STEP if modifiers & Qt.KeyboardModifier.ControlModifier else STEP
+        moves = {Qt.Key.Key_Left: (-step, 0), Qt.Key.Key_Right: (step, 0), Qt.Key.Key_Up: (0, -step),
+                 Qt.Key.Key_Down: (0, step)}
+        if key in moves:
+            dx, dy = moves[key]
+            if modifiers & Qt.KeyboardModifier.ShiftModifier:
+                self.selection.setWidth(max(16, self.selection.width() + dx))
+                self.selection.setHeight(max(16, self.selection.height() + dy))
+            else:
+                self.selection.translate(dx, dy)
+            self.selection = self.selection.intersected(self.rect())
+            self.update()
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._finish()
+        elif key == Qt.Key.Key_Escape:
+            self.close()
+            self.cancelled.emit()
+        else:
+            super().keyPressEvent(event)
+
+    def mousePressEvent(self, event):
+        self._dragging_from = event.position().toPoint()
+
+    def mouseMoveEvent(self, event):
+        if self._dragging_from is not None:
+            self.selection = QRect(self._dragging_from, event.position().toPoint()).normalized()
+            self.update()
+
+    def mouseReleaseEvent(self, event):
+        if self._dragging_from is not None:
+            self._dragging_from = None
+            if self.selection.width() >= 8 and self.selection.height() >= 8:
+                self._finish()
+
+    def _finish(self) -> None:
+        self.close()
+        self.chosen.emit(QRect(self.selection))
