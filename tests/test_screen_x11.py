@@ -1,0 +1,143 @@
+"""Describing the screen in a real X server: global hotkeys pressed with xdotool, the screen, the active window
+and a region captured, the blank guard, `captioner describe-screen` and the single instance."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_helpers import expected_caption, loudness
+from cli_helpers import run_captioner
+from test_app_x11 import history, quit_gui, start_gui
+from x11 import Xvfb, wait_for
+
+SCREEN = (1280, 800)
+SHOW_PICTURE = Path(__file__).parent / "show_picture.py"
+
+
+@pytest.fixture
+def xserver():
+    server = Xvfb(*SCREEN)
+    yield server
+    server.close()
+
+
+def picture_file(tmp_path, name, size, seed):
+    """A picture with large shapes and noise: every part of it differs from every other."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    pixels[: size[1] // 2, : size[0] // 3] = (200, 30, 30)
+    path = tmp_path / name
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def show_picture(xserver, path, x=0, y=0):
+    process = subprocess.Popen([sys.executable, str(SHOW_PICTURE), str(path), str(x), str(y)], env=xserver.env())
+    window = xserver.wait_for_window("^picture$")
+    time.sleep(0.5)  # drawn
+    return process, window
+
+
+@pytest.fixture
+def app(xserver, tmp_path, tiny_mlp):
+    gui = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
+    window = xserver.wait_for_window("^Captioner$")
+    time.sleep(1.5)  # the hotkeys are grabbed once the window is up
+    yield window
+    quit_gui(xserver, window, gui)
+
+
+def test_the_screen_hotkey_describes_what_is_shown_and_not_our_window(xserver, app, tmp_path, tiny_mlp):
+    picture = picture_file(tmp_path, "screen.png", SCREEN, seed=1)
+    viewer, _ = show_picture(xserver, picture)
+    try:
+        xserver.run("xdotool", "key", "ctrl+alt+shift+s")
+        [entry] = wait_for(lambda: history(tmp_path), 60, "the screen's description")
+    finally:
+        viewer.kill()
+    assert entry["source"] == "screen"
+    # The picture taken is exactly what was on the screen: our own window was hidden while it was taken.
+    assert entry["text"] == expected_caption(tiny_mlp.folder, picture)
+
+
+def test_a_black_screen_is_reported_blank(xserver, app, tmp_path):
+    xserver.run("xdotool", "key", "ctrl+alt+shift+s")
+    [entry] = wait_for(lambda: history(tmp_path), 60, "the screen's description")
+    assert entry["text"] == "The screen is blank."
+    spoken = wait_for(lambda: sorted((tmp_path / "speech").glob("*.wav")), 30, "speech")
+    assert loudness(spoken[-1])[1] > 300
+
+
+def test_the_window_hotkey_describes_the_active_window(xserver, app, tmp_path, tiny_mlp):
+    picture = picture_file(tmp_path, "window.png", (320, 240), seed=2)
+    viewer, window = show_picture(xserver, picture, 200, 150)
+    try:
+        xserver.keys(window, "ctrl+alt+shift+w")
+        [entry] = wait_for(lambda: history(tmp_path), 60, "the window's description")
+    finally:
+        viewer.kill()
+    assert entry["source"] == "window"
+    assert entry["text"] == expected_caption(tiny_mlp.folder, picture)
+
+
+def test_a_region_chosen_with_the_arrow_keys(xserver, app, tmp_path, tiny_mlp):
+    picture = picture_file(tmp_path, "screen.png", SCREEN, seed=3)
+    viewer, _ = show_picture(xserver, picture)
+    try:
+        xserver.run("xdotool", "key", "ctrl+alt+shift+r")
+        overlay = xserver.wait_for_window("^Choose a region$")
+        time.sleep(0.5)
+        xserver.keys(overlay, "Right", "Down", "shift+Left", "Return")  # move 40 right, 40 down; 40 narrower
+        [entry] = wait_for(lambda: history(tmp_path), 60, "the region's description")
+    finally:
+        viewer.kill()
+    width, height = SCREEN
+    left, top = width // 4 + 40, height // 4 + 40
+    region = Image.open(picture).crop((left, top, left + width // 2 - 40, top + height // 2))
+    region.save(tmp_path / "region.png")
+    assert entry["source"] == "region"
+    assert entry["text"] == expected_caption(tiny_mlp.folder, tmp_path / "region.png")
+
+
+def test_describe_screen_reaches_the_running_app(xserver, app, tmp_path, tiny_mlp):
+    picture = picture_file(tmp_path, "screen.png", SCREEN, seed=4)
+    viewer, _ = show_picture(xserver, picture)
+    try:
+        result = run_captioner("describe-screen", "--json", env=xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config")))
+    finally:
+        viewer.kill()
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["by"] == "app" and answer["what"] == "screen"
+    assert answer["text"] == expected_caption(tiny_mlp.folder, picture)
+    assert [e["text"] for e in history(tmp_path)] == [answer["text"]]  # the app kept it
+
+    second = subprocess.run([sys.executable, "-m", "captioner_gui.app.main"], env=xserver.env(), capture_output=True,
+                            text=True, timeout=60)
+    assert second.returncode == 0 and "already running" in second.stderr  # no second model was loaded
+
+
+def test_describe_screen_by_itself_when_no_app_runs(xserver, tmp_path, tiny_mlp):
+    picture = picture_file(tmp_path, "window.png", (400, 300), seed=5)
+    viewer, window = show_picture(xserver, picture, 50, 60)
+    try:
+        xserver.run("xdotool", "windowfocus", "--sync", window)
+        result = run_captioner("describe-screen", "--window", "--json", "--model", tiny_mlp.folder,
+                               env=xserver.env(CAPTIONER_SPEECH_DIR=str(tmp_path / "speech"),
+                                               XDG_CONFIG_HOME=str(tmp_path / "config")))
+        region = run_captioner("describe-screen", "--region", "50,60,400,300", "--no-speech", "--model",
+                               tiny_mlp.folder, env=xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config")))
+    finally:
+        viewer.kill()
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["by"] == "itself" and answer["text"] == expected_caption(tiny_mlp.folder, picture)
+    [spoken] = (tmp_path / "speech").glob("*.wav")
+    assert loudness(spoken)[1] > 300
+    assert region.returncode == 0 and region.stdout.strip() == answer["text"]
