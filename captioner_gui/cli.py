@@ -279,7 +279,8 @@ def run_caption(args) -> int:
             else:
                 caption = next(captions)
                 entry.update(caption=caption.text, tokens=caption.tokens, score=round(caption.score, 6),
-                             seconds=round(caption.seconds + next(loads), 6), blank=caption.blank)
+                             seconds=round(caption.seconds + next(loads), 6), blank=caption.blank,
+                             kind=caption.kind, kind_scores=caption.kind_scores, agreement=caption.agreement)
                 if not args.json:
                     text = blank_message("image") if caption.blank else one_line(caption.text)
                     line = f"{entry['image']}: {text}" if show_path else text
@@ -344,7 +345,6 @@ def _describe_by_itself(args, what: str, region) -> dict:
     from captioner_gui.app import capture, screen_reader
     from captioner_gui.app.settings import Settings
     from captioner_gui.app.speech import Speaker, recording_dir
-    from captioner_gui.app.worker import as_sentence
     from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
     from captioner_gui.engine.guard import blank_message
 
@@ -367,7 +367,7 @@ def _describe_by_itself(args, what: str, region) -> dict:
         image = capture.grab_screen(*(pointer or (None, None)), all_monitors=args.all_monitors)
     model = load_model(args.model or settings.model, _models_dir(args), args.device or settings.device)
     [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size))
-    text = blank_message(what) if caption.blank else as_sentence(caption.text)
+    text = blank_message(what) if caption.blank else caption.spoken
     if settings.speech and not args.no_speech:
         reader = screen_reader.detect() if settings.use_screen_reader else None
         if reader is not None:

@@ -59,12 +59,11 @@ def stop_app(app: AppUnderTest) -> None:
 
 def expected_caption(model_folder: Path, image_path: Path, method: str = "beam") -> str:
     """What the engine itself says for this image, as the app words it."""
-    from captioner_gui.app.worker import as_sentence
     from captioner_gui.engine import DecodeOptions, load_image, load_model
 
     model = load_model(str(model_folder), device="cpu")
     [caption] = model.caption([load_image(image_path)], DecodeOptions(method=method))
-    return as_sentence(caption.text)
+    return caption.spoken
 
 
 def loudness(path: Path) -> tuple[float, float]:

@@ -26,7 +26,8 @@ WORDS = (
 TINY_CLIP = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "pool_type": "avg"},
-    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    # The guard reads prompts with open_clip's own tokenizer, so the text tower has CLIP's 49,408 tokens.
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
 
 
@@ -88,8 +89,8 @@ def make_clip(model: str, folder: Path, seed: int = 0) -> tuple[torch.nn.Module,
         model_value = model
     torch.manual_seed(seed)
     clip = open_clip.create_model(model).eval()
-    weights = folder / "clip_visual.safetensors"
-    save_file({f"visual.{k}": v.contiguous() for k, v in clip.visual.state_dict().items()}, str(weights))
+    weights = folder / "clip.safetensors"  # both towers, as open_clip's released files
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(weights))
     return clip, model_value, weights
 
 
@@ -145,7 +146,7 @@ def build_model_folder(folder: Path, *, clip_model: str = "tiny", mapping: str =
         manifest |= {"clip_length": clip_length, "mapping_layers": mapping_layers}
     manifest |= {"normalize_prefix": normalize_prefix,
                  "clip": {"model": f"clip/{clip_value}" if clip_value.endswith(".json") else clip_value,
-                          "weights": "clip/clip_visual.safetensors"},
+                          "weights": "clip/clip.safetensors"},
                  "tokenizer": str(Path(tokenizer).resolve()) if tokenizer.parent != folder else tokenizer.name}
     if gpt_heads != 12:
         manifest["gpt2"] = {"n_head": gpt_heads}
@@ -180,7 +181,8 @@ def reference_prefix(built: BuiltModel, image) -> torch.Tensor:
 TRAINING_CLIP = {
     "embed_dim": 128,
     "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 8, "pool_type": "avg"},
-    "text_cfg": {"context_length": 16, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+    # The guard reads prompts with open_clip's own tokenizer, so the text tower has CLIP's 49,408 tokens.
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
 }
 
 

@@ -47,8 +47,9 @@ def test_json_for_several_images_in_the_order_given(tiny_mlp, photos):
     assert [e["image"] for e in entries] == [str(p) for p in paths]
     assert [e["tokens"] for e in entries] == expected_tokens(tiny_mlp, paths)
     for entry in entries:
-        assert set(entry) == {"image", "caption", "tokens", "score", "seconds"}
-        assert entry["score"] < 0 and entry["seconds"] > 0 and entry["caption"]
+        assert set(entry) == {"image", "caption", "tokens", "score", "seconds", "blank", "kind", "kind_scores",
+                              "agreement"}  # the guard's findings
+        assert entry["score"] < 0 and entry["seconds"] > 0 and entry["caption"] and not entry["blank"]
 
 
 def test_plain_output_names_each_image_when_there_are_several(tiny_mlp, photos):
@@ -120,7 +121,7 @@ def test_models_list_import_and_caption_by_name(tiny_mlp, photos, tmp_path):
         "models", "import", tiny_mlp.folder / "weights.pt", "--name", "mine", "--models-dir", models,
         "--mapping", "mlp", "--prefix-length", "4", "--no-normalize-prefix", "--n-head", "4",
         "--clip-model", tiny_mlp.folder / "clip" / "tiny-clip.json",
-        "--clip-weights", tiny_mlp.folder / "clip" / "clip_visual.safetensors", "--tokenizer",
+        "--clip-weights", tiny_mlp.folder / "clip" / "clip.safetensors", "--tokenizer",
         tiny_mlp.folder / "tokenizer")
     assert imported.returncode == 0, imported.stderr
     assert (models / "mine" / "manifest.json").is_file() and (models / "mine" / "weights.safetensors").is_file()
@@ -145,7 +146,7 @@ def test_import_with_settings_that_do_not_fit_keeps_nothing(tiny_mlp, tmp_path):
     result = run_captioner(
         "models", "import", tiny_mlp.folder / "weights.pt", "--name", "wrong", "--models-dir", models,
         "--prefix-length", "7", "--n-head", "4", "--clip-model", tiny_mlp.folder / "clip" / "tiny-clip.json",
-        "--clip-weights", tiny_mlp.folder / "clip" / "clip_visual.safetensors", "--tokenizer",
+        "--clip-weights", tiny_mlp.folder / "clip" / "clip.safetensors", "--tokenizer",
         tiny_mlp.folder / "tokenizer")
     assert result.returncode == 1
     assert "clip_project.model.0.weight" in result.stderr and "Traceback" not in result.stderr

@@ -16,7 +16,7 @@ def hub_files(full_mlp):
         ("openai-community/gpt2", "vocab.json"): full_mlp.folder / "tokenizer" / "vocab.json",
         ("openai-community/gpt2", "merges.txt"): full_mlp.folder / "tokenizer" / "merges.txt",
         ("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors"):
-            full_mlp.folder / "clip" / "clip_visual.safetensors",
+            full_mlp.folder / "clip" / "clip.safetensors",
     }
 
 
@@ -89,7 +89,7 @@ def test_import_coco_transformer_fetches_what_it_lacks(full_transformer, tmp_pat
         ("openai-community/gpt2", "vocab.json"): full_transformer.folder / "tokenizer" / "vocab.json",
         ("openai-community/gpt2", "merges.txt"): full_transformer.folder / "tokenizer" / "merges.txt",
         ("timm/resnet50x4_clip.openai", "open_clip_model.safetensors"):
-            full_transformer.folder / "clip" / "clip_visual.safetensors",
+            full_transformer.folder / "clip" / "clip.safetensors",
     }
     models = tmp_path / "models"
     with HubServer(files) as hub:

@@ -40,7 +40,7 @@ def test_int8_is_the_cpu_default_and_stays_close(tiny_mlp, images):
 
 
 def test_wrong_precision_for_the_device_is_one_clear_line(tiny_mlp):
-    result = run_captioner("caption", tiny_mlp.folder / "clip" / "clip_visual.safetensors", "--model",
+    result = run_captioner("caption", tiny_mlp.folder / "clip" / "clip.safetensors", "--model",
                            tiny_mlp.folder, "--device", "cpu", "--precision", "fp16")
     assert result.returncode == 1 and "fp16 is for CUDA GPUs" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

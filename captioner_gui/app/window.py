@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         self.drop_area.files_dropped.connect(self.describe_files)
         self.drop_area.image_dropped.connect(lambda data: self.describe_bytes(data, "Dropped image"))
         self.open_button.clicked.connect(self.open_files)
-        self.paste_button.clicked.connect(self.paste)
+        self.paste_button.clicked.connect(lambda: self.paste())  # not `checked` as on_done
         self.screen_button.clicked.connect(self.describe_screen)
         self.copy_button.clicked.connect(self.copy_description)
         self.speak_button.clicked.connect(self.speak_again)
@@ -207,7 +207,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.open_action = self._action(file_menu, "&Open image...", self.open_files, QKeySequence.StandardKey.Open)
-        self.paste_action = self._action(file_menu, "&Paste image", self.paste, QKeySequence.StandardKey.Paste)
+        self.paste_action = self._action(file_menu, "&Paste image", lambda: self.paste(),
+                                         QKeySequence.StandardKey.Paste)
         self.screen_action = self._action(file_menu, "Describe &screen", self.describe_screen)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)

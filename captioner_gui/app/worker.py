@@ -215,7 +215,7 @@ class CaptionWorker(QObject):
                 return answer
             [caption] = self._model.caption([image], DecodeOptions(**self.options))
             answer.model, answer.blank = self._model.name, caption.blank
-            answer.text = blank_message(request.source) if caption.blank else as_sentence(caption.text)
+            answer.text = blank_message(request.source) if caption.blank else caption.spoken
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:
@@ -229,15 +229,6 @@ class CaptionWorker(QObject):
         finally:
             answer.seconds = time.perf_counter() - started
         return answer
-
-
-def as_sentence(text: str) -> str:
-    """A caption as a sentence to read: capital first letter, final full stop."""
-    text = text.strip()
-    if not text:
-        return "No description."
-    text = text[0].upper() + text[1:]
-    return text if text[-1] in ".!?" else text + "."
 
 
 def _thumbnail(image) -> bytes:

@@ -117,14 +117,15 @@ def save_safetensors(state: StateDict, path: Path) -> None:
             tmp.unlink()
 
 
-def read_clip_visual_weights(path: Path) -> StateDict:
-    """The image tower's weights from an open_clip weights file (whole CLIP or image tower only)."""
+def read_clip_weights(path: Path) -> tuple[StateDict, StateDict]:
+    """An open_clip weights file (whole CLIP or image tower only) -> (image tower's weights, the rest: the text
+    tower's, empty for an image-tower file)."""
     state = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_pickle(path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
     if not visual:
         raise ManifestError(f"{path} holds no CLIP image-tower weights (no 'visual.' keys).")
-    return visual
+    return visual, {k: v for k, v in state.items() if not k.startswith("visual.")}
 
 
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,

@@ -1,7 +1,7 @@
-"""CLIP's image tower through open_clip, with open_clip's own preprocessing for the model.
+"""CLIP through open_clip, with open_clip's own preprocessing for the model.
 
-Only the image tower is built and loaded: ClipCap never reads text with CLIP, and the text tower would cost
-load time and memory.
+ClipCap itself needs only the image tower. The text tower, when the weights file has it, serves the guard: it
+compares the picture with prompts about kinds of pictures, and with the caption written for it.
 """
 
 from __future__ import annotations
@@ -14,21 +14,48 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import read_clip_visual_weights
+from .checkpoint import read_clip_weights
 from .errors import ManifestError, ModelFilesMissing
 from .manifest import ClipSpec
 
 CLIP_FOLDER = "clip"  # inside the models folder: clip/<model>-<tag>/<file> for weights fetched by a pretrained tag
 
 
+class ClipTextEncoder(nn.Module):
+    """CLIP's text tower: texts -> unit-length vectors comparable with the image vectors."""
+
+    def __init__(self, clip_without_image_tower: nn.Module, tokenizer):
+        super().__init__()
+        self.clip = clip_without_image_tower
+        self.tokenizer = tokenizer
+
+    @torch.inference_mode()
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        """open_clip's encode_text, except that the working precision comes from the positional table: the int8
+        layers have no weight tensor for open_clip to read it from."""
+        from open_clip.transformer import text_global_pool
+
+        clip = self.clip
+        tokens = self.tokenizer(texts).to(clip.positional_embedding.device)
+        x = clip.token_embedding(tokens).to(clip.positional_embedding.dtype) + clip.positional_embedding
+        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
+        if isinstance(clip.text_projection, nn.Linear):
+            x = clip.text_projection(x)
+        elif clip.text_projection is not None:
+            x = x @ clip.text_projection
+        return nn.functional.normalize(x.float(), dim=-1)
+
+
 class ClipImageEncoder(nn.Module):
     """Turns PIL images into CLIP image vectors (unnormalised, as ClipCap was trained on)."""
 
-    def __init__(self, visual: nn.Module, preprocess, model_name: str):
+    def __init__(self, visual: nn.Module, preprocess, model_name: str, text: ClipTextEncoder | None = None):
         super().__init__()
         self.visual = visual
         self.preprocess = preprocess
         self.model_name = model_name
+        self.text = text  # None when the weights file holds only the image tower
 
     @property
     def output_dim(self) -> int:
@@ -137,7 +164,7 @@ def load_clip_encoder(
     with _quiet_open_clip(), torch.device("meta"):  # built without memory or random initialisation
         model = open_clip.create_model(model_name, device="meta", force_quick_gelu=quick_gelu)
     visual = model.visual
-    state = read_clip_visual_weights(weights_path)
+    state, text_state = read_clip_weights(weights_path)
     try:
         visual.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
@@ -147,4 +174,23 @@ def load_clip_encoder(
         ) from None
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
-    return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name)
+    text = _text_encoder(model, text_state, model_name) if text_state else None
+    return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name, text)
+
+
+def _text_encoder(model: nn.Module, text_state: dict, model_name: str) -> ClipTextEncoder | None:
+    """The text tower from the rest of the weights file; None when those weights do not fit it (the guard then
+    cannot tell kinds of pictures, and captioning goes on without it)."""
+    import open_clip
+
+    model.visual = None
+    try:
+        model.load_state_dict(text_state, strict=True, assign=True)
+    except RuntimeError:
+        return None
+    if getattr(model, "attn_mask", None) is not None:  # the causal mask is not in files: still on meta
+        size = model.context_length
+        model.attn_mask = torch.full((size, size), float("-inf")).triu_(1)
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        return None
+    return ClipTextEncoder(model.eval().requires_grad_(False), open_clip.get_tokenizer(model_name))

@@ -32,3 +32,61 @@ def blank_message(source: str) -> str:
     """What to say about a blank picture, by where it came from."""
     what = {"screen": "screen", "window": "window", "region": "region"}.get(source, "image")
     return f"The {what} is blank."
+
+
+# ------------------------------------------------------------------------------------------ the kind of picture
+
+# CLIP compares the picture with each prompt; a kind's score is the softmax over kinds of its prompts' mean.
+KIND_PROMPTS = {
+    "photo": ("a photo.", "a photo of people, animals or things.", "a snapshot taken with a camera."),
+    "screenshot": ("a screenshot of a computer application.", "a screenshot of a software window with buttons "
+                   "and menus.", "a screenshot of a desktop with icons."),
+    "document": ("a page of text.", "a document with printed text.", "a screenshot of a web page full of text."),
+    "chart": ("a chart.", "a diagram.", "a graph with axes and labels."),
+    "drawing": ("a drawing.", "a cartoon.", "an illustration or a painting."),
+}
+KIND_NAMES = {"photo": "Photo", "screenshot": "Screenshot of an application", "document": "Page of text",
+              "chart": "Chart or diagram", "drawing": "Drawing"}
+MOSTLY_TEXT = 0.3  # a screenshot whose "document" score reaches this is said to be mostly text
+AGREEMENT_DOUBTFUL = 0.22  # CLIP's cosine between a photo and its caption below which the caption is hedged
+CLIP_LOGIT_SCALE = 100.0  # CLIP's trained temperature (exp of its logit_scale, clamped to 100)
+
+
+class KindGuard:
+    """Tells photos from screenshots, pages of text, charts and drawings, and how well a caption fits its picture,
+    with CLIP's text tower (the prompts are encoded once)."""
+
+    def __init__(self, text_encoder):
+        self.text_encoder = text_encoder
+        kinds = []
+        for prompts in KIND_PROMPTS.values():
+            mean = text_encoder(list(prompts)).mean(dim=0)
+            kinds.append(mean / mean.norm())
+        import torch
+
+        self.kind_vectors = torch.stack(kinds)  # (kinds, d), unit length
+
+    def judge(self, image_vectors, captions: list[str]) -> list[tuple[dict[str, float], float]]:
+        """For each picture: ({kind: probability}, the cosine between the picture and its caption)."""
+        images = image_vectors / image_vectors.norm(dim=-1, keepdim=True)
+        probabilities = (CLIP_LOGIT_SCALE * images @ self.kind_vectors.T.to(images)).softmax(dim=-1)
+        agreement = (images * self.text_encoder(captions).to(images)).sum(dim=-1)
+        return [({kind: round(float(p), 4) for kind, p in zip(KIND_PROMPTS, row)}, round(float(a), 4))
+                for row, a in zip(probabilities, agreement)]
+
+
+def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None) -> str:
+    """What to say: the kind first, and a hedge ("Could be: ...") when the picture is not a photo or the caption
+    fits it poorly. Without the guard's findings, the caption as it is."""
+    sentence = caption.strip()
+    if sentence:
+        sentence = sentence[0].upper() + sentence[1:]
+        sentence = sentence if sentence[-1] in ".!?" else sentence + "."
+    if kind is None:
+        return sentence or "No description."
+    name = KIND_NAMES[kind]
+    if kind == "screenshot" and kind_scores.get("document", 0.0) >= MOSTLY_TEXT:
+        name += ", mostly text"
+    if kind == "photo" and (agreement is None or agreement >= AGREEMENT_DOUBTFUL):
+        return f"{name}: {sentence}"
+    return f"{name}. Could be: {sentence}"

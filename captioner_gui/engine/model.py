@@ -17,7 +17,7 @@ from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
 from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
-from .guard import is_blank
+from .guard import KindGuard, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
@@ -123,6 +123,15 @@ class Caption:
     seconds: float  # time spent on this image (a batch's time is shared equally)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: clip, decode
     blank: bool = False  # the guard found the picture blank (one colour): no caption was written
+    kind: str | None = None  # photo, screenshot, document, chart or drawing (None: no CLIP text tower to tell)
+    kind_scores: dict[str, float] = field(default_factory=dict)  # the probability of each kind
+    agreement: float | None = None  # CLIP's cosine between the picture and the caption (about 0.3: a good fit)
+
+    @property
+    def spoken(self) -> str:
+        """The sentence to say or show: the kind first, hedged when it is not a photo (see guard.wording)."""
+        return "The image is blank." if self.blank else wording(self.text, self.kind, self.kind_scores,
+                                                                  self.agreement)
 
 
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
@@ -170,6 +179,7 @@ class Captioner:
         self.precision = precision
         self.load_seconds = 0.0
         self.clip, self.clipcap = clip.to(device), clipcap.to(device)
+        self.kind_guard = KindGuard(clip.text) if clip.text is not None else None
         gpt = clipcap.gpt
         self.lm = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
 
@@ -199,25 +209,32 @@ class Captioner:
         started = time.perf_counter()
         blank = [guard and is_blank(image) for image in images]
         seen = [image for image, empty in zip(images, blank) if not empty]
-        captions = iter(self._caption(seen, options) if seen else [])
+        captions = iter(self._caption(seen, options, guard) if seen else [])
         checked = (time.perf_counter() - started) / len(images)
         return [Caption(text="", tokens=[], score=0.0, seconds=checked, blank=True) if empty else next(captions)
                 for empty in blank]
 
-    def _caption(self, images: list[Image.Image], options: DecodeOptions) -> list[Caption]:
+    def _caption(self, images: list[Image.Image], options: DecodeOptions, guard: bool) -> list[Caption]:
         started = time.perf_counter()
         vectors = self.encode(images)
         encoded = time.perf_counter()
         prefix = self.clipcap.prefix(vectors)
         decoded = decode(self.lm, prefix, self.stop_token, options)
+        texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
+        decoded_at = time.perf_counter()
+        judged = self.kind_guard.judge(vectors, texts) if guard and self.kind_guard is not None else None
         finished = time.perf_counter()
         share = (finished - started) / len(images)
-        timings = {"clip": (encoded - started) / len(images), "decode": (finished - encoded) / len(images)}
-        return [
-            Caption(text=self.tokenizer.decode(d.tokens).strip(), tokens=d.tokens, score=d.score, seconds=share,
-                    timings=dict(timings))
-            for d in decoded
-        ]
+        timings = {"clip": (encoded - started) / len(images), "decode": (decoded_at - encoded) / len(images),
+                   "guard": (finished - decoded_at) / len(images)}
+        captions = []
+        for index, (d, text) in enumerate(zip(decoded, texts)):
+            caption = Caption(text=text, tokens=d.tokens, score=d.score, seconds=share, timings=dict(timings))
+            if judged is not None:
+                caption.kind_scores, caption.agreement = judged[index]
+                caption.kind = max(caption.kind_scores, key=caption.kind_scores.get)
+            captions.append(caption)
+        return captions
 
 
 def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int) -> ClipCap:
@@ -259,6 +276,9 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
     if precision == "int8":
         quantize_linears(clip.visual)
+        if clip.text is not None:  # the guard's text tower: int8 layers and a half-size word table
+            quantize_linears(clip.text)
+            clip.text.clip.token_embedding.half()
         own_memory(clip)  # now: CLIP's file pages go before GPT-2's are read
         gc.collect()
         release_freed_memory()
