@@ -29,7 +29,8 @@ TOKENS = 20
 
 
 def write_random_model(folder: Path, seed: int = 0) -> Path:
-    """ViT-B/32 + MLP (K=10) + GPT-2 124M with random weights, in the coco model's layout, with a byte tokenizer."""
+    """ViT-B/32 (both towers) + MLP (K=10) + GPT-2 124M with random weights, in the coco model's layout, with a
+    byte tokenizer."""
     import open_clip
     from safetensors.torch import save_file
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -42,10 +43,11 @@ def write_random_model(folder: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     with torch.device("meta"):
         clip = open_clip.create_model("ViT-B-32", device="meta", force_quick_gelu=True)
-    visual = clip.visual.to_empty(device="cpu")
-    for parameter in visual.parameters():
+    clip = clip.to_empty(device="cpu")
+    for parameter in clip.parameters():
         torch.nn.init.normal_(parameter, std=0.02)
-    save_file({f"visual.{k}": v.contiguous() for k, v in visual.state_dict().items()}, str(folder / "clip.safetensors"))
+    # Both towers, as the released CLIP file: the guard reads the text tower.
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(folder / "clip.safetensors"))
     gpt = GPT2LMHeadModel(GPT2Config())
     mapper = MLPMapper(512, 768, 10)
     state = {f"clip_project.{k}": v for k, v in mapper.state_dict().items()}

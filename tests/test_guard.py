@@ -114,3 +114,11 @@ def test_the_command_line_json_carries_the_findings(tiny_mlp, tmp_path):
     assert white["blank"] is True and white["caption"] == "" and white["kind"] is None
     text = run_captioner("caption", tmp_path / "white.png", "--model", tiny_mlp.folder)
     assert text.stdout.strip() == "The image is blank."
+
+
+def test_the_text_tower_reads_only_up_to_the_end_of_the_text_and_matches_open_clip(tiny_mlp):
+    model = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
+    texts = ["a photo.", "a red circle above a blue square next to a small dog.", "a chart."]
+    text = model.clip.text
+    expected = text.clip.encode_text(text.tokenizer(texts), normalize=True)
+    assert torch.allclose(text(texts), expected, atol=1e-5)

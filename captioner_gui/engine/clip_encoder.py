@@ -37,8 +37,13 @@ class ClipTextEncoder(nn.Module):
 
         clip = self.clip
         tokens = self.tokenizer(texts).to(clip.positional_embedding.device)
-        x = clip.token_embedding(tokens).to(clip.positional_embedding.dtype) + clip.positional_embedding
-        x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask))
+        # Attention is causal, so nothing after the last end-of-text token changes what is read there: a caption
+        # of 12 tokens runs over 12 positions, not the 77 the tokenizer pads to.
+        length = int(tokens.argmax(dim=-1).max()) + 1 if clip.text_pool_type == "argmax" else tokens.shape[1]
+        tokens = tokens[:, :length]
+        x = clip.token_embedding(tokens).to(clip.positional_embedding.dtype) + clip.positional_embedding[:length]
+        mask = clip.attn_mask[:length, :length] if clip.attn_mask is not None else None
+        x = clip.ln_final(clip.transformer(x, attn_mask=mask))
         x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
         if isinstance(clip.text_projection, nn.Linear):
             x = clip.text_projection(x)

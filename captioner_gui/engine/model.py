@@ -179,13 +179,20 @@ class Captioner:
         self.precision = precision
         self.load_seconds = 0.0
         self.clip, self.clipcap = clip.to(device), clipcap.to(device)
-        self.kind_guard = KindGuard(clip.text) if clip.text is not None else None
+        self._kind_guard: KindGuard | None = None
         gpt = clipcap.gpt
         self.lm = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
 
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def kind_guard(self) -> KindGuard | None:
+        """Built on first use (the prompts' vectors); None without a text tower."""
+        if self._kind_guard is None and self.clip.text is not None:
+            self._kind_guard = KindGuard(self.clip.text)
+        return self._kind_guard
 
     @property
     def device_name(self) -> str:
@@ -276,7 +283,7 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
     if precision == "int8":
         quantize_linears(clip.visual)
-        if clip.text is not None:  # the guard's text tower: int8 layers and a half-size word table
+        if clip.text is not None:  # the guard's text tower: int8 layers too, and a half-size word table
             quantize_linears(clip.text)
             clip.text.clip.token_embedding.half()
         own_memory(clip)  # now: CLIP's file pages go before GPT-2's are read
