@@ -9,7 +9,6 @@ Elsewhere, or when none answers, the app falls back to its own voice.
 from __future__ import annotations
 
 import ctypes
-import os
 import shutil
 import subprocess
 import sys

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QKeySequenceEdit, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
-                               QWidget)
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QKeySequenceEdit, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from .settings import DEFAULT_HOTKEYS, Settings
 from .speech import Speaker

@@ -24,7 +24,8 @@ from .settings import Settings
 from .speech import Speaker
 from .worker import CAPTURES, CaptionWorker, Description, Request
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;All files (*)"
+IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
+                "All files (*)")
 DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
 
 

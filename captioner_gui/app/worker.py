@@ -99,7 +99,6 @@ class CaptionWorker(QObject):
     ready = Signal(str, str)  # model name, device name ("CPU" or the CUDA card's name)
     load_failed = Signal(str, bool)  # message, whether the model is simply not installed (first run)
     notice = Signal(str)  # something the user should know that is not an error (a fallback to the CPU)
-    started = Signal(int)  # request id
     described = Signal(object)  # Description
     dropped = Signal(int)  # request id of a stale screen request that was replaced by a newer one
 
@@ -140,10 +139,6 @@ class CaptionWorker(QObject):
             self._thread.quit()
             self._thread.wait(wait_ms)
 
-    @property
-    def busy(self) -> bool:
-        return len(self.queue) > 0
-
     # ------------------------------------------------------------------ in the worker thread
 
     def _serve(self) -> None:
@@ -154,7 +149,6 @@ class CaptionWorker(QObject):
             if isinstance(order, LoadOrder):
                 self._load(order)
             else:
-                self.started.emit(order.id)
                 self.described.emit(self._describe(order))
         self._model = None
         self.thread().quit()
@@ -195,6 +189,10 @@ class CaptionWorker(QObject):
             self.load_failed.emit(f"The model '{order.model}' could not be loaded: {_one_line(exc)}", False)
             return
         self.ready.emit(self._model.name, self._model.device_name)
+        try:
+            self._model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)
+        except Exception:
+            traceback.print_exc()  # the first description will say what is wrong
 
     def _describe(self, request: Request) -> Description:
         started = time.perf_counter()
@@ -219,7 +217,8 @@ class CaptionWorker(QObject):
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:
-            answer.error = "Out of memory while describing this image. Close other programs, or pick the CPU in Settings."
+            answer.error = ("Out of memory while describing this image. Close other programs, or pick the CPU in "
+                            "Settings.")
         except Exception as exc:
             if type(exc).__name__ == "OutOfMemoryError":  # torch's, without importing torch here
                 answer.error = "The GPU ran out of memory. Choose the CPU in Settings, or close other programs."
