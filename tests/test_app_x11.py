@@ -22,10 +22,17 @@ def xserver():
 
 
 def start_gui(xserver, tmp_path, *args, **env):
+    """Starts `captioner-gui` with its settings, history and speech in the test's folder; returns (process,
+    window id)."""
     environment = xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config"), CAPTIONER_DATA=str(tmp_path / "data"),
                               CAPTIONER_SPEECH_DIR=str(tmp_path / "speech"), **env)
-    return subprocess.Popen([*gui_command(), *map(str, args)], env=environment, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    gui = subprocess.Popen([*gui_command(), *map(str, args)], env=environment, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    try:
+        return gui, xserver.wait_for_window("^Captioner$")
+    except TimeoutError:
+        gui.kill()
+        raise AssertionError(f"no window appeared; the app said: {gui.communicate()[0][-2000:]}") from None
 
 
 def history(tmp_path):
@@ -45,9 +52,8 @@ def quit_gui(xserver, window, process):
 def test_open_an_image_with_the_keyboard_and_hear_it(xserver, tmp_path, tiny_mlp):
     photo = tmp_path / "beach photo.png"
     noise_image(3, (320, 240)).save(photo)
-    gui = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
+    gui, window = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
     try:
-        window = xserver.wait_for_window("^Captioner$")
         xserver.keys(window, "ctrl+o")
         dialog = xserver.wait_for_window("^Open images$")
         xserver.type(dialog, str(photo))
@@ -75,9 +81,8 @@ def test_first_run_downloads_the_model_then_describes(xserver, tmp_path, full_ml
     noise_image(4, (320, 240)).save(photo)
     models = tmp_path / "models"
     with HubServer(hub_files(full_mlp)) as hub:
-        gui = start_gui(xserver, tmp_path, "--models-dir", models, photo, **online(hub.url))
+        gui, window = start_gui(xserver, tmp_path, "--models-dir", models, photo, **online(hub.url))
         try:
-            window = xserver.wait_for_window("^Captioner$")
             dialog = xserver.wait_for_window("^Get the model$", timeout=120)
             # The dialog asks the Hub for the sizes first (one HEAD per file); then Download is the default button.
             wait_for(lambda: sum(r[0] == "HEAD" for r in hub.requests) >= 4, 30, "the sizes")
@@ -85,10 +90,7 @@ def test_first_run_downloads_the_model_then_describes(xserver, tmp_path, full_ml
             xserver.keys(dialog, "Return")
             [entry] = wait_for(lambda: history(tmp_path), 240, "the description after the download")
         finally:
-            if "window" in locals():
-                quit_gui(xserver, window, gui)
-            else:
-                gui.kill()
+            quit_gui(xserver, window, gui)
     assert json.loads((models / "coco" / "manifest.json").read_text())["name"] == "coco"
     assert (models / "coco" / "coco_weights.pt").read_bytes() == full_mlp.weights.read_bytes()
     assert entry["source"] == str(photo) and entry["model"] == "coco" and entry["text"]

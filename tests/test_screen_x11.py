@@ -46,8 +46,7 @@ def show_picture(xserver, path, x=0, y=0):
 
 @pytest.fixture
 def app(xserver, tmp_path, tiny_mlp):
-    gui = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
-    window = xserver.wait_for_window("^Captioner$")
+    gui, window = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
     time.sleep(1.5)  # the hotkeys are grabbed once the window is up
     yield window
     quit_gui(xserver, window, gui)

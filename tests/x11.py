@@ -25,13 +25,16 @@ class Xvfb:
             self.display = f":{pipe.readline().strip()}"
 
     def env(self, **extra) -> dict:
-        return {**os.environ, "DISPLAY": self.display, "QT_QPA_PLATFORM": "xcb", **extra}
+        """The environment of a program on this X server (and not on the desktop the tests may run in)."""
+        outside = ("WAYLAND_DISPLAY", "XDG_SESSION_TYPE")
+        kept = {k: v for k, v in os.environ.items() if k not in outside}
+        return {**kept, "DISPLAY": self.display, "QT_QPA_PLATFORM": "xcb", **extra}
 
     def run(self, *args: str, timeout: float = 30) -> str:
         return subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=timeout,
                               check=True).stdout
 
-    def wait_for_window(self, name: str, timeout: float = 60) -> str:
+    def wait_for_window(self, name: str, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", name], env=self.env(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 
 from PySide6.QtCore import QObject, Signal
@@ -17,12 +18,13 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 
 def server_name() -> str:
-    """Per user, so that two people on one machine each have their own app."""
+    """Per user and per display, so that two people on one machine, or two desktop sessions, each have their app."""
     try:
         user = getpass.getuser()
     except Exception:
         user = "user"
-    return "captioner-" + re.sub(r"[^A-Za-z0-9_.-]", "_", user)
+    display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or ""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"captioner-{user}{'-' + display if display else ''}")
 
 
 def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500) -> dict | None:
