@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--temperature", type=float, default=1.0)
     caption.add_argument("--seed", type=int, default=None, help="makes nucleus sampling repeatable")
     caption.add_argument("--max-tokens", type=int, default=67)
+    caption.add_argument("--rerank", action="store_true",
+                         help="beam search: choose among the beams the caption CLIP finds closest to the image")
     caption.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                          help="auto: CUDA when available, else the CPU")
     caption.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -244,7 +246,8 @@ def run_caption(args) -> int:
     from captioner_gui.engine.guard import blank_message
 
     options = DecodeOptions(method=args.decoding, beam_size=args.beam_size, top_p=args.top_p,
-                            temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+                            temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens,
+                            rerank=args.rerank)
     options.check()
     if args.batch_size < 1:
         raise CaptionerError("The batch size must be 1 or more.")
@@ -366,7 +369,8 @@ def _describe_by_itself(args, what: str, region) -> dict:
         pointer = capture.pointer_position()
         image = capture.grab_screen(*(pointer or (None, None)), all_monitors=args.all_monitors)
     model = load_model(args.model or settings.model, _models_dir(args), args.device or settings.device)
-    [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size))
+    [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size,
+                                                     rerank=settings.rerank))
     text = blank_message(what) if caption.blank else caption.spoken
     if settings.speech and not args.no_speech:
         reader = screen_reader.detect() if settings.use_screen_reader else None

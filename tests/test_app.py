@@ -168,7 +168,7 @@ def test_settings_dialog_choices_are_kept_across_restarts(app, qtbot, monkeypatc
     assert again == chosen
     assert (again.decoding, again.rate, again.auto_copy, again.hotkey_screen) == ("greedy", 220, True,
                                                                                   "Ctrl+Alt+Shift+D")
-    assert app.worker.options == {"method": "greedy", "beam_size": 5}
+    assert app.worker.options == {"method": "greedy", "beam_size": 5, "rerank": False}
     QSettings().setValue("rate", "fast")  # a damaged value falls back to the default
     assert Settings.load().rate == Settings().rate
 

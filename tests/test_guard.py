@@ -122,3 +122,21 @@ def test_the_text_tower_reads_only_up_to_the_end_of_the_text_and_matches_open_cl
     text = model.clip.text
     expected = text.clip.encode_text(text.tokenizer(texts), normalize=True)
     assert torch.allclose(text(texts), expected, atol=1e-5)
+
+
+def test_rerank_says_the_beam_clip_finds_closest(tiny_mlp, images):
+    from captioner_gui.engine.decoding import beam_search
+    from captioner_gui.engine.guard import closest
+
+    model = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
+    plain = model.caption(images, DecodeOptions(beam_size=4, max_tokens=8))
+    reranked = model.caption(images, DecodeOptions(beam_size=4, max_tokens=8, rerank=True))
+    vectors = model.encode(images)
+    changed = 0
+    for index, (first, chosen) in enumerate(zip(plain, reranked)):
+        [decoded] = beam_search(model.lm, model.clipcap.prefix(vectors[index:index + 1]), model.stop_token, 8, 4)
+        texts = [model.tokenizer.decode(c.tokens).strip() for c in decoded.candidates]
+        assert len(texts) == 4 and texts[0] == first.text  # beam search's own best comes first
+        assert chosen.text == texts[closest(model.kind_guard, vectors[index], texts)]
+        changed += chosen.text != first.text
+    assert changed > 0  # CLIP disagrees with the language model somewhere, so the option does something

@@ -18,6 +18,7 @@ class Settings:
     model: str = "coco"  # a model name in the models folder, a model folder or a manifest file
     decoding: str = "beam"
     beam_size: int = 5
+    rerank: bool = False  # among beam search's captions, say the one CLIP finds closest to the picture
     device: str = "auto"
     speech: bool = True
     voice: str = ""  # a voice id of the text-to-speech engine; empty: its default

@@ -48,6 +48,9 @@ class SettingsDialog(QDialog):
         self.decoding.currentIndexChanged.connect(
             lambda: self.beam_size.setEnabled(self.decoding.currentData() == "beam"))
         self.beam_size.setEnabled(settings.decoding == "beam")
+        self.rerank = _named(QCheckBox("Let CLIP &pick among beam search's captions"), "Let CLIP pick",
+                             "Says the candidate caption that CLIP finds closest to the picture.")
+        self.rerank.setChecked(settings.rerank)
         self.device = _named(QComboBox(), "Device", "Automatic uses an NVIDIA GPU when there is one.")
         for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda")):
             self.device.addItem(label, value)
@@ -59,6 +62,7 @@ class SettingsDialog(QDialog):
         model_form.addRow(model_label, model_row)
         model_form.addRow("&Decoding:", self.decoding)
         model_form.addRow("&Beam size:", self.beam_size)
+        model_form.addRow(self.rerank)
         model_form.addRow("De&vice:", self.device)
 
         # Speech
@@ -140,6 +144,7 @@ class SettingsDialog(QDialog):
         self.model.setCurrentText(defaults.model)
         self.decoding.setCurrentIndex(self.decoding.findData(defaults.decoding))
         self.beam_size.setValue(defaults.beam_size)
+        self.rerank.setChecked(defaults.rerank)
         self.device.setCurrentIndex(self.device.findData(defaults.device))
         self.speech.setChecked(defaults.speech)
         self.use_screen_reader.setChecked(defaults.use_screen_reader)
@@ -158,7 +163,8 @@ class SettingsDialog(QDialog):
                    for key, edit in self.hotkeys.items()}
         return replace(
             self._settings, model=self.model.currentText().strip() or Settings.model,
-            decoding=self.decoding.currentData(), beam_size=self.beam_size.value(), device=self.device.currentData(),
+            decoding=self.decoding.currentData(), beam_size=self.beam_size.value(), rerank=self.rerank.isChecked(),
+            device=self.device.currentData(),
             speech=self.speech.isChecked(), use_screen_reader=self.use_screen_reader.isChecked(),
             voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),

@@ -264,7 +264,7 @@ class MainWindow(QMainWindow):
     def load_model(self) -> None:
         self.model_ready = False
         self.device_label.setText("")
-        self.worker.set_decoding(self.settings.decoding, self.settings.beam_size)
+        self.worker.set_decoding(self.settings.decoding, self.settings.beam_size, self.settings.rerank)
         self.worker.load(self.settings.model, self.settings.device, self.models_dir)
 
     def _model_ready(self, model: str, device: str) -> None:
@@ -586,7 +586,7 @@ class MainWindow(QMainWindow):
         old, self.settings = self.settings, new
         new.save()
         self.speaker.configure(new.voice, new.rate, new.volume / 100)
-        self.worker.set_decoding(new.decoding, new.beam_size)
+        self.worker.set_decoding(new.decoding, new.beam_size, new.rerank)
         if (new.model, new.device) != (old.model, old.device):
             self.load_model()
         if new.history != old.history:

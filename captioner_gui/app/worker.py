@@ -105,7 +105,7 @@ class CaptionWorker(QObject):
     def __init__(self):
         super().__init__()
         self.queue = RequestQueue()
-        self.options = {"method": "beam", "beam_size": 5}
+        self.options = {"method": "beam", "beam_size": 5, "rerank": False}
         self._next_id = 1
         self._model = None
         self._thread: QThread | None = None
@@ -130,8 +130,8 @@ class CaptionWorker(QObject):
             self.dropped.emit(stale.id)
         return request.id
 
-    def set_decoding(self, method: str, beam_size: int) -> None:
-        self.options = {"method": method, "beam_size": beam_size}  # read by the worker for the next request
+    def set_decoding(self, method: str, beam_size: int, rerank: bool = False) -> None:
+        self.options = {"method": method, "beam_size": beam_size, "rerank": rerank}  # read at the next request
 
     def stop(self, wait_ms: int = 10000) -> None:
         self.queue.put(_STOP)

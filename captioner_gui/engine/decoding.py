@@ -10,7 +10,7 @@ a batch of images at once. Their results match the reference implementation's lo
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -27,6 +27,7 @@ class DecodeOptions:
     temperature: float = 1.0
     seed: int | None = None
     max_tokens: int = 67
+    rerank: bool = False  # beam search: say the beam whose caption CLIP finds closest to the picture
 
     def check(self) -> None:
         from .errors import CaptionerError
@@ -47,6 +48,7 @@ class DecodeOptions:
 class Decoded:
     tokens: list[int]  # the generated ids, the stop token included when it was reached
     score: float  # mean log-probability of those tokens
+    candidates: list[Decoded] = field(default_factory=list)  # beam search: every final beam, best first
 
 
 class PrefixLM:
@@ -117,8 +119,14 @@ def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens:
         stopped = stopped[source] | (next_tokens == stop_token)
         cache.reorder_cache(source)
     averages = (scores / lengths).view(batch, width)
-    best_beam = averages.argmax(dim=-1) + row_offsets[:, 0]
-    return _collect(tokens[best_beam], lengths[best_beam].long(), averages.max(dim=-1).values)
+    ranked, order = averages.sort(dim=-1, descending=True, stable=True)  # best first; ties: the first beam
+    rows = (order + row_offsets).reshape(-1)
+    every = _collect(tokens[rows], lengths[rows].long(), ranked.reshape(-1))
+    results = []
+    for image in range(batch):
+        beams = every[image * width:(image + 1) * width]
+        results.append(Decoded(beams[0].tokens, beams[0].score, candidates=beams))
+    return results
 
 
 def nucleus(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,

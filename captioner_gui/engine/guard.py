@@ -75,6 +75,12 @@ class KindGuard:
                 for row, a in zip(probabilities, agreement)]
 
 
+def closest(guard: KindGuard, image_vector, candidates: list[str]) -> int:
+    """The index of the candidate caption CLIP finds closest to the picture (beam search's re-ranking)."""
+    image = image_vector / image_vector.norm()
+    return int((guard.text_encoder(candidates).to(image) @ image).argmax())
+
+
 def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None) -> str:
     """What to say: the kind first, and a hedge ("Could be: ...") when the picture is not a photo or the caption
     fits it poorly. Without the guard's findings, the caption as it is."""

@@ -17,7 +17,7 @@ from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
 from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
-from .guard import KindGuard, is_blank, wording
+from .guard import KindGuard, closest, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
@@ -227,6 +227,11 @@ class Captioner:
         encoded = time.perf_counter()
         prefix = self.clipcap.prefix(vectors)
         decoded = decode(self.lm, prefix, self.stop_token, options)
+        if options.rerank and guard and self.kind_guard is not None:
+            for index, d in enumerate(decoded):
+                if len(d.candidates) > 1:
+                    texts = [self.tokenizer.decode(c.tokens).strip() for c in d.candidates]
+                    decoded[index] = d.candidates[closest(self.kind_guard, vectors[index], texts)]
         texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
         decoded_at = time.perf_counter()
         judged = self.kind_guard.judge(vectors, texts) if guard and self.kind_guard is not None else None
