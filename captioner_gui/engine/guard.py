@@ -1,12 +1,15 @@
-"""The guard: honest about what the model sees, before the caption is written.
+"""The guard: honest about what the model sees.
 
-ClipCap was trained on photos. A blank or nearly uniform picture (a screen curtain, a locked or black screen) is
-reported as blank and never captioned.
+ClipCap was trained on photos; shown a page of text, it invents people and animals. So a blank or nearly uniform
+picture (a screen curtain, a locked or black screen) is reported as blank and never captioned; CLIP, already
+loaded, tells what kind of picture it is (zero-shot against a few prompts per kind) and how well the caption fits
+it; and the result is worded with the kind first, hedged when it is not a photo or the fit is poor.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
 BLANK_SPREAD = 6.0  # grey levels: the standard deviation of a blank picture's brightness stays under this,
@@ -62,8 +65,6 @@ class KindGuard:
         for prompts in KIND_PROMPTS.values():
             mean = text_encoder(list(prompts)).mean(dim=0)
             kinds.append(mean / mean.norm())
-        import torch
-
         self.kind_vectors = torch.stack(kinds)  # (kinds, d), unit length
 
     def judge(self, image_vectors, captions: list[str]) -> list[tuple[dict[str, float], float]]:
