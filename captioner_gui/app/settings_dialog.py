@@ -48,7 +48,7 @@ class SettingsDialog(QDialog):
         self.decoding.currentIndexChanged.connect(
             lambda: self.beam_size.setEnabled(self.decoding.currentData() == "beam"))
         self.beam_size.setEnabled(settings.decoding == "beam")
-        self.rerank = _named(QCheckBox("Let CLIP &pick among beam search's captions"), "Let CLIP pick",
+        self.rerank = _named(QCheckBox("Le&t CLIP pick among beam search's captions"), "Let CLIP pick",
                              "Says the candidate caption that CLIP finds closest to the picture.")
         self.rerank.setChecked(settings.rerank)
         self.device = _named(QComboBox(), "Device", "Automatic uses an NVIDIA GPU when there is one.")
@@ -61,7 +61,7 @@ class SettingsDialog(QDialog):
         model_label.setBuddy(self.model)
         model_form.addRow(model_label, model_row)
         model_form.addRow("&Decoding:", self.decoding)
-        model_form.addRow("&Beam size:", self.beam_size)
+        model_form.addRow("Beam si&ze:", self.beam_size)
         model_form.addRow(self.rerank)
         model_form.addRow("De&vice:", self.device)
 
@@ -91,7 +91,7 @@ class SettingsDialog(QDialog):
         speech_form.addRow(self.speech)
         speech_form.addRow(self.use_screen_reader)
         speech_form.addRow("V&oice:", self.voice)
-        speech_form.addRow("R&ate:", self.rate)
+        speech_form.addRow("Rat&e:", self.rate)
         speech_form.addRow("Vo&lume:", self.volume)
 
         # Results and history
@@ -108,7 +108,7 @@ class SettingsDialog(QDialog):
         hotkey_box = QGroupBox("Hotkeys (work in any program)")
         hotkey_form = QFormLayout(hotkey_box)
         self.hotkeys: dict[str, QKeySequenceEdit] = {}
-        labels = {"screen": "Describe the &screen:", "window": "Describe the active &window:",
+        labels = {"screen": "Describe the scree&n:", "window": "Describe the active &window:",
                   "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:"}
         for key, label in labels.items():
             edit = _named(QKeySequenceEdit(QKeySequence(getattr(settings, f"hotkey_{key}"))),

@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
                                  "Choose image files to describe. Shortcut: Control+O.")
         self.paste_button = _name(QPushButton("&Paste image"), "Paste image",
                                   "Describe the image, or image file, on the clipboard. Shortcut: Control+V.")
-        self.screen_button = _name(QPushButton("Describe &screen"), "Describe screen",
+        self.screen_button = _name(QPushButton("Describe scree&n"), "Describe screen",
                                    "Describe what is on the screen now.")
         self.result_label = QLabel("&Description:")
         self.result = QPlainTextEdit()
@@ -144,7 +144,7 @@ class MainWindow(QMainWindow):
         self.history_label.setBuddy(self.history_list)
         self.clear_button = _name(QPushButton("C&lear history..."), "Clear history",
                                   "Delete all past descriptions and their thumbnails.")
-        self.settings_button = _name(QPushButton("S&ettings..."), "Settings",
+        self.settings_button = _name(QPushButton("Settin&gs..."), "Settings",
                                      "Model, decoding, device, speech, history and hotkeys. Shortcut: Control+Comma.")
 
         sources = QHBoxLayout()
