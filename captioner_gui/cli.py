@@ -388,16 +388,9 @@ def _describe_by_itself(args, what: str, region) -> dict:
 # ---------------------------------------------------------------------------------------------------- models
 
 
-def _human_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size} B"
-
-
 def run_models_list(args) -> int:
     from captioner_gui.engine import list_models
+    from captioner_gui.engine.store import human_size
 
     models_dir = _models_dir(args)
     infos = list_models(models_dir)
@@ -419,7 +412,7 @@ def run_models_list(args) -> int:
             status = "complete"
         else:
             status = f"incomplete, missing {', '.join(info.missing)}"
-        print(f"{info.name:<{width}}  {_human_size(info.size_bytes):>9}  {status}")
+        print(f"{info.name:<{width}}  {human_size(info.size_bytes):>9}  {status}")
     print(f"(in {models_dir})")
     return EXIT_OK
 

@@ -95,7 +95,8 @@ def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypa
     bin_dir.mkdir()
     log = tmp_path / "spd-say.log"
     (bin_dir / "spd-say").write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n")
-    (bin_dir / "orca").write_text("#!/bin/sh\nsleep 30\n")
+    # A loop, so that the shell does not replace itself with `sleep` (and stop being named orca).
+    (bin_dir / "orca").write_text("#!/bin/sh\nwhile true; do sleep 1; done\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

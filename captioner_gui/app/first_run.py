@@ -12,16 +12,9 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, Q
                                QVBoxLayout)
 from tqdm import tqdm
 
+from captioner_gui.engine.store import human_size
+
 WEIGHT_FILTER = "ClipCap weights (*.pt *.pth *.safetensors *.bin);;All files (*)"
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "size unknown"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}" if size < 10 * scale else f"{size / scale:.0f} {unit}"
-    return f"{size} bytes"
 
 
 def _purpose(filename: str) -> str:
@@ -114,7 +107,7 @@ class ModelSetupDialog(QDialog):
 
     def _show_plan(self, planned, reachable: bool) -> None:
         lines = [f"{_purpose(item.remote.filename)}: {item.remote.filename} from {item.remote.repo_id}, "
-                 f"{human_size(item.size)}" for item in planned]
+                 f"{human_size(item.size) if item.size is not None else 'size unknown'}" for item in planned]
         sizes = [item.size for item in planned if item.size]
         text = "To download:\n" + "\n".join(lines)
         if sizes:
@@ -134,51 +127,45 @@ class ModelSetupDialog(QDialog):
     # ------------------------------------------------------------------ downloading and importing
 
     def start_download(self) -> None:
-        self._run_in_background(self._download)
-        self.progress.setVisible(True)
-        self.progress.setRange(0, 0)
-        self.tell("Downloading...")
+        from captioner_gui.engine import download_model
+
+        self._run_in_background("Downloading...", "The download failed", lambda progress: download_model(
+            self.model, self.models_dir, tqdm_class=progress, report=lambda message: None))
 
     def choose_files(self) -> None:
+        from captioner_gui.engine import import_model
+
         path, _ = QFileDialog.getOpenFileName(self, f"Choose the weights of '{self.model}'", str(Path.home()),
                                               WEIGHT_FILTER)
         if path:
-            self._run_in_background(lambda: self._import(Path(path)))
-            self.progress.setVisible(True)
-            self.progress.setRange(0, 0)
-            self.tell(f"Importing {Path(path).name}...")
+            self._run_in_background(f"Importing {Path(path).name}...", "The import failed", lambda progress:
+                                    import_model(Path(path), self.model, self.models_dir, tqdm_class=progress))
 
-    def _run_in_background(self, work) -> None:
+    def _run_in_background(self, doing: str, failed: str, work) -> None:
+        """Runs work(progress class) in a thread; its end (or its error message) arrives as `finished`."""
+        from captioner_gui.engine import CaptionerError
+
         self._busy = True
         self._cancel.clear()
         self.download_button.setEnabled(False)
         self.import_button.setEnabled(False)
         self.cancel_button.setText("Cancel")
         self.cancel_button.setFocus()
-        threading.Thread(target=work, daemon=True).start()
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.tell(doing)
+        progress = self._progress_class()
 
-    def _download(self) -> None:
-        from captioner_gui.engine import CaptionerError, download_model
+        def run():
+            try:
+                work(progress)
+                self.bridge.finished.emit("")
+            except CaptionerError as exc:
+                self.bridge.finished.emit(str(exc))
+            except Exception as exc:
+                self.bridge.finished.emit(f"{failed}: {exc}")
 
-        try:
-            download_model(self.model, self.models_dir, tqdm_class=self._progress_class(),
-                           report=lambda message: None)
-            self.bridge.finished.emit("")
-        except CaptionerError as exc:
-            self.bridge.finished.emit(str(exc))
-        except Exception as exc:
-            self.bridge.finished.emit(f"The download failed: {exc}")
-
-    def _import(self, path: Path) -> None:
-        from captioner_gui.engine import CaptionerError, import_model
-
-        try:
-            import_model(path, self.model, self.models_dir, tqdm_class=self._progress_class())
-            self.bridge.finished.emit("")
-        except CaptionerError as exc:
-            self.bridge.finished.emit(str(exc))
-        except Exception as exc:
-            self.bridge.finished.emit(f"The import failed: {exc}")
+        threading.Thread(target=run, daemon=True).start()
 
     def _progress_class(self):
         """A tqdm that reports to the dialog and stops the transfer when Cancel was pressed."""

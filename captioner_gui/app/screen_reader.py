@@ -12,17 +12,19 @@ import ctypes
 import shutil
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 
-class ScreenReader:
+class ScreenReader(ABC):
     name = "screen reader"
 
+    @abstractmethod
     def speak(self, text: str) -> None:
-        raise NotImplementedError
+        """Says the text through the screen reader, cutting off what it was saying."""
 
     def stop(self) -> None:
-        pass
+        """Silences the screen reader (where its interface can)."""
 
 
 class SpeechDispatcher(ScreenReader):

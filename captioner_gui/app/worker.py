@@ -84,10 +84,6 @@ class RequestQueue:
                 self._ready.wait()
             return self._items.popleft()
 
-    def __len__(self) -> int:
-        with self._ready:
-            return len(self._items)
-
 
 _STOP = object()
 

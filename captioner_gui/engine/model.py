@@ -17,7 +17,7 @@ from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
 from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
-from .guard import KindGuard, closest, is_blank, wording
+from .guard import KindGuard, blank_message, closest, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
@@ -130,8 +130,8 @@ class Caption:
     @property
     def spoken(self) -> str:
         """The sentence to say or show: the kind first, hedged when it is not a photo (see guard.wording)."""
-        return "The image is blank." if self.blank else wording(self.text, self.kind, self.kind_scores,
-                                                                  self.agreement)
+        return blank_message("image") if self.blank else wording(self.text, self.kind, self.kind_scores,
+                                                                   self.agreement)
 
 
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")

@@ -168,6 +168,15 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
     return infos
 
 
+def human_size(size: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as the Hub and file managers show sizes)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size} B"
+
+
 def _size(paths) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
