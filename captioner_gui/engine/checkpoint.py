@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -117,15 +118,37 @@ def save_safetensors(state: StateDict, path: Path) -> None:
             tmp.unlink()
 
 
-def read_clip_weights(path: Path) -> tuple[StateDict, StateDict]:
+def read_clip_weights(path: Path) -> tuple[RenamedWeights, RenamedWeights]:
     """An open_clip weights file (whole CLIP or image tower only) -> (image tower's weights, the rest: the text
-    tower's, empty for an image-tower file)."""
-    state = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_pickle(path)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
+    tower's, empty for an image-tower file). A safetensors file is read one tensor at a time, when asked for."""
+    if path.suffix == ".safetensors":
+        source, copy = WeightsReader(path), False
+    else:
+        source, copy = read_torch_pickle(path), True  # memory-mapped tensors: copied as they are taken
+    names = {k[len("module."):] if k.startswith("module.") else k: k for k in source.keys()}
+    visual = {k[len("visual."):]: original for k, original in names.items() if k.startswith("visual.")}
     if not visual:
         raise ManifestError(f"{path} holds no CLIP image-tower weights (no 'visual.' keys).")
-    return visual, {k: v for k, v in state.items() if not k.startswith("visual.")}
+    text = {k: original for k, original in names.items() if not k.startswith("visual.")}
+    return RenamedWeights(source, visual, copy), RenamedWeights(source, text, copy)
+
+
+class RenamedWeights(Mapping):
+    """A read-only view of some of a file's tensors under other names; each is read when asked for, so that a
+    model can be loaded (and converted) one layer at a time."""
+
+    def __init__(self, source, names: dict[str, str], copy: bool):
+        self.source, self.names, self.copy = source, names, copy
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        tensor = self.source[self.names[key]]
+        return tensor.clone() if self.copy else tensor
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,

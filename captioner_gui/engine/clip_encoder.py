@@ -7,6 +7,7 @@ compares the picture with prompts about kinds of pictures, and with the caption 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from .checkpoint import read_clip_weights
 from .errors import ManifestError, ModelFilesMissing
+from .fast_gpt2 import quantize_linears, release_freed_memory
 from .manifest import ClipSpec
 
 CLIP_FOLDER = "clip"  # inside the models folder: clip/<model>-<tag>/<file> for weights fetched by a pretrained tag
@@ -144,9 +146,10 @@ def alternative_name(filename: str) -> str:
 
 def load_clip_encoder(
     spec: ClipSpec, weights_path: Path | None, config_path: Path | None, models_dir: Path | None,
-    hint: str = "",
+    hint: str = "", int8: bool = False,
 ) -> ClipImageEncoder:
-    """Builds the image tower without initialising it (meta device), then loads its weights in place."""
+    """Builds CLIP without initialising it (meta device), then loads its weights in place, one block at a time;
+    with `int8`, each block's Linear layers are quantized as soon as the block is loaded."""
     import open_clip
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
@@ -170,32 +173,65 @@ def load_clip_encoder(
         model = open_clip.create_model(model_name, device="meta", force_quick_gelu=quick_gelu)
     visual = model.visual
     state, text_state = read_clip_weights(weights_path)
+    convert = quantize_linears if int8 else None
     try:
-        visual.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise ManifestError(
-            f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {first}"
-        ) from None
+        load_in_blocks(visual, state, convert)
+    except (RuntimeError, KeyError) as exc:
+        raise ManifestError(f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {first_line(exc)}"
+                            ) from None
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
-    text = _text_encoder(model, text_state, model_name) if text_state else None
+    text = _text_encoder(model, text_state, model_name, convert) if text_state else None
     return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name, text)
 
 
-def _text_encoder(model: nn.Module, text_state: dict, model_name: str) -> ClipTextEncoder | None:
+def _text_encoder(model: nn.Module, text_state: Mapping, model_name: str, convert) -> ClipTextEncoder | None:
     """The text tower from the rest of the weights file; None when those weights do not fit it (the guard then
     cannot tell kinds of pictures, and captioning goes on without it)."""
     import open_clip
 
     model.visual = None
     try:
-        model.load_state_dict(text_state, strict=True, assign=True)
-    except RuntimeError:
+        load_in_blocks(model, text_state, convert)
+    except (RuntimeError, KeyError):
         return None
     if getattr(model, "attn_mask", None) is not None:  # the causal mask is not in files: still on meta
         size = model.context_length
         model.attn_mask = torch.full((size, size), float("-inf")).triu_(1)
     if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
         return None
+    if convert is not None:  # the word table is only looked up: fp16 halves it
+        model.token_embedding.half()
     return ClipTextEncoder(model.eval().requires_grad_(False), open_clip.get_tokenizer(model_name))
+
+
+def load_in_blocks(module: nn.Module, weights: Mapping, convert: Callable[[nn.Module], object] | None) -> None:
+    """`module.load_state_dict(weights, strict=True, assign=True)` for a module built on the meta device, one
+    block (an item of a ModuleList) at a time, with `convert` applied to each block as soon as it is loaded.
+    With weights read lazily, only one block's full-precision weights are in memory at once."""
+    expected = module.state_dict().keys()
+    missing, unexpected = sorted(expected - weights.keys()), sorted(weights.keys() - expected)
+    if missing or unexpected:
+        raise KeyError(f"missing key {missing[0]}" if missing else f"unexpected key {unexpected[0]}")
+    lists: list[str] = []  # the outermost ModuleLists, as key prefixes
+    for name, child in module.named_modules():
+        if isinstance(child, nn.ModuleList) and not any(name.startswith(outer) for outer in lists):
+            lists.append(f"{name}." if name else "")
+    # What lies outside the blocks first, while the module has no converted layer (their loading differs).
+    module.load_state_dict({k: weights[k] for k in expected if not any(k.startswith(outer) for outer in lists)},
+                           strict=False, assign=True)
+    for outer in lists:
+        for index, block in enumerate(module.get_submodule(outer.rstrip("."))):
+            prefix = f"{outer}{index}."
+            block.load_state_dict({k: weights[prefix + k] for k in block.state_dict()}, strict=True, assign=True)
+            if convert is not None:
+                convert(block)
+                release_freed_memory()  # the block's full-precision weights are gone: give the memory back
+    if convert is not None:
+        convert(module)  # Linear layers outside the blocks, if any
+
+
+def first_line(exc: BaseException) -> str:
+    """The line of a load_state_dict error that names the tensor."""
+    lines = [line.strip() for line in str(exc).strip("'\"").splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__

@@ -78,7 +78,15 @@ class FastGPT2(nn.Module):
         self.width, self.heads = config.n_embd, config.n_head
         self.max_length = config.n_positions
         inner = config.n_inner or 4 * config.n_embd
-        self.wte = nn.Embedding.from_pretrained(weight("transformer.wte.weight"), freeze=True)
+        # The output layer first: with int8, the full-precision word table can then go before the layers come.
+        words = weight("transformer.wte.weight")
+        with torch.device("meta"):
+            lm_head = nn.Linear(self.width, config.vocab_size, bias=False)
+        lm_head.weight = nn.Parameter(words if tied else weight("lm_head.weight"), requires_grad=False)
+        self.lm_head = quantize_linears(lm_head) if int8 else lm_head  # GPT-2 ties it to the word table
+        # With int8 the word table is only looked up: fp16 halves it and changes no caption.
+        self.wte = nn.Embedding.from_pretrained(words.half() if int8 else words, freeze=True)
+        del words, lm_head
         self.wpe = nn.Embedding.from_pretrained(weight("transformer.wpe.weight"), freeze=True)
         blocks = []
         with torch.no_grad():
@@ -101,13 +109,6 @@ class FastGPT2(nn.Module):
         self.ln_f = nn.LayerNorm(self.width, eps=config.layer_norm_epsilon)
         self.ln_f.load_state_dict({"weight": weight("transformer.ln_f.weight"),
                                    "bias": weight("transformer.ln_f.bias")})
-        with torch.device("meta"):
-            lm_head = nn.Linear(self.width, config.vocab_size, bias=False)
-        head = self.wte.weight if tied else weight("lm_head.weight")  # GPT-2 ties it to the token embedding
-        lm_head.weight = nn.Parameter(head, requires_grad=False)
-        self.lm_head = quantize_linears(lm_head) if int8 else lm_head
-        if int8:  # the token embedding is only looked up now: fp16 halves it and changes no caption
-            self.wte.weight.data = self.wte.weight.data.half()
         self.requires_grad_(False).eval()
 
     @classmethod
@@ -149,27 +150,41 @@ READS_LINEAR_WEIGHTS = ("MultiheadAttention", "AttentionPool2d")
 
 
 def quantize_linears(module: nn.Module) -> nn.Module:
-    """torch's dynamic int8 quantization of a module's nn.Linear layers, in place (no copy of the module):
-    weights int8 with a scale per output channel, activations quantized on the fly per batch (fbgemm on x86,
-    qnnpack on ARM)."""
-    import warnings
+    """Replaces a module's nn.Linear layers, in place, by torch's dynamic int8 layers (fbgemm on x86, qnnpack on
+    ARM): weights int8 with a scale per output channel, activations quantized on the fly per batch.
 
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    if type(module) is nn.Linear:  # quantize_dynamic swaps children, so a bare Linear goes in a box
-        return quantize_linears(nn.Sequential(module))[0]
-    chosen = {}
-    for parent_name, parent in module.named_modules():
+    The same result as torch.ao's `quantize_dynamic` with `per_channel_dynamic_qconfig`, at about two thirds of
+    its cost: no observer modules, and each layer's weights are packed once, not twice."""
+    if type(module) is nn.Linear:
+        return int8_linear(module)
+    for parent in list(module.modules()):
         if type(parent).__name__ in READS_LINEAR_WEIGHTS:
             continue
-        for child_name, child in parent.named_children():
+        for child_name, child in list(parent.named_children()):
             if type(child) is nn.Linear:
-                chosen[f"{parent_name}.{child_name}" if parent_name else child_name] = per_channel_dynamic_qconfig
-                if child.bias is not None:  # the int8 layer keeps the bias tensor itself: a copy lets a
-                    child.bias.data = child.bias.data.clone()  # memory-mapped weights file go
+                setattr(parent, child_name, int8_linear(child))
+    return module
+
+
+def int8_linear(linear: nn.Linear) -> nn.Module:
+    """An int8 copy of a Linear layer: symmetric per-channel scales (largest |weight| of a row maps to 127.5,
+    as torch.ao's per-channel weight observer computes them); the bias stays fp32."""
+    import warnings
+
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+
+    weight = linear.weight.detach().float()
+    scales = (weight.abs().amax(dim=1) / 127.5).clamp_min(torch.finfo(torch.float32).eps).double()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # it announces its move to torchao; it works as it is
-        return quantize_dynamic(module, chosen, dtype=torch.qint8, inplace=True)
+        warnings.simplefilter("ignore")  # torch announces these tensors' move to torchao; they work as they are
+        int8_weight = torch.quantize_per_channel(weight, scales, torch.zeros_like(scales, dtype=torch.long), 0,
+                                                 torch.qint8)
+        # Built at 1x1 and then given its weights, so that its own placeholder weights are never packed.
+        layer = Int8Linear(1, 1, dtype=torch.qint8)
+        layer.in_features, layer.out_features = linear.in_features, linear.out_features
+        # The bias is copied, so that a memory-mapped weights file can go.
+        layer.set_weight_bias(int8_weight, None if linear.bias is None else linear.bias.detach().float().clone())
+    return layer
 
 
 class FastPrefixLM:

@@ -16,7 +16,7 @@ from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import DecodeOptions, PrefixLM, decode
 from .errors import CaptionerError, ManifestError
-from .fast_gpt2 import FastGPT2, FastPrefixLM, quantize_linears, release_freed_memory
+from .fast_gpt2 import FastGPT2, FastPrefixLM, release_freed_memory
 from .guard import KindGuard, blank_message, closest, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
@@ -79,7 +79,8 @@ def build_clipcap(manifest: Manifest, state: StateDict, clip_dim: int, source: P
     with torch.device("meta"):
         model = ClipCap(build_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
                         manifest.prefix_length, manifest.normalize_prefix)
-    check_state_fits(model, state, manifest, clip_dim, source)
+    check_state_fits({key: tuple(t.shape) for key, t in model.state_dict().items()}, state, manifest, clip_dim,
+                     source)
     model.load_state_dict(state, strict=True, assign=True)
     head, embedding = model.gpt.lm_head.weight, model.gpt.transformer.wte.weight
     if head.data_ptr() == embedding.data_ptr():
@@ -87,9 +88,27 @@ def build_clipcap(manifest: Manifest, state: StateDict, clip_dim: int, source: P
     return model.eval().requires_grad_(False)
 
 
-def check_state_fits(model: nn.Module, state: StateDict, manifest: Manifest, clip_dim: int,
+def gpt2_shapes(config) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of transformers' GPT2LMHeadModel for a config, by name (Conv1D layers store
+    (in, out)). What importing and building that model would tell, without the half second its import costs."""
+    width, inner, vocab = config.n_embd, config.n_inner or 4 * config.n_embd, config.vocab_size
+    shapes = {"transformer.wte.weight": (vocab, width), "transformer.wpe.weight": (config.n_positions, width)}
+    for i in range(config.n_layer):
+        block = f"transformer.h.{i}."
+        shapes |= {block + "ln_1.weight": (width,), block + "ln_1.bias": (width,),
+                   block + "attn.c_attn.weight": (width, 3 * width), block + "attn.c_attn.bias": (3 * width,),
+                   block + "attn.c_proj.weight": (width, width), block + "attn.c_proj.bias": (width,),
+                   block + "ln_2.weight": (width,), block + "ln_2.bias": (width,),
+                   block + "mlp.c_fc.weight": (width, inner), block + "mlp.c_fc.bias": (inner,),
+                   block + "mlp.c_proj.weight": (inner, width), block + "mlp.c_proj.bias": (width,)}
+    return shapes | {"transformer.ln_f.weight": (width,), "transformer.ln_f.bias": (width,),
+                     "lm_head.weight": (vocab, width)}
+
+
+def check_state_fits(expected: dict[str, tuple[int, ...]], state: StateDict, manifest: Manifest, clip_dim: int,
                      source: Path | str) -> None:
-    expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    """Every key the model needs is in the weights with its shape, and nothing else is; else a message that names
+    the key and the manifest fields that decide it."""
     context = (f"mapping '{manifest.mapping}', prefix_length {manifest.prefix_length}"
                + (f", clip_length {manifest.clip_length}, mapping_layers {manifest.mapping_layers}"
                   if manifest.mapping == "transformer" else "")
@@ -251,18 +270,17 @@ class Captioner:
 
 def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int) -> ClipCap:
     """The int8 model, converted one layer at a time as its weights are read (see WeightsReader)."""
-    from transformers import GPT2LMHeadModel
-
     shapes = reader.shapes()
     config = gpt2_config_from_weights(shapes, manifest.gpt2_n_head)
     with torch.device("meta"):
-        probe = ClipCap(build_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
-                        manifest.prefix_length, manifest.normalize_prefix)
-    check_state_fits(probe, shapes, manifest, clip_dim, reader.path)
-    mapper = probe.clip_project
-    # The mapper stays fp32: it runs once per image, and its output, the prefix, steers every word.
-    mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
+        mapper = build_mapper(manifest, clip_dim, config.n_embd)
+    expected = {f"clip_project.{key}": tuple(t.shape) for key, t in mapper.state_dict().items()}
+    check_state_fits(expected | {f"gpt.{key}": shape for key, shape in gpt2_shapes(config).items()}, shapes,
+                     manifest, clip_dim, reader.path)
     gpt = FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
+    # After GPT-2, whose conversion needs memory for a while. The mapper stays fp32: it runs once per image, and
+    # its output, the prefix, steers every word.
+    mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
     return ClipCap(mapper, gpt, manifest.prefix_length, manifest.normalize_prefix).eval().requires_grad_(False)
 
 
@@ -284,16 +302,9 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device)
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
-    clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint)
+    clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint,
+                             int8=precision == "int8")
     reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
-    if precision == "int8":
-        quantize_linears(clip.visual)
-        if clip.text is not None:  # the guard's text tower: int8 layers too, and a half-size word table
-            quantize_linears(clip.text)
-            clip.text.clip.token_embedding.half()
-        own_memory(clip)  # now: CLIP's file pages go before GPT-2's are read
-        gc.collect()
-        release_freed_memory()
     if reader is not None:
         clipcap = build_clipcap_int8(manifest, reader, clip.output_dim)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -66,9 +67,13 @@ BUILTINS = {
 
 
 def default_models_dir() -> Path:
-    """CAPTIONER_MODELS, else `models/` of a source checkout, else the user's data folder."""
+    """CAPTIONER_MODELS, else the models an offline bundle carries, else `models/` of a source checkout, else the
+    user's data folder."""
     if os.environ.get("CAPTIONER_MODELS"):
         return Path(os.environ["CAPTIONER_MODELS"]).expanduser()
+    bundled = Path(getattr(sys, "_MEIPASS", PROJECT_ROOT)) / "models"
+    if getattr(sys, "frozen", False) and any(bundled.glob(f"*/{MANIFEST_NAME}")):
+        return bundled
     if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "models").is_dir():
         return PROJECT_ROOT / "models"
     from platformdirs import user_data_path
