@@ -1,5 +1,6 @@
 """Screen capture: a monitor, all monitors, the active window or a region, with mss; the active window's bounds
 from the platform (Windows: GetForegroundWindow/GetWindowRect; X11: _NET_ACTIVE_WINDOW, else the input focus).
+On Wayland the desktop portal takes the picture (portal.py), and no program can find the active window.
 No Qt here: the `captioner describe-screen` command uses it without a window."""
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-WAYLAND_HINT = ("On Wayland, programs cannot read the screen by themselves: use your desktop's screenshot tool and "
-                "paste the image (Ctrl+V).")
+WAYLAND_HINT = ("On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V).")
 
 
 class CaptureError(Exception):
@@ -63,7 +63,7 @@ def _grab(area: dict) -> Image.Image:
 
 def _why(exc: BaseException) -> str:
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"The screen could not be captured ({detail})." + (" " + WAYLAND_HINT if on_wayland() else "")
+    return f"The screen could not be captured ({detail})."
 
 
 def monitors() -> list[Box]:
@@ -77,7 +77,10 @@ def monitors() -> list[Box]:
 
 
 def grab_screen(x: int | None = None, y: int | None = None, all_monitors: bool = False) -> Image.Image:
-    """The monitor that holds the point (x, y) (the first one when it is None), or all monitors together."""
+    """The monitor that holds the point (x, y) (the first one when it is None), or all monitors together
+    (on Wayland: always the whole desktop, as the portal gives it)."""
+    if on_wayland():
+        return _portal_screenshot()
     if all_monitors:
         try:
             with _mss() as screens:
@@ -120,7 +123,20 @@ def pointer_position() -> tuple[int, int] | None:
 
 
 def grab_box(box: Box) -> Image.Image:
+    """A part of the screen (on Wayland: of the portal's screenshot, in its pixels)."""
+    if on_wayland():
+        desktop = _portal_screenshot()
+        return desktop.crop((box.left, box.top, box.left + box.width, box.top + box.height))
     return _grab(box.as_mss())
+
+
+def _portal_screenshot() -> Image.Image:
+    from .portal import PortalError, portal_screenshot
+
+    try:
+        return portal_screenshot()
+    except PortalError as exc:
+        raise CaptureError(f"{exc} {WAYLAND_HINT}") from None
 
 
 def active_window() -> tuple[Box, str, int]:
@@ -129,8 +145,10 @@ def active_window() -> tuple[Box, str, int]:
         return _active_window_windows()
     if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
         return _active_window_x11()
-    raise CaptureError("Finding the active window is not supported here; describe the screen or a region instead."
-                       + (" " + WAYLAND_HINT if on_wayland() else ""))
+    if on_wayland():
+        raise CaptureError("On Wayland, programs cannot find the active window: describe the screen or a region "
+                           "instead.")
+    raise CaptureError("Finding the active window is not supported here; describe the screen or a region instead.")
 
 
 def grab_active_window() -> Image.Image:

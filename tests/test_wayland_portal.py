@@ -1,0 +1,91 @@
+"""Describing the screen on Wayland: the picture comes from the desktop portal's Screenshot interface, here a
+stand-in (fake_portal.py) on a private D-Bus session bus, reached exactly as the real portal is."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app_helpers import expected_caption
+
+FAKE_PORTAL = Path(__file__).parent / "fake_portal.py"
+
+
+@pytest.fixture
+def session_bus():
+    daemon = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                              stdout=subprocess.PIPE, text=True)
+    address = daemon.stdout.readline().strip()
+    yield address
+    daemon.terminate()
+    daemon.wait(10)
+
+
+@pytest.fixture
+def desktop(tmp_path):
+    """What is on the (pretend) Wayland screen."""
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    pixels[:300, :400] = (20, 160, 40)
+    path = tmp_path / "desktop.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def start_portal(session_bus, picture, answer):
+    portal = subprocess.Popen([sys.executable, str(FAKE_PORTAL), str(picture), answer], stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus})
+    assert portal.stdout.readline().strip() == "ready"
+    return portal
+
+
+def describe_screen_on_wayland(session_bus, tmp_path, *args):
+    """`captioner describe-screen` in a Wayland session: no X display, the session bus given."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    env |= {"WAYLAND_DISPLAY": "wayland-test", "XDG_SESSION_TYPE": "wayland", "DBUS_SESSION_BUS_ADDRESS": session_bus,
+            "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_RUNTIME_DIR": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", "captioner_gui", "describe-screen", "--no-speech", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_screen_comes_from_the_portal(session_bus, tmp_path, desktop, tiny_mlp):
+    portal = start_portal(session_bus, desktop, "allow")
+    try:
+        whole = describe_screen_on_wayland(session_bus, tmp_path, "--json", "--model", tiny_mlp.folder)
+        answered = portal.stdout.readline().split()
+        region = describe_screen_on_wayland(session_bus, tmp_path, "--region", "300,200,300,200",
+                                            "--model", tiny_mlp.folder)
+    finally:
+        portal.kill()
+    assert whole.returncode == 0, whole.stderr
+    answer = json.loads(whole.stdout)
+    assert answer["what"] == "screen" and answer["text"] == expected_caption(tiny_mlp.folder, desktop)
+    assert answered[:2] == ["answered", "allow"]
+    assert not Path(answered[2].removeprefix("file://")).exists()  # the portal's file is not left behind
+
+    Image.open(desktop).crop((300, 200, 600, 400)).save(tmp_path / "region.png")
+    assert region.returncode == 0, region.stderr
+    assert region.stdout.strip() == expected_caption(tiny_mlp.folder, tmp_path / "region.png")
+
+
+def test_a_refused_screenshot_is_one_clear_line(session_bus, tmp_path, desktop, tiny_mlp):
+    portal = start_portal(session_bus, desktop, "deny")
+    try:
+        result = describe_screen_on_wayland(session_bus, tmp_path, "--model", tiny_mlp.folder)
+    finally:
+        portal.kill()
+    assert result.returncode == 1
+    assert "did not allow the screenshot" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_without_a_portal_or_a_window_the_user_is_told_what_to_do(session_bus, tmp_path, tiny_mlp):
+    missing = describe_screen_on_wayland(session_bus, tmp_path, "--model", tiny_mlp.folder)
+    window = describe_screen_on_wayland(session_bus, tmp_path, "--window", "--model", tiny_mlp.folder)
+    assert missing.returncode == 1 and "install xdg-desktop-portal" in missing.stderr
+    assert "paste it (Ctrl+V)" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert window.returncode == 1 and "cannot find the active window" in window.stderr
