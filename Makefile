@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 IMAGES ?= resources/examples
 MODEL ?= coco
 
-.PHONY: install install-test run test
+.PHONY: install install-test run test bundle
 
 install:
 	$(PIP) install -e .
@@ -19,3 +19,8 @@ run: install
 
 test: install-test
 	$(PYTHON) -m pytest -q
+
+# The app with Python inside, for people who have never used pip (README: "Installers and bundles").
+bundle:
+	$(PIP) install -e . pyinstaller
+	$(PYTHON) packaging/build.py

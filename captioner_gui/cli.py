@@ -6,6 +6,7 @@ Every error a user can cause ends in one line on stderr ("captioner: ...") and a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -498,6 +499,9 @@ def run_evaluate(args) -> int:
     from captioner_gui.training.evaluate import evaluate_files, evaluate_model
     from captioner_gui.training.metrics import METRIC_NAMES
 
+    if importlib.util.find_spec("pycocoevalcap") is None:  # the app bundles leave the COCO metrics out
+        raise CaptionerError("captioner evaluate needs the COCO caption metrics: pip install pycocoevalcap "
+                             "(or install captioner with pip).")
     if args.predictions or args.references:
         if not (args.predictions and args.references) or args.model or args.data:
             raise CaptionerError("Give either --predictions and --references, or --model and --data.")

@@ -157,3 +157,33 @@ def test_version():
     from captioner_gui import __version__
 
     assert run_captioner("--version").stdout.strip() == f"captioner {__version__}"
+
+
+def test_evaluate_without_the_coco_metrics_says_how_to_get_them(monkeypatch, capsys):
+    """The app bundles leave pycocoevalcap out; their `captioner evaluate` must say so, not fail on an import."""
+    import importlib.util
+
+    from captioner_gui import cli
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "pycocoevalcap" else find_spec(name, *args))
+    assert cli.main(["evaluate", "--predictions", "results.json", "--references", "annotations.json"]) == 1
+    errors = capsys.readouterr().err
+    assert "pip install pycocoevalcap" in errors and len(errors.strip().splitlines()) == 1
+
+
+def test_an_offline_bundle_uses_the_models_it_carries(monkeypatch, tmp_path):
+    import sys
+
+    from captioner_gui.engine import default_models_dir
+
+    carried = tmp_path / "models"
+    (carried / "coco").mkdir(parents=True)
+    (carried / "coco" / "manifest.json").write_text("{}")
+    monkeypatch.delenv("CAPTIONER_MODELS", raising=False)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # as in a PyInstaller bundle
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert default_models_dir() == carried
+    (carried / "coco" / "manifest.json").unlink()  # a bundle without models: the user's data folder
+    assert default_models_dir() != carried and default_models_dir().name == "models"

@@ -14,7 +14,7 @@ from PIL import Image
 from app_helpers import expected_caption, loudness
 from cli_helpers import run_captioner
 from test_app_x11 import history, quit_gui, start_gui
-from x11 import Xvfb, wait_for
+from x11 import Xvfb, gui_command, wait_for
 
 SCREEN = (1280, 800)
 SHOW_PICTURE = Path(__file__).parent / "show_picture.py"
@@ -63,6 +63,36 @@ def test_the_screen_hotkey_describes_what_is_shown_and_not_our_window(xserver, a
     assert entry["source"] == "screen"
     # The picture taken is exactly what was on the screen: our own window was hidden while it was taken.
     assert entry["text"] == expected_caption(tiny_mlp.folder, picture)
+
+
+def test_started_in_the_background_the_hotkeys_work_at_once(xserver, tmp_path, tiny_mlp):
+    """`captioner-gui --background` (the installer's start at sign-in): the window out of the way, the hotkeys
+    ready. This X server has no tray, so the window asks to start minimized; a window manager would honour that,
+    and there is none here, so a picture shown on top stands for the user's other work."""
+    from Xlib import Xutil, display
+
+    gui = subprocess.Popen([*gui_command(), "--background", "--model", str(tiny_mlp.folder)],
+                           env=xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config"),
+                                           CAPTIONER_DATA=str(tmp_path / "data")),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    picture = picture_file(tmp_path, "screen.png", SCREEN, seed=6)
+    viewer = None
+    try:
+        window = xserver.wait_for_window("^Captioner$")
+        connection = display.Display(xserver.display)
+        hints = connection.create_resource_object("window", int(window)).get_wm_hints()
+        connection.close()
+        assert hints.flags & Xutil.StateHint and hints.initial_state == Xutil.IconicState
+        viewer, _ = show_picture(xserver, picture)
+        time.sleep(1.5)  # the hotkeys are grabbed once the app is up
+        xserver.run("xdotool", "key", "ctrl+alt+shift+s")
+        [entry] = wait_for(lambda: history(tmp_path), 60, "the screen's description")
+    finally:
+        if viewer is not None:
+            viewer.kill()
+        gui.terminate()
+        gui.wait(20)
+    assert entry["source"] == "screen" and entry["text"] == expected_caption(tiny_mlp.folder, picture)
 
 
 def test_a_black_screen_is_reported_blank(xserver, app, tmp_path):

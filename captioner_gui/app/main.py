@@ -19,6 +19,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", help="model name, folder or manifest (saved as the setting)")
     parser.add_argument("--models-dir", type=Path, help="the models folder (default: CAPTIONER_MODELS, else the "
                                                         "user's data folder)")
+    parser.add_argument("--background", action="store_true",
+                        help="start without showing the window (in the tray, or minimized where there is no tray); "
+                             "for starting with the computer: the hotkeys work at once")
     parser.add_argument("--version", action="version", version=f"captioner {__version__}")
     return parser.parse_args(argv)
 
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         window.describe_when_ready([str(Path(p)) for p in args.images])
     worker.start()
     window.load_model()
-    window.show()
+    if not args.background:
+        window.show()
+    elif window.tray is None:
+        window.showMinimized()
     window.drop_area.setFocus()
     hotkeys.register(settings.hotkeys())
     try:
