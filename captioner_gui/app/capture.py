@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-WAYLAND_HINT = ("On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V).")
+WAYLAND_HINT = "On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V)."
 
 
 class CaptureError(Exception):

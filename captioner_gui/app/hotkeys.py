@@ -183,7 +183,10 @@ class _WindowsHotkeys(QAbstractNativeEventFilter):
         pass
 
     def nativeEventFilter(self, event_type, message):
-        if event_type in (b"windows_generic_MSG", "windows_generic_MSG"):
+        # A hotkey registered without a window is a thread message: Qt shows it to filters as the dispatcher's
+        # message ("windows_dispatcher_MSG"); messages for windows come as "windows_generic_MSG".
+        name = event_type.encode() if isinstance(event_type, str) else bytes(event_type)  # QByteArray
+        if name in (b"windows_dispatcher_MSG", b"windows_generic_MSG"):
             from ctypes import wintypes
 
             msg = wintypes.MSG.from_address(int(message))
