@@ -1,6 +1,6 @@
 ; Inno Setup 6 script for the Windows installer. packaging/build.py runs it with the folder PyInstaller made:
 ;   iscc /DAppVersion=0.1.0 /DSourceDir=..\..\dist\captioner /O..\..\dist packaging\windows\captioner.iss
-; The wizard uses Windows' own controls only, so NVDA, JAWS and Narrator read every page and option.
+; The wizard uses Windows' own controls only (no pictures, no custom pages), which screen readers read.
 ; It installs for the current user (no administrator needed) unless the user chooses all users.
 
 #ifndef AppVersion
