@@ -45,7 +45,7 @@ Source: "{#SourceDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs 
 [Icons]
 Name: "{autoprograms}\Captioner"; Filename: "{app}\captioner-gui.exe"; Comment: "Hear what is in an image or on your screen"
 Name: "{autodesktop}\Captioner"; Filename: "{app}\captioner-gui.exe"; Tasks: desktopicon
-Name: "{userstartup}\Captioner"; Filename: "{app}\captioner-gui.exe"; Parameters: "--background"; Tasks: startup
+Name: "{autostartup}\Captioner"; Filename: "{app}\captioner-gui.exe"; Parameters: "--background"; Tasks: startup
 
 [Run]
 Filename: "{app}\captioner-gui.exe"; Description: "Start Captioner now"; Flags: nowait postinstall skipifsilent
