@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_helpers import expected_caption
+from app_helpers import expected_caption, start_app, stop_app
+from test_app import isolated_settings  # noqa: F401 (autouse: the app's settings in the test's folder)
 
 FAKE_PORTAL = Path(__file__).parent / "fake_portal.py"
 
@@ -89,3 +90,30 @@ def test_without_a_portal_or_a_window_the_user_is_told_what_to_do(session_bus, t
     assert missing.returncode == 1 and "install xdg-desktop-portal" in missing.stderr
     assert "paste it (Ctrl+V)" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     assert window.returncode == 1 and "cannot find the active window" in window.stderr
+
+
+def test_the_apps_screen_and_region_come_from_the_portal(qtbot, session_bus, tmp_path, desktop, tiny_mlp,
+                                                          monkeypatch):
+    """The window's Describe screen and its region overlay on Wayland: the overlay shows the portal's picture,
+    and Enter takes its middle (where the rectangle starts)."""
+    from PySide6.QtCore import Qt
+
+    from captioner_gui.app.settings import Settings
+
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    portal = start_portal(session_bus, desktop, "allow")
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    try:
+        app.window.describe_capture("screen")
+        [screen] = app.described(qtbot)
+        app.window.describe_capture("region")
+        qtbot.waitUntil(lambda: getattr(app.window, "_picker", None) is not None and app.window._picker.isVisible())
+        qtbot.keyClick(app.window._picker, Qt.Key.Key_Return)
+        [region] = app.described(qtbot)
+    finally:
+        stop_app(app)
+        portal.kill()
+    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+    Image.open(desktop).crop((200, 150, 600, 450)).save(tmp_path / "middle.png")
+    assert not region.error and region.text == expected_caption(tiny_mlp.folder, tmp_path / "middle.png")

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QWidget)
 
 from . import screen_reader
-from .capture import Box, CaptureError, active_window, grab_box, grab_screen, monitors
+from .capture import Box, CaptureError, active_window, grab_box, grab_screen, monitors, on_wayland
 from .history import History, HistoryEntry
 from .settings import Settings
 from .speech import Speaker
@@ -375,6 +375,9 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _screenshot_under_pointer():
+        if on_wayland():  # the portal gives the whole desktop, and monitors cannot be asked: the picture is the frame
+            picture = grab_screen()
+            return Box(0, 0, *picture.size), picture
         pointer = QCursor.pos()
         screens = monitors()
         box = next((b for b in screens if b.left <= pointer.x() < b.left + b.width
