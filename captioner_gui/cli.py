@@ -350,7 +350,6 @@ def _describe_by_itself(args, what: str, region) -> dict:
     from captioner_gui.app.settings import Settings
     from captioner_gui.app.speech import Speaker, recording_dir
     from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
-    from captioner_gui.engine.guard import blank_message
 
     settings = Settings.load()
     if what == "clipboard":
@@ -372,7 +371,7 @@ def _describe_by_itself(args, what: str, region) -> dict:
     model = load_model(args.model or settings.model, _models_dir(args), args.device or settings.device)
     [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size,
                                                      rerank=settings.rerank))
-    text = blank_message(what) if caption.blank else caption.spoken
+    text = caption.spoken_about(what)
     if settings.speech and not args.no_speech:
         reader = screen_reader.detect() if settings.use_screen_reader else None
         if reader is not None:

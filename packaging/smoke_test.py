@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from captioner_gui import __version__  # noqa: E402
+from x11 import wait_for  # noqa: E402 (the tests' helper)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +88,12 @@ def run_checks(archive: Path, scratch: Path) -> None:
     try:
         entry = wait_for_history(data / "history.jsonl", gui, timeout=180)
         check(entry["text"] == spoken, f"the app said {entry['text']!r}, the engine from source {spoken!r}")
-        wav = wait_for_file(speech, "*.wav", timeout=30)
-        check(wav is not None and wav.stat().st_size > 10_000, "the app spoke nothing (no WAV file)")
+        try:
+            wav = wait_for(lambda: sorted(speech.glob("*.wav")), 30, "speech")[0]
+        except TimeoutError:
+            raise CheckFailed("the app spoke nothing (no WAV file)") from None
+        time.sleep(0.5)  # the speech thread may still be writing it
+        check(wav.stat().st_size > 10_000, f"the app's speech is nearly empty ({wav.stat().st_size} bytes)")
         print(f"ok: captioner-gui described the image: {entry['text']!r}, spoken to {wav.name}")
     finally:
         gui.terminate()
@@ -152,26 +157,17 @@ def start_bundled(command: list, home: Path, extra: dict) -> subprocess.Popen:
 
 
 def wait_for_history(path: Path, process: subprocess.Popen, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and path.read_text(encoding="utf-8").strip():
-            return json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    def first_entry():
         if process.poll() is not None:
             raise CheckFailed(f"captioner-gui exited {process.returncode}: {process.stdout.read()[-2000:]}")
-        time.sleep(0.5)
-    process.terminate()
-    raise CheckFailed(f"captioner-gui wrote no history in {timeout:.0f} s: {process.communicate()[0][-2000:]}")
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        return json.loads(lines[0]) if lines else None
 
-
-def wait_for_file(folder: Path, pattern: str, timeout: float) -> Path | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(folder.glob(pattern))
-        if found:
-            time.sleep(0.5)  # the speech thread may still be writing it
-            return found[0]
-        time.sleep(0.2)
-    return None
+    try:
+        return wait_for(first_entry, timeout, "the app's description")
+    except TimeoutError:
+        process.terminate()
+        raise CheckFailed(f"captioner-gui wrote no history in {timeout:.0f} s: {process.communicate()[0][-2000:]}")
 
 
 def check(condition: bool, failure: str) -> None:

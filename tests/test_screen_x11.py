@@ -14,7 +14,7 @@ from PIL import Image
 from app_helpers import expected_caption, loudness
 from cli_helpers import run_captioner
 from test_app_x11 import history, quit_gui, start_gui
-from x11 import Xvfb, gui_command, wait_for
+from x11 import Xvfb, wait_for
 
 SCREEN = (1280, 800)
 SHOW_PICTURE = Path(__file__).parent / "show_picture.py"
@@ -71,14 +71,10 @@ def test_started_in_the_background_the_hotkeys_work_at_once(xserver, tmp_path, t
     and there is none here, so a picture shown on top stands for the user's other work."""
     from Xlib import Xutil, display
 
-    gui = subprocess.Popen([*gui_command(), "--background", "--model", str(tiny_mlp.folder)],
-                           env=xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config"),
-                                           CAPTIONER_DATA=str(tmp_path / "data")),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    gui, window = start_gui(xserver, tmp_path, "--background", "--model", tiny_mlp.folder)
     picture = picture_file(tmp_path, "screen.png", SCREEN, seed=6)
     viewer = None
     try:
-        window = xserver.wait_for_window("^Captioner$")
         connection = display.Display(xserver.display)
         hints = connection.create_resource_object("window", int(window)).get_wm_hints()
         connection.close()

@@ -72,5 +72,4 @@ class Settings:
             self.model = defaults.model
 
     def hotkeys(self) -> dict[str, str]:
-        return {"screen": self.hotkey_screen, "window": self.hotkey_window, "region": self.hotkey_region,
-                "clipboard": self.hotkey_clipboard}
+        return {action: getattr(self, f"hotkey_{action}") for action in DEFAULT_HOTKEYS}

@@ -195,7 +195,6 @@ class CaptionWorker(QObject):
         answer = Description(request)
         try:
             from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_image_bytes
-            from captioner_gui.engine.guard import blank_message
 
             if request.image is not None:
                 image = request.image
@@ -209,7 +208,7 @@ class CaptionWorker(QObject):
                 return answer
             [caption] = self._model.caption([image], DecodeOptions(**self.options))
             answer.model, answer.blank = self._model.name, caption.blank
-            answer.text = blank_message(request.source) if caption.blank else caption.spoken
+            answer.text = caption.spoken_about(request.source)
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:

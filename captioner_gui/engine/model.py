@@ -148,9 +148,14 @@ class Caption:
 
     @property
     def spoken(self) -> str:
-        """The sentence to say or show: the kind first, hedged when it is not a photo (see guard.wording)."""
-        return blank_message("image") if self.blank else wording(self.text, self.kind, self.kind_scores,
-                                                                   self.agreement)
+        return self.spoken_about("image")
+
+    def spoken_about(self, source: str) -> str:
+        """The sentence to say or show: "The screen is blank." (by `source`) for a blank picture, else the kind
+        first, hedged when it is not a photo (see guard.wording)."""
+        if self.blank:
+            return blank_message(source)
+        return wording(self.text, self.kind, self.kind_scores, self.agreement)
 
 
 PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
@@ -246,12 +251,13 @@ class Captioner:
         encoded = time.perf_counter()
         prefix = self.clipcap.prefix(vectors)
         decoded = decode(self.lm, prefix, self.stop_token, options)
+        texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
         if options.rerank and guard and self.kind_guard is not None:
             for index, d in enumerate(decoded):
                 if len(d.candidates) > 1:
-                    texts = [self.tokenizer.decode(c.tokens).strip() for c in d.candidates]
-                    decoded[index] = d.candidates[closest(self.kind_guard, vectors[index], texts)]
-        texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
+                    candidates = [self.tokenizer.decode(c.tokens).strip() for c in d.candidates]
+                    best = closest(self.kind_guard, vectors[index], candidates)
+                    decoded[index], texts[index] = d.candidates[best], candidates[best]
         decoded_at = time.perf_counter()
         judged = self.kind_guard.judge(vectors, texts) if guard and self.kind_guard is not None else None
         finished = time.perf_counter()

@@ -71,9 +71,10 @@ def default_models_dir() -> Path:
     user's data folder."""
     if os.environ.get("CAPTIONER_MODELS"):
         return Path(os.environ["CAPTIONER_MODELS"]).expanduser()
-    bundled = Path(getattr(sys, "_MEIPASS", PROJECT_ROOT)) / "models"
-    if getattr(sys, "frozen", False) and any(bundled.glob(f"*/{MANIFEST_NAME}")):
-        return bundled
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: an offline bundle carries a models folder
+        bundled = Path(sys._MEIPASS) / "models"
+        if any(bundled.glob(f"*/{MANIFEST_NAME}")):
+            return bundled
     if (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "models").is_dir():
         return PROJECT_ROOT / "models"
     from platformdirs import user_data_path
