@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from captioner_gui.engine.decoding import beam_search, greedy
+from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
 from captioner_gui.engine.fast_gpt2 import max_logit_error
 from captioner_gui.engine.store import load_model
 
@@ -71,9 +71,12 @@ def _median_ms(runs: list[float]) -> float:
     return round(statistics.median(runs) * 1000, 1)
 
 
-def _timed(function) -> float:
+def _timed(function, device: torch.device) -> float:
+    """Wall time of one call; on CUDA, until the GPU has finished what it was given."""
     started = time.perf_counter()
     function()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - started
 
 
@@ -99,6 +102,15 @@ def measure_startup(model: str, models_dir: Path | None, image: Path, precision:
             "imports_s": round(float(imports.stdout.strip() or "nan"), 2)}
 
 
+def _gpu_peak_mb(model, image: Image.Image) -> dict:
+    """On CUDA, the GPU memory that the model and a beam-5 caption need (before the fp32 baselines load)."""
+    if model.device.type != "cuda":
+        return {}
+    torch.cuda.reset_peak_memory_stats(model.device)
+    model.caption([image], DecodeOptions(method="beam", beam_size=5, max_tokens=TOKENS))
+    return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(model.device) / 2**20)}
+
+
 def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats: int = 5,
                   precision: str = "auto", device: str = "auto", report=lambda message: None) -> dict:
     torch.manual_seed(0)
@@ -122,6 +134,7 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
         started = time.perf_counter()
         fast = load_model(model, models_dir, device, precision)
         load_seconds = time.perf_counter() - started
+        gpu_memory = _gpu_peak_mb(fast, image)
         exact = fast if fast.precision == "fp32" else load_model(model, models_dir, device, "fp32")
         report(f"Measuring ({fast.precision} on {fast.device_name}) ...")
 
@@ -173,7 +186,7 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
                 for name, function in timers.items():
                     if name in ("reference", "generate") and len(runs[name]) >= max(2, repeats // 2):
                         continue  # the slow baselines need fewer repetitions
-                    runs[name].append(_timed(function))
+                    runs[name].append(_timed(function, fast.device))
 
     greedy_ms = _median_ms(runs["greedy"])
     first_ms = _median_ms(runs["first"])
@@ -189,6 +202,7 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
         "transformers_generate_ms": round(_median_ms(runs["generate"]) + _median_ms(runs["clip"]), 1),
         "load_s": round(load_seconds, 2),
         **startup,
+        **gpu_memory,
         "logit_error_vs_fp32": round(max_logit_error(reference_logits, fast_logits), 4),
     }
     results["speedup_vs_reference"] = round(results["reference_loop_ms"] / greedy_ms, 1)
@@ -213,6 +227,7 @@ ROWS = [
     ("launch `captioner caption` to first caption", "launch_to_caption_s", "s"),
     ("of which importing torch and open_clip (a fresh process)", "imports_s", "s"),
     ("peak memory of that process", "peak_memory_mb", "MB"),
+    ("peak GPU memory, model and a beam-5 caption", "peak_gpu_memory_mb", "MB"),
     ("largest logit error vs fp32 (in standard deviations)", "logit_error_vs_fp32", ""),
 ]
 
@@ -221,5 +236,7 @@ def format_table(results: dict) -> str:
     lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['threads']} threads), medians",
              "| what | value |", "|---|---|"]
     for label, key, unit in ROWS:
+        if key not in results:  # GPU memory on the CPU
+            continue
         lines.append(f"| {label} | {results[key]} {unit} |".replace("  |", " |"))
     return "\n".join(lines)

@@ -307,6 +307,8 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     started = time.perf_counter()
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device)
+    if torch_device.type == "cuda" and precision == "fp32":
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # exact means exact: no TF32 in CLIP's convolutions
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
     clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint,
                              int8=precision == "int8")

@@ -30,7 +30,7 @@ from captioner_gui.engine.checkpoint import load_weights, read_safetensors, read
 from captioner_gui.engine.errors import CaptionerError
 from captioner_gui.engine.manifest import MANIFEST_NAME, ClipSpec, Manifest, is_path_like
 from captioner_gui.engine.mapping import MLPMapper, TransformerMapper
-from captioner_gui.engine.model import ClipCap, gpt2_config_from_weights, resolve_device
+from captioner_gui.engine.model import ClipCap, device_name, gpt2_config_from_weights, resolve_device
 from captioner_gui.engine.store import GPT2_FOLDER, TOKENIZER_FOLDER, default_models_dir
 from captioner_gui.engine.tokenizer import TOKENIZER_FILES, load_tokenizer, stop_token_id
 
@@ -288,8 +288,11 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
     steps_per_epoch = math.ceil(math.ceil(len(train_data) / options.batch_size) / options.accumulate)
     total_steps = max(1, steps_per_epoch * options.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(options.warmup, total_steps))
-    autocast, scaler = _mixed_precision(device)
-    log = {"options": asdict(options), "data": stats, "epochs": []}
+    autocast, scaler, precision = _mixed_precision(device)
+    if rank == 0:
+        print(f"Training on {device_name(device)} ({precision}).", file=sys.stderr)
+    log = {"options": asdict(options), "data": stats, "device": device_name(device), "precision": precision,
+           "epochs": []}
     first_epoch = 0
     if saved_state is not None:
         optimizer.load_state_dict(saved_state["optimizer"])
@@ -404,12 +407,14 @@ def _linear_warmup_decay(warmup: int, total: int):
 
 
 def _mixed_precision(device: torch.device):
-    """bf16 autocast where the GPU has it (no scaler needed), else fp16 with a gradient scaler; fp32 on the CPU."""
+    """bf16 autocast where the GPU has it (no scaler needed), else fp16 with a gradient scaler; fp32 on the CPU.
+    Returns the autocast context factory, the scaler (or None) and words for the log."""
     if device.type != "cuda":
-        return nullcontext, None
+        return nullcontext, None, "fp32"
     if torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
-    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None, "bf16 mixed precision"
+    return ((lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda"),
+            "fp16 mixed precision")
 
 
 def _seed_everything(seed: int) -> None:
