@@ -38,8 +38,8 @@ def desktop(tmp_path):
     return path
 
 
-def start_portal(session_bus, picture, answer):
-    portal = subprocess.Popen([sys.executable, str(FAKE_PORTAL), str(picture), answer], stdout=subprocess.PIPE,
+def start_portal(session_bus, picture, answer, delay=0.0):
+    portal = subprocess.Popen([sys.executable, str(FAKE_PORTAL), str(picture), answer, str(delay)], stdout=subprocess.PIPE,
                               text=True, env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus})
     assert portal.stdout.readline().strip() == "ready"
     return portal
@@ -117,3 +117,39 @@ def test_the_apps_screen_and_region_come_from_the_portal(qtbot, session_bus, tmp
     assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
     Image.open(desktop).crop((200, 150, 600, 450)).save(tmp_path / "middle.png")
     assert not region.error and region.text == expected_caption(tiny_mlp.folder, tmp_path / "middle.png")
+
+
+def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, tmp_path, desktop, tiny_mlp,
+                                                            monkeypatch):
+    """The portal may wait for the user to allow the screenshot (here 1.5 s): meanwhile the event loop turns,
+    a second press is told to wait, and the description comes once the desktop answers."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from captioner_gui.app.settings import Settings
+
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    portal = start_portal(session_bus, desktop, "allow", delay=1.5)
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    ticks, second = [], []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    try:
+        timer.start(10)
+        started = time.perf_counter()
+        app.window.describe_capture("screen")
+        qtbot.wait(600)
+        app.window.describe_capture("screen", on_done=second.append)
+        [screen] = app.described(qtbot)
+        finished = time.perf_counter()
+        timer.stop()
+    finally:
+        stop_app(app)
+        portal.kill()
+    assert finished - started > 1.5  # the desktop's answer was waited for ...
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) < 0.25, f"the window froze for {max(gaps):.2f} s"  # ... without freezing the window
+    assert second and "Still taking the last picture" in second[0]["error"]
+    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)

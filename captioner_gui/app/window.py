@@ -6,6 +6,7 @@ the focus and is announced, spoken (our voice or the user's screen reader) and k
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
     model_missing = Signal(str)  # the engine's message; the app offers the first-run download
     settings_changed = Signal()  # after the user saved new settings (hotkeys are re-registered on it)
     speech_problem = Signal(str)  # from the speech thread: speech cannot work (shown in the status bar)
+    _run_on_gui_thread = Signal(object)  # a function from another thread (a finished capture), run here
 
     def __init__(self, settings: Settings, worker: CaptionWorker, speaker: Speaker, history: History,
                  models_dir: Path | None = None):
@@ -99,6 +101,8 @@ class MainWindow(QMainWindow):
         self.last: Description | None = None
         self.model_ready = False
         self._reader_cache: tuple[float, object] = (0.0, None)
+        self._capturing = False  # a picture is being taken (on Wayland, perhaps waiting for the user's leave)
+        self._run_on_gui_thread.connect(lambda function: function(), Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle("Captioner")
         self.setWindowIcon(app_icon())
         self._build_widgets()
@@ -342,21 +346,27 @@ class MainWindow(QMainWindow):
         elif what == "region" and region is not None:
             self._hidden_capture(lambda: grab_box(region), "region", on_done)
         elif what == "region":
-            self._hidden_capture(self._screenshot_under_pointer, "region", on_done, then=self._pick_region)
+            pointer = QCursor.pos()
+            self._hidden_capture(lambda: self._screenshot_under(pointer), "region", on_done, then=self._pick_region)
         else:
             self._failed(f"Unknown thing to describe: {what}.", on_done)
 
     def _hidden_capture(self, grab, source: str, on_done, then=None) -> None:
+        """Hides the window, runs `grab` on a thread of its own and hands its picture on, on the GUI thread. Off
+        the GUI thread because on Wayland the portal may wait for the user to allow the screenshot, and the app
+        must keep answering (and speaking) meanwhile."""
+        if self._capturing:
+            self._failed("Still taking the last picture: answer the desktop's question, or wait a moment.", on_done)
+            return
+        self._capturing = True
         was_visible = self.isVisible() and not self.isMinimized()
         if was_visible:
             self.hide()
 
-        def capture():
-            try:
-                picture = grab()
-            except CaptureError as exc:
-                picture = None
-                self._failed(str(exc), on_done)
+        def taken(picture, error: str | None) -> None:  # on the GUI thread
+            self._capturing = False
+            if error is not None:
+                self._failed(error, on_done)
             if then is not None and picture is not None:
                 then(picture, was_visible, on_done)
                 return
@@ -365,7 +375,18 @@ class MainWindow(QMainWindow):
             if picture is not None:
                 self.submit(Request(name=source.capitalize(), source=source, image=picture, on_done=on_done))
 
-        QTimer.singleShot(250 if was_visible else 0, capture)  # the window manager needs a moment to hide it
+        def take() -> None:  # on the capture thread
+            try:
+                picture, error = grab(), None
+            except CaptureError as exc:
+                picture, error = None, str(exc)
+            except Exception as exc:  # whatever happens there, the window must hear of it
+                picture, error = None, f"The screen could not be captured ({exc})."
+            self._run_on_gui_thread.emit(lambda: taken(picture, error))
+
+        # The window manager needs a moment to hide the window before the picture is taken.
+        QTimer.singleShot(250 if was_visible else 0,
+                          lambda: threading.Thread(target=take, name="capture", daemon=True).start())
 
     def _show_quietly(self) -> None:
         """Shows the window again without taking the focus from the program the user is in."""
@@ -374,11 +395,11 @@ class MainWindow(QMainWindow):
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, False)
 
     @staticmethod
-    def _screenshot_under_pointer():
+    def _screenshot_under(pointer: QPoint):
+        """The monitor under the pointer and its picture (runs on the capture thread: no Qt here)."""
         if on_wayland():  # the portal gives the whole desktop, and monitors cannot be asked: the picture is the frame
             picture = grab_screen()
             return Box(0, 0, *picture.size), picture
-        pointer = QCursor.pos()
         screens = monitors()
         box = next((b for b in screens if b.left <= pointer.x() < b.left + b.width
                     and b.top <= pointer.y() < b.top + b.height), screens[0])

@@ -14,11 +14,17 @@ cache offers the two operations beam search needs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# torch announces that its quantized tensors move to torchao; they work as they are. A filter for this one
+# message rather than catch_warnings around the conversion: GPT-2 and CLIP are converted on two threads at once,
+# and catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
 
 
 class KVCache:
@@ -75,6 +81,7 @@ class FastGPT2(nn.Module):
 
     def __init__(self, config, weight: Callable[[str], torch.Tensor], int8: bool = False, tied: bool = True):
         super().__init__()
+        self.config = config
         self.width, self.heads = config.n_embd, config.n_head
         self.max_length = config.n_positions
         inner = config.n_inner or 4 * config.n_embd
@@ -169,21 +176,17 @@ def quantize_linears(module: nn.Module) -> nn.Module:
 def int8_linear(linear: nn.Linear) -> nn.Module:
     """An int8 copy of a Linear layer: symmetric per-channel scales (largest |weight| of a row maps to 127.5,
     as torch.ao's per-channel weight observer computes them); the bias stays fp32."""
-    import warnings
-
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
 
     weight = linear.weight.detach().float()
     scales = (weight.abs().amax(dim=1) / 127.5).clamp_min(torch.finfo(torch.float32).eps).double()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch announces these tensors' move to torchao; they work as they are
-        int8_weight = torch.quantize_per_channel(weight, scales, torch.zeros_like(scales, dtype=torch.long), 0,
-                                                 torch.qint8)
-        # Built at 1x1 and then given its weights, so that its own placeholder weights are never packed.
-        layer = Int8Linear(1, 1, dtype=torch.qint8)
-        layer.in_features, layer.out_features = linear.in_features, linear.out_features
-        # The bias is copied, so that a memory-mapped weights file can go.
-        layer.set_weight_bias(int8_weight, None if linear.bias is None else linear.bias.detach().float().clone())
+    int8_weight = torch.quantize_per_channel(weight, scales, torch.zeros_like(scales, dtype=torch.long), 0,
+                                             torch.qint8)
+    # Built at 1x1 and then given its weights, so that its own placeholder weights are never packed.
+    layer = Int8Linear(1, 1, dtype=torch.qint8)
+    layer.in_features, layer.out_features = linear.in_features, linear.out_features
+    # The bias is copied, so that a memory-mapped weights file can go.
+    layer.set_weight_bias(int8_weight, None if linear.bias is None else linear.bias.detach().float().clone())
     return layer
 
 

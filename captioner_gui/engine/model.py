@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PIL import Image
@@ -105,14 +107,14 @@ def gpt2_shapes(config) -> dict[str, tuple[int, ...]]:
                      "lm_head.weight": (vocab, width)}
 
 
-def check_state_fits(expected: dict[str, tuple[int, ...]], state: StateDict, manifest: Manifest, clip_dim: int,
-                     source: Path | str) -> None:
+def check_state_fits(expected: dict[str, tuple[int, ...]], state: StateDict, manifest: Manifest,
+                     clip_dim: int | None, source: Path | str) -> None:
     """Every key the model needs is in the weights with its shape, and nothing else is; else a message that names
-    the key and the manifest fields that decide it."""
+    the key and the manifest fields that decide it. `clip_dim` is None when only GPT-2's keys are checked."""
     context = (f"mapping '{manifest.mapping}', prefix_length {manifest.prefix_length}"
                + (f", clip_length {manifest.clip_length}, mapping_layers {manifest.mapping_layers}"
                   if manifest.mapping == "transformer" else "")
-               + f", CLIP vectors of {clip_dim}")
+               + (f", CLIP vectors of {clip_dim}" if clip_dim is not None else ""))
     found = ("mlp" if "clip_project.model.0.weight" in state
              else "transformer" if "clip_project.linear.weight" in state else None)
     if found and found != manifest.mapping:
@@ -274,18 +276,27 @@ class Captioner:
         return captions
 
 
-def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int) -> ClipCap:
-    """The int8 model, converted one layer at a time as its weights are read (see WeightsReader)."""
-    shapes = reader.shapes()
+def gpt2_int8_builder(manifest: Manifest, reader: WeightsReader) -> Callable[[], FastGPT2]:
+    """Checks GPT-2's keys and shapes in the weights, then returns what builds it in int8, one layer at a time
+    as its weights are read (see WeightsReader). The builder needs nothing of CLIP and imports nothing, so it can
+    run on another thread while CLIP loads (transformers' lazy imports are not thread-safe)."""
+    from torch.ao.nn.quantized import dynamic  # noqa: F401  imported here, on the calling thread
+
+    shapes = {key: shape for key, shape in reader.shapes().items() if key.startswith("gpt.")}
     config = gpt2_config_from_weights(shapes, manifest.gpt2_n_head)
+    check_state_fits({f"gpt.{key}": shape for key, shape in gpt2_shapes(config).items()}, shapes, manifest, None,
+                     reader.path)
+    return lambda: FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
+
+
+def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int, gpt: FastGPT2) -> ClipCap:
+    """The int8 model around a GPT-2 from gpt2_int8_builder: every key checked, then the mapper loaded. The mapper
+    stays fp32: it runs once per image, and its output, the prefix, steers every word."""
     with torch.device("meta"):
-        mapper = build_mapper(manifest, clip_dim, config.n_embd)
+        mapper = build_mapper(manifest, clip_dim, gpt.config.n_embd)
     expected = {f"clip_project.{key}": tuple(t.shape) for key, t in mapper.state_dict().items()}
-    check_state_fits(expected | {f"gpt.{key}": shape for key, shape in gpt2_shapes(config).items()}, shapes,
-                     manifest, clip_dim, reader.path)
-    gpt = FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
-    # After GPT-2, whose conversion needs memory for a while. The mapper stays fp32: it runs once per image, and
-    # its output, the prefix, steers every word.
+    check_state_fits(expected | {f"gpt.{key}": shape for key, shape in gpt2_shapes(gpt.config).items()},
+                     reader.shapes(), manifest, clip_dim, reader.path)
     mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
     return ClipCap(mapper, gpt, manifest.prefix_length, manifest.normalize_prefix).eval().requires_grad_(False)
 
@@ -310,12 +321,19 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     if torch_device.type == "cuda" and precision == "fp32":
         torch.backends.cudnn.conv.fp32_precision = "ieee"  # exact means exact: no TF32 in CLIP's convolutions
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
-    clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir, hint,
-                             int8=precision == "int8")
     reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
     if reader is not None:
-        clipcap = build_clipcap_int8(manifest, reader, clip.output_dim)
+        build_gpt2 = gpt2_int8_builder(manifest, reader)
+        # GPT-2's conversion runs in torch's C++ code, without the GIL, so it overlaps with what CLIP needs: the
+        # imports of open_clip and torchvision (about 2 s of Python) and CLIP's own conversion.
+        with ThreadPoolExecutor(1, thread_name_prefix="gpt2-int8") as pool:
+            gpt = pool.submit(build_gpt2)
+            clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path,
+                                     models_dir, hint, int8=True)
+            clipcap = build_clipcap_int8(manifest, reader, clip.output_dim, gpt.result())
     else:
+        clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir,
+                                 hint, int8=precision == "int8")
         clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint), clip.output_dim,
                                 manifest.weights_path)
         if precision == "int8":  # no safetensors form could be written: converted from the loaded weights
