@@ -9,8 +9,11 @@ MODEL ?= coco
 install:
 	$(PIP) install -e .
 
+# pynput (macOS's hotkeys) is tested on its X11 listener. Without its dependencies: on Linux they would build
+# evdev, which only its uinput listener needs.
 install-test:
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps 'pynput>=1.7'
 
 # Install, fetch the model on first use (about 1 GB from the Hugging Face Hub), caption the example images.
 run: install

@@ -166,3 +166,33 @@ def test_describe_screen_by_itself_when_no_app_runs(xserver, tmp_path, tiny_mlp)
     [spoken] = (tmp_path / "speech").glob("*.wav")
     assert loudness(spoken)[1] > 300
     assert region.returncode == 0 and region.stdout.strip() == answer["text"]
+
+
+@pytest.mark.parametrize("command_is_ctrl", [False, True])
+def test_the_macos_hotkeys_backend_runs_on_pynputs_x11_listener(xserver, monkeypatch, command_is_ctrl):
+    """macOS's hotkeys come from pynput, whose X11 listener runs here: Settings' key names become pynput's
+    hotkeys, a press reaches its action and other keys do not, and close stops listening. As on macOS (where Qt
+    calls the Command key "Ctrl"), command_is_ctrl makes "Ctrl" the Command key: Super on X11."""
+    monkeypatch.setenv("DISPLAY", xserver.display)
+    from captioner_gui.app.hotkeys import PynputHotkeys, parse_hotkey
+
+    pressed = []
+    hotkeys = PynputHotkeys(pressed.append, command_is_ctrl=command_is_ctrl)
+    for action, text in {"screen": "Ctrl+Alt+Shift+S", "window": "Ctrl+Alt+Shift+F7"}.items():
+        hotkeys.grab(action, *parse_hotkey(text))
+    with pytest.raises(ValueError, match="unknown key"):
+        hotkeys.grab("region", *parse_hotkey("Ctrl+Alt+Shift+NoSuchKey"))
+    ctrl = "super" if command_is_ctrl else "ctrl"
+    assert hotkeys.start() is None
+    try:
+        xserver.run("xdotool", "key", "--delay", "60", f"{ctrl}+alt+shift+s")
+        xserver.run("xdotool", "key", "--delay", "60", f"{ctrl}+alt+s")  # no hotkey: Shift is missing
+        xserver.run("xdotool", "key", "--delay", "60", f"{ctrl}+alt+shift+F7")
+        wait_for(lambda: len(pressed) >= 2, 10, "two hotkeys")
+        time.sleep(0.5)
+        assert pressed == ["screen", "window"]
+    finally:
+        hotkeys.close()
+    xserver.run("xdotool", "key", "--delay", "60", f"{ctrl}+alt+shift+s")
+    time.sleep(0.5)
+    assert pressed == ["screen", "window"]  # closed: heard no more

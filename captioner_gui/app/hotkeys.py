@@ -1,8 +1,9 @@
 """Global hotkeys that work in any program, turned into ordinary Qt signals.
 
 X11: a key grab on the root window (python-xlib), read in a thread of its own. Windows: RegisterHotKey, with
-WM_HOTKEY caught by a QAbstractNativeEventFilter. Wayland allows no global grabs: there, people bind
-`captioner describe-screen` in their desktop's shortcut settings instead (see the README).
+WM_HOTKEY caught by a QAbstractNativeEventFilter. macOS: pynput's global hotkeys (a Quartz event tap, which macOS
+lets run once the user allows it). Wayland allows no global grabs: there, people bind `captioner describe-screen`
+in their desktop's shortcut settings instead (see the README).
 """
 
 from __future__ import annotations
@@ -57,8 +58,13 @@ class Hotkeys(QObject):
                 self._backend = _X11Hotkeys(self.pressed.emit)
             except Exception as exc:
                 problems.append(f"Global hotkeys are not available ({exc}).")
+        elif sys.platform == "darwin":
+            try:
+                self._backend = PynputHotkeys(self.pressed.emit, command_is_ctrl=True)
+            except ImportError:
+                problems.append("Global hotkeys need pynput: pip install pynput.")
         else:
-            problems.append("Global hotkeys are not available on this system yet; bind 'captioner describe-screen' "
+            problems.append("Global hotkeys are not available on this system; bind 'captioner describe-screen' "
                             "to a key in the system's shortcut settings.")
         if self._backend is not None:
             for action, text in hotkeys.items():
@@ -71,7 +77,9 @@ class Hotkeys(QObject):
                     problems.append(f"The hotkey {text} cannot be used: {exc}. Choose another in Settings.")
                 except KeyTaken:
                     problems.append(f"{text} is already used by another program. Choose another hotkey in Settings.")
-            self._backend.start()
+            problem = self._backend.start()
+            if problem:
+                problems.append(problem)
         for problem in problems:
             self.problem.emit(problem)
         return problems
@@ -151,6 +159,59 @@ class _X11Hotkeys:
             self._display.close()  # wakes the thread, whose next_event then fails
         except Exception:
             pass
+
+
+class PynputHotkeys:
+    """pynput's GlobalHotKeys, on a listener thread of pynput's: a Quartz event tap on macOS (where the app uses
+    it), a RECORD client on X11 (where the tests run it). macOS lets the tap see keys only once the user allows
+    captioner under Privacy & Security; until then `start` says so. It cannot tell whether another program uses
+    the same keys: both then act."""
+
+    # pynput's names for keys other than letters and digits, by the names Qt's key sequences give them.
+    KEYS = {"space": "space", "print": "print_screen", "ins": "insert", "del": "delete", "home": "home",
+            "end": "end", "pgup": "page_up", "pgdown": "page_down", "esc": "esc", "tab": "tab"}
+
+    def __init__(self, on_press, command_is_ctrl: bool = False):
+        from pynput import keyboard
+
+        self._keyboard = keyboard
+        self._on_press = on_press
+        # Qt calls the Command key "Ctrl" on macOS (and the Control key "Meta"), so a key sequence means the same
+        # keys in the Settings' editor and here.
+        self._modifiers = {"control": "<cmd>" if command_is_ctrl else "<ctrl>", "alt": "<alt>", "shift": "<shift>",
+                           "super": "<ctrl>" if command_is_ctrl else "<cmd>"}
+        self._actions: dict[str, str] = {}  # pynput's "<ctrl>+<alt>+<shift>+s" -> action
+        self._listener = None
+
+    def grab(self, action: str, modifiers: set[str], key: str) -> None:
+        name = key.lower()
+        if len(name) == 1 and name.isalnum():
+            main = name
+        elif name in self.KEYS or (name[:1] == "f" and name[1:].isdigit() and 1 <= int(name[1:]) <= 20):
+            main = f"<{self.KEYS.get(name, name)}>"
+        else:
+            raise ValueError(f"unknown key '{key}'")
+        combination = "+".join(sorted(self._modifiers[m] for m in modifiers)) + "+" + main
+        self._keyboard.HotKey.parse(combination)  # raises ValueError for what pynput cannot read
+        self._actions[combination] = action
+
+    def start(self) -> str | None:
+        if not self._actions:
+            return None
+        self._listener = self._keyboard.GlobalHotKeys(
+            {combination: (lambda action=action: self._on_press(action)) for combination, action in
+             self._actions.items()})
+        self._listener.start()
+        self._listener.wait()  # until the listener runs (or has failed to)
+        if not getattr(self._listener, "IS_TRUSTED", True):  # macOS only: the user has not allowed it (yet)
+            return ("To use the hotkeys, allow Captioner in System Settings > Privacy & Security > Accessibility "
+                    "and Input Monitoring, then start it again.")
+        return None
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
 
 
 class _WindowsHotkeys(QAbstractNativeEventFilter):
