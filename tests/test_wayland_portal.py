@@ -38,8 +38,8 @@ def desktop(tmp_path):
     return path
 
 
-def start_portal(session_bus, picture, answer, delay=0.0):
-    portal = subprocess.Popen([sys.executable, str(FAKE_PORTAL), str(picture), answer, str(delay)], stdout=subprocess.PIPE,
+def start_portal(session_bus, picture, answer, *options):
+    portal = subprocess.Popen([sys.executable, str(FAKE_PORTAL), str(picture), answer, *options], stdout=subprocess.PIPE,
                               text=True, env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus})
     assert portal.stdout.readline().strip() == "ready"
     return portal
@@ -131,7 +131,7 @@ def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, t
 
     monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
-    portal = start_portal(session_bus, desktop, "allow", delay=1.5)
+    portal = start_portal(session_bus, desktop, "allow", "--delay", "1.5")
     app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
     ticks, second = [], []
     timer = QTimer()
@@ -153,3 +153,42 @@ def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, t
     assert max(gaps) < 0.25, f"the window froze for {max(gaps):.2f} s"  # ... without freezing the window
     assert second and "Still taking the last picture" in second[0]["error"]
     assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+
+
+@pytest.mark.parametrize("desktop_has_shortcuts", [True, False])
+def test_the_desktop_binds_the_hotkeys_and_a_press_describes_the_screen(qtbot, session_bus, tmp_path, desktop,
+                                                                         tiny_mlp, monkeypatch, desktop_has_shortcuts):
+    """On Wayland the desktop's global shortcuts portal binds the hotkeys (those of Settings, as its preferred
+    triggers; the active window's is left out, as it cannot work there), and its press describes the screen. A
+    desktop without that portal gets one line that says what to do instead."""
+    from captioner_gui.app.hotkeys import Hotkeys
+    from captioner_gui.app.settings import Settings
+
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    portal = start_portal(session_bus, desktop, "allow",
+                          *(["--press", "screen"] if desktop_has_shortcuts else ["--no-shortcuts"]))
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    hotkeys, problems = Hotkeys(), []
+    hotkeys.pressed.connect(app.window.on_hotkey)
+    hotkeys.problem.connect(problems.append)
+    try:
+        assert hotkeys.register(Settings().hotkeys()) == []  # bound on a thread: the desktop may ask the user
+        if desktop_has_shortcuts:
+            [screen] = app.described(qtbot)
+            said = [portal.stdout.readline().strip() for _ in range(3)]
+        else:
+            qtbot.waitUntil(lambda: bool(problems), timeout=10000)
+    finally:
+        hotkeys.unregister()
+        stop_app(app)
+        portal.kill()
+    if desktop_has_shortcuts:
+        assert said[:2] == ["registered io.github.captioner.Captioner",
+                            "bound screen=CTRL+ALT+SHIFT+s region=CTRL+ALT+SHIFT+r clipboard=CTRL+ALT+SHIFT+v"]
+        assert said[2].startswith("answered allow")
+        assert not problems
+        assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+    else:
+        [problem] = problems
+        assert "no global shortcuts portal" in problem and "captioner describe-screen" in problem

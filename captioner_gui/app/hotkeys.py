@@ -2,8 +2,9 @@
 
 X11: a key grab on the root window (python-xlib), read in a thread of its own. Windows: RegisterHotKey, with
 WM_HOTKEY caught by a QAbstractNativeEventFilter. macOS: pynput's global hotkeys (a Quartz event tap, which macOS
-lets run once the user allows it). Wayland allows no global grabs: there, people bind `captioner describe-screen`
-in their desktop's shortcut settings instead (see the README).
+lets run once the user allows it). Wayland allows no program to grab keys: there the desktop binds them for us
+through its global shortcuts portal, where it has one; elsewhere people bind `captioner describe-screen` in their
+desktop's shortcut settings (see the README).
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class Hotkeys(QObject):
         self.unregister()
         problems = []
         if on_wayland():
-            problems.append("Global hotkeys are not possible on Wayland. Bind 'captioner describe-screen' in your "
-                            "desktop's keyboard shortcut settings instead (see the README).")
+            self._backend = _PortalHotkeys(self.pressed.emit, self.problem.emit)
         elif sys.platform == "win32":
             self._backend = _WindowsHotkeys(self.pressed.emit)
         elif sys.platform.startswith("linux"):
@@ -212,6 +212,62 @@ class PynputHotkeys:
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
+
+
+class _PortalHotkeys:
+    """Wayland: the desktop's global shortcuts portal binds the keys (it may ask the user to confirm them in a
+    dialog of its own, so binding runs on a thread). The active window cannot be found on Wayland: that action
+    gets no key there."""
+
+    DESCRIPTIONS = {"screen": "Describe the screen", "region": "Describe a region of the screen",
+                    "clipboard": "Describe the image on the clipboard"}
+    MODIFIERS = {"control": "CTRL", "alt": "ALT", "shift": "SHIFT", "super": "LOGO"}  # the XDG shortcuts names
+    KEYS = {"space": "space", "print": "Print", "ins": "Insert", "del": "Delete", "home": "Home", "end": "End",
+            "pgup": "Page_Up", "pgdown": "Page_Down"}  # Qt's names -> X keysym names
+
+    def __init__(self, on_press, on_problem):
+        self._on_press, self._on_problem = on_press, on_problem
+        self._wanted: dict[str, tuple[str, str]] = {}
+        self._shortcuts = None
+        self._closed = threading.Event()
+
+    def grab(self, action: str, modifiers: set[str], key: str) -> None:
+        if action not in self.DESCRIPTIONS:
+            return
+        name = key.lower()
+        if len(name) == 1 and name.isalnum():
+            keysym = name
+        elif name[:1] == "f" and name[1:].isdigit():
+            keysym = name.upper()
+        elif name in self.KEYS:
+            keysym = self.KEYS[name]
+        else:
+            raise ValueError(f"unknown key '{key}'")
+        trigger = "+".join([self.MODIFIERS[m] for m in ("control", "alt", "shift", "super") if m in modifiers]
+                           + [keysym])
+        self._wanted[action] = (self.DESCRIPTIONS[action], trigger)
+
+    def start(self) -> None:
+        if self._wanted:
+            threading.Thread(target=self._bind, name="portal-hotkeys", daemon=True).start()
+
+    def _bind(self) -> None:
+        from .portal import PortalError, PortalShortcuts
+
+        try:
+            self._shortcuts = PortalShortcuts(self._on_press)
+            if not self._closed.is_set():  # else unregistered meanwhile
+                self._shortcuts.bind(self._wanted)
+        except PortalError as exc:
+            if not self._closed.is_set():
+                self._on_problem(f"Global hotkeys: {exc}")
+        if self._closed.is_set() and self._shortcuts is not None:
+            self._shortcuts.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._shortcuts is not None:
+            self._shortcuts.close()
 
 
 class _WindowsHotkeys(QAbstractNativeEventFilter):

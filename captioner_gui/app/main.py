@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setApplicationName("captioner")
     app = QApplication(sys.argv[:1])
     app.setApplicationDisplayName("Captioner")
+    from .portal import APP_ID
+
+    app.setDesktopFileName(APP_ID)  # the app's id for Wayland desktops and their portals
     app.setQuitOnLastWindowClosed(True)
 
     from .instance import InstanceServer, send
