@@ -85,6 +85,8 @@ def test_wording_starts_with_the_kind_and_hedges_what_is_not_a_photo():
         "Screenshot of an application, mostly text. Could be: A man surfing."
     assert wording("a cat", "document", {"document": 0.8}, 0.3) == "Page of text. Could be: A cat."
     assert wording("a cat", None, {}, None) == "A cat."  # no text tower: the caption alone
+    assert wording(" ", "screenshot", screen, 0.1) == "Screenshot of an application, mostly text. No description."
+    assert wording("", None, {}, None) == "No description."
 
 
 def test_the_engine_reports_the_guard_in_every_result(tiny_mlp, images):

@@ -94,6 +94,8 @@ def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agree
     name = KIND_NAMES[kind]
     if kind == "screenshot" and kind_scores.get("document", 0.0) >= MOSTLY_TEXT:
         name += ", mostly text"
+    if not sentence:  # the model wrote nothing (it stopped at once): say the kind, not "Could be:" and silence
+        return f"{name}. No description."
     if kind == "photo" and (agreement is None or agreement >= AGREEMENT_DOUBTFUL):
         return f"{name}: {sentence}"
     return f"{name}. Could be: {sentence}"
