@@ -202,7 +202,13 @@ class PynputHotkeys:
             {combination: (lambda action=action: self._on_press(action)) for combination, action in
              self._actions.items()})
         self._listener.start()
-        self._listener.wait()  # until the listener runs (or has failed to)
+        # Until the listener runs. pynput's wait() has no time limit and never returns when the listener fails
+        # before it is ready, so it waits on a thread of its own, for a while.
+        ready = threading.Thread(target=self._listener.wait, daemon=True)
+        ready.start()
+        ready.join(5)
+        if ready.is_alive() or not self._listener.is_alive():
+            return "Global hotkeys could not start: the keyboard listener failed."
         if not getattr(self._listener, "IS_TRUSTED", True):  # macOS only: the user has not allowed it (yet)
             return ("To use the hotkeys, allow Captioner in System Settings > Privacy & Security > Accessibility "
                     "and Input Monitoring, then start it again.")

@@ -64,10 +64,10 @@ class PortalShortcuts:
         self._presses: queue.Queue = queue.Queue()
         self._session = ""
 
-    def bind(self, shortcuts: dict[str, tuple[str, str]], timeout: float = 300.0) -> dict[str, str]:
-        """{action: (description, preferred trigger such as "CTRL+ALT+SHIFT+s")} -> {action: the key the desktop
-        bound, in its words}; presses are passed on from then on. Raises PortalError when the desktop cannot or
-        will not bind them."""
+    def bind(self, shortcuts: dict[str, tuple[str, str]], timeout: float = 300.0) -> None:
+        """Asks for {action: (description, preferred trigger such as "CTRL+ALT+SHIFT+s")}; presses are passed on
+        from then on. Raises PortalError when the desktop cannot or will not bind them. (The desktop may bind other
+        keys than those asked for, if the user says so in its dialog.)"""
         from jeepney import MatchRule
 
         missing = ("This desktop offers no global shortcuts portal (GNOME 48, KDE Plasma 6 and others have one): "
@@ -84,15 +84,13 @@ class PortalShortcuts:
         threading.Thread(target=self._pass_on_presses, name="portal-shortcuts", daemon=True).start()
         wanted = [(action, {"description": ("s", description), "preferred_trigger": ("s", trigger)})
                   for action, (description, trigger) in shortcuts.items()]
-        code, results = self._portal.ask(SHORTCUTS, "BindShortcuts", "oa(sa{sv})s", (self._session, wanted, ""),
-                                         {}, timeout, missing)
+        code, _ = self._portal.ask(SHORTCUTS, "BindShortcuts", "oa(sa{sv})s", (self._session, wanted, ""), {},
+                                   timeout, missing)
         if code == CANCELLED:
             raise PortalError("The desktop's shortcut dialog was closed, so the hotkeys are not bound: change them "
                               "in Settings to be asked again.")
         if code != 0:
             raise PortalError("The desktop portal could not bind the hotkeys.")
-        bound = results.get("shortcuts", ("a(sa{sv})", []))[1]
-        return {action: str(info.get("trigger_description", ("s", ""))[1]) for action, info in bound}
 
     def _pass_on_presses(self) -> None:
         while (message := self._presses.get()) is not None:  # None: closed
