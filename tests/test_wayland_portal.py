@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,23 @@ def start_portal(session_bus, picture, answer, *options):
                               text=True, env={**os.environ, "DBUS_SESSION_BUS_ADDRESS": session_bus})
     assert portal.stdout.readline().strip() == "ready"
     return portal
+
+
+@contextmanager
+def app_on_wayland(qtbot, monkeypatch, session_bus, tmp_path, model_folder, desktop, *portal_options):
+    """The app's window in a Wayland session whose portal (the stand-in, given `portal_options`) shows `desktop`;
+    yields (app, portal) and stops both afterwards."""
+    from captioner_gui.app.settings import Settings
+
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    portal = start_portal(session_bus, desktop, "allow", *portal_options)
+    app = start_app(qtbot, Settings(model=str(model_folder)), tmp_path / "data", tmp_path / "speech")
+    try:
+        yield app, portal
+    finally:
+        stop_app(app)
+        portal.kill()
 
 
 def describe_screen_on_wayland(session_bus, tmp_path, *args):
@@ -98,22 +116,13 @@ def test_the_apps_screen_and_region_come_from_the_portal(qtbot, session_bus, tmp
     and Enter takes its middle (where the rectangle starts)."""
     from PySide6.QtCore import Qt
 
-    from captioner_gui.app.settings import Settings
-
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
-    portal = start_portal(session_bus, desktop, "allow")
-    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
-    try:
+    with app_on_wayland(qtbot, monkeypatch, session_bus, tmp_path, tiny_mlp.folder, desktop) as (app, _):
         app.window.describe_capture("screen")
         [screen] = app.described(qtbot)
         app.window.describe_capture("region")
         qtbot.waitUntil(lambda: getattr(app.window, "_picker", None) is not None and app.window._picker.isVisible())
         qtbot.keyClick(app.window._picker, Qt.Key.Key_Return)
         [region] = app.described(qtbot)
-    finally:
-        stop_app(app)
-        portal.kill()
     assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
     Image.open(desktop).crop((200, 150, 600, 450)).save(tmp_path / "middle.png")
     assert not region.error and region.text == expected_caption(tiny_mlp.folder, tmp_path / "middle.png")
@@ -127,16 +136,11 @@ def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, t
 
     from PySide6.QtCore import QTimer
 
-    from captioner_gui.app.settings import Settings
-
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
-    portal = start_portal(session_bus, desktop, "allow", "--delay", "1.5")
-    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
     ticks, second = [], []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    try:
+    with app_on_wayland(qtbot, monkeypatch, session_bus, tmp_path, tiny_mlp.folder, desktop,
+                        "--delay", "1.5") as (app, _):
         timer.start(10)
         started = time.perf_counter()
         app.window.describe_capture("screen")
@@ -145,9 +149,6 @@ def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, t
         [screen] = app.described(qtbot)
         finished = time.perf_counter()
         timer.stop()
-    finally:
-        stop_app(app)
-        portal.kill()
     assert finished - started > 1.5  # the desktop's answer was waited for ...
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert max(gaps) < 0.25, f"the window froze for {max(gaps):.2f} s"  # ... without freezing the window
@@ -164,25 +165,20 @@ def test_the_desktop_binds_the_hotkeys_and_a_press_describes_the_screen(qtbot, s
     from captioner_gui.app.hotkeys import Hotkeys
     from captioner_gui.app.settings import Settings
 
-    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
-    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
-    portal = start_portal(session_bus, desktop, "allow",
-                          *(["--press", "screen"] if desktop_has_shortcuts else ["--no-shortcuts"]))
-    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
     hotkeys, problems = Hotkeys(), []
-    hotkeys.pressed.connect(app.window.on_hotkey)
     hotkeys.problem.connect(problems.append)
-    try:
-        assert hotkeys.register(Settings().hotkeys()) == []  # bound on a thread: the desktop may ask the user
-        if desktop_has_shortcuts:
-            [screen] = app.described(qtbot)
-            said = [portal.stdout.readline().strip() for _ in range(3)]
-        else:
-            qtbot.waitUntil(lambda: bool(problems), timeout=10000)
-    finally:
-        hotkeys.unregister()
-        stop_app(app)
-        portal.kill()
+    with app_on_wayland(qtbot, monkeypatch, session_bus, tmp_path, tiny_mlp.folder, desktop,
+                        *(["--press", "screen"] if desktop_has_shortcuts else ["--no-shortcuts"])) as (app, portal):
+        hotkeys.pressed.connect(app.window.on_hotkey)
+        try:
+            assert hotkeys.register(Settings().hotkeys()) == []  # bound on a thread: the desktop may ask the user
+            if desktop_has_shortcuts:
+                [screen] = app.described(qtbot)
+                said = [portal.stdout.readline().strip() for _ in range(3)]
+            else:
+                qtbot.waitUntil(lambda: bool(problems), timeout=10000)
+        finally:
+            hotkeys.unregister()
     if desktop_has_shortcuts:
         assert said[:2] == ["registered io.github.captioner.Captioner",
                             "bound screen=CTRL+ALT+SHIFT+s region=CTRL+ALT+SHIFT+r clipboard=CTRL+ALT+SHIFT+v"]

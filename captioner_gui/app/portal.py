@@ -116,8 +116,7 @@ class _Portal:
         except (OSError, KeyError, ValueError) as exc:
             raise PortalError(f"No D-Bus session bus to reach the desktop portal ({exc}).") from None
         self._router = DBusRouter(self._connection)
-        self._filters: list = []
-        self._queues: list[queue.Queue] = []  # each gets None at close, which ends its wait
+        self._filters: list = []  # jeepney's filter handles, each with the queue it fills
 
     def __enter__(self) -> _Portal:
         return self
@@ -141,7 +140,6 @@ class _Portal:
 
         Proxy(message_bus, self._router).AddMatch(rule)
         self._filters.append(self._router.filter(rule, queue=into))
-        self._queues.append(into)
 
     def ask(self, interface: str, method: str, signature: str, arguments: tuple, options: dict, timeout: float,
             missing: str) -> tuple[int, dict]:
@@ -173,8 +171,7 @@ class _Portal:
     def close(self) -> None:
         for handle in self._filters:
             handle.close()
-        for waiting in self._queues:
-            waiting.put(None)
+            handle.queue.put(None)  # ends the wait of whoever reads it
         self._router.close()
         self._connection.close()
 

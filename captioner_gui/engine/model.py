@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from PIL import Image
@@ -276,6 +276,11 @@ class Captioner:
         return captions
 
 
+def _gpt_keys(config) -> dict[str, tuple[int, ...]]:
+    """GPT-2's tensors as a ClipCap checkpoint names them."""
+    return {f"gpt.{key}": shape for key, shape in gpt2_shapes(config).items()}
+
+
 def gpt2_int8_builder(manifest: Manifest, reader: WeightsReader) -> Callable[[], FastGPT2]:
     """Checks GPT-2's keys and shapes in the weights, then returns what builds it in int8, one layer at a time
     as its weights are read (see WeightsReader). The builder needs nothing of CLIP and imports nothing, so it can
@@ -284,8 +289,7 @@ def gpt2_int8_builder(manifest: Manifest, reader: WeightsReader) -> Callable[[],
 
     shapes = {key: shape for key, shape in reader.shapes().items() if key.startswith("gpt.")}
     config = gpt2_config_from_weights(shapes, manifest.gpt2_n_head)
-    check_state_fits({f"gpt.{key}": shape for key, shape in gpt2_shapes(config).items()}, shapes, manifest, None,
-                     reader.path)
+    check_state_fits(_gpt_keys(config), shapes, manifest, None, reader.path)
     return lambda: FastGPT2(config, lambda name: reader["gpt." + name], int8=True, tied=reader.tied)
 
 
@@ -295,8 +299,7 @@ def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int,
     with torch.device("meta"):
         mapper = build_mapper(manifest, clip_dim, gpt.config.n_embd)
     expected = {f"clip_project.{key}": tuple(t.shape) for key, t in mapper.state_dict().items()}
-    check_state_fits(expected | {f"gpt.{key}": shape for key, shape in gpt2_shapes(gpt.config).items()},
-                     reader.shapes(), manifest, clip_dim, reader.path)
+    check_state_fits(expected | _gpt_keys(gpt.config), reader.shapes(), manifest, clip_dim, reader.path)
     mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
     return ClipCap(mapper, gpt, manifest.prefix_length, manifest.normalize_prefix).eval().requires_grad_(False)
 
