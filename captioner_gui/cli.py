@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--precision", choices=PRECISIONS, default="auto")
     benchmark.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     benchmark.add_argument("--repeats", type=int, default=5)
+    benchmark.add_argument("--soak", type=int, metavar="N",
+                           help="instead: describe N pictures in a row in the app's window (offscreen) and report "
+                                "memory and time per description at the start and at the end (e.g. 1000)")
     benchmark.add_argument("--json", action="store_true")
     benchmark.set_defaults(run=run_benchmark)
     return parser
@@ -525,11 +528,33 @@ def run_evaluate(args) -> int:
 
 
 def run_benchmark(args) -> int:
+    if args.soak is not None:
+        return run_soak(args)
     from captioner_gui.benchmark import format_table, run_benchmark as measure
 
     results = measure(args.model, args.models_dir, args.repeats, args.precision, args.device, _report)
     print(json.dumps(results, indent=2) if args.json else format_table(results))
     return EXIT_OK
+
+
+def run_soak(args) -> int:
+    import tempfile
+
+    from captioner_gui.app.soak import WINDOW, format_soak, run_soak as soak
+    from captioner_gui.engine import CaptionerError
+
+    if args.soak < WINDOW:
+        raise CaptionerError(f"A soak needs at least {WINDOW} descriptions: --soak 1000, say.")
+    with tempfile.TemporaryDirectory(prefix="captioner-soak-model-") as scratch:
+        model = args.model
+        if model == "random":
+            from captioner_gui.benchmark import write_random_model
+
+            _report("Writing a real-size model with random weights...")
+            model = str(write_random_model(Path(scratch) / "random"))
+        results = soak(model, args.models_dir, args.soak, _report)
+    print(json.dumps(results, indent=2) if args.json else format_soak(results))
+    return EXIT_FAILED if results["errors"] else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""`captioner benchmark --soak N`: the app's own window and worker describe N pictures in a row, offscreen, as months
+of daily use would. Reports memory, time per description and Python's count of references to None at the start
+and at the end: a Qt binding that loses references (PySide6 6.12.0 on Python 3.11) or a leak shows there long
+before a user's app dies of it. Settings and history go to a temporary folder; the user's are not touched."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+WINDOW = 50  # descriptions averaged at the start and at the end
+
+
+def resident_megabytes() -> float:
+    """The process's resident memory now (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
+
+
+def _pictures(folder: Path, count: int = 20) -> list[Path]:
+    """Different pictures (noise under coloured shapes), so that no cache can make the run look better."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        picture = Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+        draw = ImageDraw.Draw(picture)
+        for _ in range(6):
+            x, y = int(rng.integers(0, 560)), int(rng.integers(0, 400))
+            draw.ellipse((x, y, x + 80, y + 80), fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+        paths.append(folder / f"picture{index}.png")
+        picture.save(paths[-1])
+    return paths
+
+
+def run_soak(model: str, models_dir: Path | None, count: int,
+             report: Callable[[str], None] = lambda message: None) -> dict:
+    """Describes `count` pictures through the window, one after the other; returns the figures."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from .history import History
+    from .settings import Settings
+    from .speech import Speaker
+    from .window import MainWindow
+    from .worker import CaptionWorker
+
+    with tempfile.TemporaryDirectory(prefix="captioner-soak-") as scratch:
+        folder = Path(scratch)
+        QCoreApplication.setOrganizationName("captioner-soak")
+        QCoreApplication.setApplicationName("captioner-soak")
+        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder / "settings"))
+        application = QApplication.instance() or QApplication([sys.argv[0]])
+        pictures = _pictures(folder)
+        speaker = Speaker()
+        worker = CaptionWorker()
+        answers: list = []
+        worker.described.connect(answers.append)
+        window = MainWindow(Settings(model=model, speech=False), worker, speaker, History(folder / "data"),
+                            models_dir)
+        failure: list[str] = []
+        worker.load_failed.connect(lambda message, missing: failure.append(message))
+        worker.start()
+        window.load_model()
+
+        def wait_for(condition) -> None:
+            while not condition() and not failure:
+                application.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+                time.sleep(0.002)
+
+        report("Loading the model...")
+        wait_for(lambda: window.model_ready)
+        rows = []
+        try:
+            if failure:
+                from captioner_gui.engine import CaptionerError
+
+                raise CaptionerError(failure[0])
+            report(f"Describing {count} pictures...")
+            for index in range(count):
+                started = time.perf_counter()
+                window.describe_files([str(pictures[index % len(pictures)])])
+                wait_for(lambda: len(answers) > index and not window.pending)
+                rows.append((time.perf_counter() - started, resident_megabytes(), sys.getrefcount(None)))
+                if (index + 1) % 100 == 0:
+                    report(f"{index + 1} described, {rows[-1][1]:.0f} MB")
+        finally:
+            worker.stop()
+            speaker.close()
+            window.close()
+    errors = [a.error for a in answers if a.error]
+    first, last = rows[:WINDOW], rows[-WINDOW:]
+    return {
+        "descriptions": len(rows), "errors": len(errors), "first_error": errors[0] if errors else None,
+        "seconds_per_description": {"start": round(statistics.median(r[0] for r in first), 4),
+                                    "end": round(statistics.median(r[0] for r in last), 4)},
+        "memory_mb": {"start": round(first[-1][1], 1), "end": round(last[-1][1], 1)},
+        "references_to_none": {"start": first[0][2], "end": last[-1][2]},
+    }
+
+
+def format_soak(results: dict) -> str:
+    seconds, memory, nones = (results["seconds_per_description"], results["memory_mb"],
+                              results["references_to_none"])
+    lines = [f"descriptions          {results['descriptions']} ({results['errors']} failed)",
+             f"time per description  {seconds['start'] * 1000:.0f} ms at the start, {seconds['end'] * 1000:.0f} ms "
+             f"at the end (medians of {WINDOW})",
+             f"memory                {memory['start']:.0f} MB after {WINDOW}, {memory['end']:.0f} MB at the end",
+             f"references to None    {nones['start']} at the start, {nones['end']} at the end"]
+    if results["first_error"]:
+        lines.append(f"first error           {results['first_error']}")
+    return "\n".join(lines)
