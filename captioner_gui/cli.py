@@ -84,6 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--json", action="store_true", help="print a JSON list, one object per image")
     caption.set_defaults(run=run_caption)
 
+    full = commands.add_parser(
+        "describe", parents=[common], help="describe images fully: their kind, their text, the pictures in them",
+        description="Describe each image: what kind of picture it is, its text (read offline, in reading order), "
+                    "the photos inside it with a caption each and where they are, and the words the app would "
+                    "say. `captioner caption` gives ClipCap's caption alone.")
+    full.add_argument("paths", nargs="+", type=Path, metavar="IMAGE", help="image files or folders")
+    full.add_argument("--model", default="coco", help="a model name, model folder or manifest (default: coco)")
+    full.add_argument("--decoding", choices=("greedy", "beam"), default="beam")
+    full.add_argument("--beam-size", type=int, default=5)
+    full.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    full.add_argument("--precision", choices=PRECISIONS, default="auto")
+    full.add_argument("--text-only", action="store_true", help="read the text and nothing else")
+    full.add_argument("--recursive", action="store_true", help="also look into subfolders of folders")
+    full.add_argument("--json", action="store_true",
+                      help='print a JSON list, one object per image: {"image", "kind", "blank", "title", "text", '
+                           '"blocks", "pictures", "spoken", "more", "notes", "seconds", "timings"}')
+    full.set_defaults(run=run_describe)
+
     describe = commands.add_parser(
         "describe-screen", parents=[common],
         help="describe the screen, the active window, a region or the clipboard image, through the running app "
@@ -92,13 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--window", action="store_true", help="the active window")
     target.add_argument("--region", metavar="X,Y,W,H", help="a region of the screen, in pixels")
     target.add_argument("--clipboard", action="store_true", help="the image on the clipboard")
+    target.add_argument("--text", action="store_true",
+                        help="read the text of the active window (the screen where no window can be found)")
     describe.add_argument("--all-monitors", action="store_true", help="every monitor, not only the one with the "
                                                                       "mouse pointer (by itself only)")
     describe.add_argument("--model", default=None, help="by itself: model name, folder or manifest (default: the "
                                                         "app's setting)")
     describe.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="by itself: where to run")
     describe.add_argument("--no-speech", action="store_true", help="by itself: print only, do not speak")
-    describe.add_argument("--json", action="store_true", help='print {"text", "blank", "what", "by"}')
+    describe.add_argument("--json", action="store_true",
+                          help='print the description as `captioner describe --json` does, with "what" and "by"')
     describe.set_defaults(run=run_describe_screen)
 
     models = commands.add_parser("models", help="list, download or import models")
@@ -305,8 +326,48 @@ def run_caption(args) -> int:
 # ---------------------------------------------------------------------------------------------------- describe-screen
 
 
+def run_describe(args) -> int:
+    from tqdm import tqdm
+
+    from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_model
+    from captioner_gui.engine.describe import Describer
+
+    options = DecodeOptions(method=args.decoding, beam_size=args.beam_size)
+    options.check()
+    inputs = collect_inputs(args.paths, args.recursive)
+    if not inputs:
+        raise CaptionerError("No images to describe.")
+    describer = Describer(load_model(args.model, _models_dir(args), args.device, args.precision))
+    describer.start_reader()
+    if describer.reader_problem:
+        print(f"captioner: {describer.reader_problem} Captions only.", file=sys.stderr)
+    results, failed = [], 0
+    several = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
+    progress = tqdm(inputs, unit="image", file=sys.stderr, leave=False,
+                    disable=len(inputs) < 2 or not sys.stderr.isatty())
+    for path in progress:
+        try:
+            image = load_image(path)
+        except CaptionerError as exc:
+            failed += 1
+            progress.write(f"captioner: {exc}", file=sys.stderr)
+            results.append({"image": str(path), "error": str(exc)})
+            continue
+        description = describer.describe(image, str(path), options=options, text_only=args.text_only)
+        results.append(description.as_json(str(path)))
+        if not args.json:
+            lines = [one_line(line) for line in description.lines()]
+            progress.write("\n".join([f"{path}:", *("  " + line for line in lines)] if several else lines),
+                           file=sys.stdout)
+            sys.stdout.flush()
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def run_describe_screen(args) -> int:
-    """Asks the running app (which speaks and keeps the history); without one, captures, captions, speaks."""
+    """Asks the running app (which speaks and keeps the history); without one, captures, describes, speaks."""
     from captioner_gui.engine import CaptionerError
 
     try:
@@ -317,7 +378,8 @@ def run_describe_screen(args) -> int:
         from captioner_gui.app.instance import send
     except ImportError as exc:
         raise CaptionerError(f"describe-screen needs the app's packages ({exc}): pip install captioner") from None
-    what = "window" if args.window else "region" if args.region else "clipboard" if args.clipboard else "screen"
+    what = ("window" if args.window else "region" if args.region else "clipboard" if args.clipboard
+            else "text" if args.text else "screen")
     try:
         region = Box.parse(args.region) if args.region else None
     except ValueError as exc:
@@ -342,19 +404,21 @@ def run_describe_screen(args) -> int:
     if "error" in answer:
         raise CaptionerError(answer["error"])
     if args.json:
-        print(json.dumps({"text": answer["text"], "blank": answer.get("blank", False), "what": what, "by": by}))
+        print(json.dumps(answer.get("description", {}) | {"what": what, "by": by}, ensure_ascii=False))
     else:
-        print(answer["text"])
+        print("\n".join(one_line(line) for line in answer["text"].splitlines()))
     return EXIT_OK
 
 
 def _describe_by_itself(args, what: str, region) -> dict:
-    from captioner_gui.app import capture, screen_reader
+    from captioner_gui.app import capture
     from captioner_gui.app.settings import Settings
-    from captioner_gui.app.speech import Speaker, recording_dir
+    from captioner_gui.app.speech import Speaker, SpeechRoute, recording_dir
     from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
+    from captioner_gui.engine.describe import Describer
 
     settings = Settings.load()
+    started = time.perf_counter()
     if what == "clipboard":
         from PySide6.QtGui import QGuiApplication
 
@@ -363,29 +427,23 @@ def _describe_by_itself(args, what: str, region) -> dict:
         clipboard = QGuiApplication.clipboard()
         if clipboard.image().isNull():
             return {"error": "The clipboard holds no image."}
-        image = load_image_bytes(image_to_png(clipboard.image()), "The clipboard image")
-    elif what == "window":
-        image = capture.grab_active_window()
-    elif what == "region":
-        image = capture.grab_box(region)
+        taken = capture.Capture(load_image_bytes(image_to_png(clipboard.image()), "The clipboard image"), None,
+                                "clipboard")
     else:
-        pointer = capture.pointer_position()
-        image = capture.grab_screen(*(pointer or (None, None)), all_monitors=args.all_monitors)
-    model = load_model(args.model or settings.model, _models_dir(args), args.device or settings.device)
-    [caption] = model.caption([image], DecodeOptions(method=settings.decoding, beam_size=settings.beam_size,
-                                                     rerank=settings.rerank))
-    text = caption.spoken_about(what)
+        taken = capture.take(what, region, capture.pointer_position(), args.all_monitors)
+    captured = time.perf_counter() - started
+    describer = Describer(load_model(args.model or settings.model, _models_dir(args), args.device or settings.device))
+    options = DecodeOptions(method=settings.decoding, beam_size=settings.beam_size, rerank=settings.rerank)
+    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == "text")
+    description.timings["capture"] = captured
     if settings.speech and not args.no_speech:
-        reader = screen_reader.detect() if settings.use_screen_reader else None
-        if reader is not None:
-            reader.speak(text)
-        else:
-            speaker = Speaker(record_dir=recording_dir())
-            speaker.configure(settings.voice, settings.rate, settings.volume / 100)
-            speaker.say(text)
-            speaker.wait_until_quiet(60)
-            speaker.close()
-    return {"text": text, "blank": caption.blank}
+        speaker = Speaker(record_dir=recording_dir())
+        speaker.configure(settings.voice, settings.rate, settings.volume / 100)
+        SpeechRoute(speaker, settings).say(description.spoken)
+        speaker.wait_until_quiet(120)
+        speaker.close()
+    return {"text": "\n".join(description.lines()), "blank": description.blank,
+            "description": description.as_json(taken.source)}
 
 
 # ---------------------------------------------------------------------------------------------------- models

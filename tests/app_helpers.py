@@ -58,12 +58,14 @@ def stop_app(app: AppUnderTest) -> None:
 
 
 def expected_caption(model_folder: Path, image_path: Path, method: str = "beam") -> str:
-    """What the engine itself says for this image, as the app words it."""
+    """What the engine itself says for this image file, as the app shows it (one line per line)."""
     from captioner_gui.engine import DecodeOptions, load_image, load_model
+    from captioner_gui.engine.describe import Describer
 
-    model = load_model(str(model_folder), device="cpu")
-    [caption] = model.caption([load_image(image_path)], DecodeOptions(method=method))
-    return caption.spoken
+    describer = Describer(load_model(str(model_folder), device="cpu"))
+    description = describer.describe(load_image(image_path), str(Path(image_path).resolve()),
+                                     options=DecodeOptions(method=method))
+    return "\n".join(description.lines())
 
 
 def loudness(path: Path) -> tuple[float, float]:

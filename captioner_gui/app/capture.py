@@ -155,6 +155,60 @@ def grab_active_window() -> Image.Image:
     return grab_box(active_window()[0])
 
 
+def _x11_title(screen, window) -> str:
+    """The window's title as the window manager shows it: _NET_WM_NAME (UTF-8), else the older WM_NAME."""
+    utf8 = screen.intern_atom("UTF8_STRING")
+    title = window.get_full_property(screen.intern_atom("_NET_WM_NAME"), utf8)
+    if title is not None and title.value:
+        value = title.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return str(window.get_wm_name() or "")
+
+
+TARGETS = ("screen", "window", "region", "text")  # what a hotkey or `describe-screen` can describe from the screen
+
+
+@dataclass
+class Capture:
+    image: Image.Image
+    title: str | None  # the active window's title, where the platform tells
+    source: str  # "screen", "window" or "region": what the picture shows
+
+
+def take(target: str, region: Box | None = None, pointer: tuple[int, int] | None = None,
+         all_monitors: bool = False, own_window: int | None = None) -> Capture:
+    """The one way a picture of the screen is taken, for the app and for `captioner describe-screen`.
+
+    screen: the monitor under `pointer` (or all of them); window: the active window; region: `region`; text: the
+    active window, or the screen where no program can find the active window (Wayland), for its text alone.
+    The active window's title comes along for the screen and the window. `own_window` is the app's own window
+    handle: the app never describes itself."""
+    if target == "region":
+        if region is None:
+            raise CaptureError("No region was given: write X,Y,WIDTH,HEIGHT.")
+        return Capture(grab_box(region), None, "region")
+    if target not in TARGETS:
+        raise CaptureError(f"Unknown thing to describe: {target}.")
+    window = _active_window_or_none(own_window)
+    if target == "window" or (target == "text" and window is not None):
+        if window is None:
+            active_window()  # raises the reason (Wayland, no focus, ...)
+            raise CaptureError("Captioner itself is the active window. Switch to the window to describe, then "
+                               "press the key again.")
+        box, title = window
+        return Capture(grab_box(box), title or None, "window")
+    picture = grab_screen(*(pointer or (None, None)), all_monitors=all_monitors)
+    return Capture(picture, window[1] or None if window else None, "screen")
+
+
+def _active_window_or_none(own_window: int | None) -> tuple[Box, str] | None:
+    try:
+        box, title, handle = active_window()
+    except CaptureError:
+        return None
+    return None if own_window is not None and handle == own_window else (box, title)
+
+
 def _active_window_windows() -> tuple[Box, str, int]:
     import ctypes
     from ctypes import wintypes
@@ -195,7 +249,7 @@ def _active_window_x11() -> tuple[Box, str, int]:
                 window = parent
         geometry = window.get_geometry()
         origin = window.translate_coords(root, 0, 0)
-        name = window.get_wm_name() or ""
+        name = _x11_title(screen, window)
         return Box(-origin.x, -origin.y, geometry.width, geometry.height), str(name), int(window.id)
     except XError as exc:
         raise CaptureError(f"The active window could not be found ({exc}).") from None

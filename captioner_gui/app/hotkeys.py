@@ -226,7 +226,7 @@ class _PortalHotkeys:
     gets no key there."""
 
     DESCRIPTIONS = {"screen": "Describe the screen", "region": "Describe a region of the screen",
-                    "clipboard": "Describe the image on the clipboard"}
+                    "clipboard": "Describe the image on the clipboard", "text": "Read the text on the screen"}
     MODIFIERS = {"control": "CTRL", "alt": "ALT", "shift": "SHIFT", "super": "LOGO"}  # the XDG shortcuts names
     KEYS = {"space": "space", "print": "Print", "ins": "Insert", "del": "Delete", "home": "Home", "end": "End",
             "pgup": "Page_Up", "pgdown": "Page_Down"}  # Qt's names -> X keysym names

@@ -10,7 +10,7 @@ DECODINGS = ("beam", "greedy")
 DEVICES = ("auto", "cpu", "cuda")
 # Ctrl+Alt+Shift+letter: free in NVDA, JAWS, Narrator and the common applications.
 DEFAULT_HOTKEYS = {"screen": "Ctrl+Alt+Shift+S", "window": "Ctrl+Alt+Shift+W", "region": "Ctrl+Alt+Shift+R",
-                   "clipboard": "Ctrl+Alt+Shift+V"}
+                   "clipboard": "Ctrl+Alt+Shift+V", "text": "Ctrl+Alt+Shift+T"}
 
 
 @dataclass
@@ -32,6 +32,7 @@ class Settings:
     hotkey_window: str = DEFAULT_HOTKEYS["window"]
     hotkey_region: str = DEFAULT_HOTKEYS["region"]
     hotkey_clipboard: str = DEFAULT_HOTKEYS["clipboard"]
+    hotkey_text: str = DEFAULT_HOTKEYS["text"]  # read the text of the active window (the screen on Wayland)
 
     @classmethod
     def load(cls, store: QSettings | None = None) -> Settings:

@@ -109,7 +109,8 @@ class SettingsDialog(QDialog):
         hotkey_form = QFormLayout(hotkey_box)
         self.hotkeys: dict[str, QKeySequenceEdit] = {}
         labels = {"screen": "Describe the scree&n:", "window": "Describe the active &window:",
-                  "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:"}
+                  "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:",
+                  "text": "Read the te&xt of the active window:"}
         for key, label in labels.items():
             edit = _named(QKeySequenceEdit(QKeySequence(getattr(settings, f"hotkey_{key}"))),
                           label.replace("&", "").rstrip(":"),

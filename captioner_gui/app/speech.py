@@ -350,3 +350,40 @@ def recording_dir() -> Path | None:
     """Where the app keeps a copy of each utterance, if anywhere (CAPTIONER_SPEECH_DIR)."""
     value = os.environ.get("CAPTIONER_SPEECH_DIR")
     return Path(value) if value else None
+
+
+class SpeechRoute:
+    """Where the app's words go: the user's screen reader where one runs and the settings ask for it, else our own
+    voice. The one home of that choice, for the window and for `captioner describe-screen`. The screen reader is
+    looked up at most every few seconds: a user may start or quit one."""
+
+    def __init__(self, speaker: Speaker, settings):
+        self.speaker, self.settings = speaker, settings
+        self._reader_cache: tuple[float, object] = (-1e9, None)
+
+    def screen_reader(self):
+        from . import screen_reader
+
+        checked, reader = self._reader_cache
+        if time.monotonic() - checked > 5:
+            reader = screen_reader.detect()
+            self._reader_cache = (time.monotonic(), reader)
+        return reader
+
+    def say(self, text: str, interrupt: bool = True, reader_hears_window: bool = False) -> None:
+        """Says `text`, unless speech is off. `reader_hears_window`: our window has the focus, so its announcement
+        already reaches the screen reader, which must not be told twice."""
+        if not self.settings.speech:
+            return
+        reader = self.screen_reader() if self.settings.use_screen_reader else None
+        if reader is not None:
+            if not reader_hears_window:
+                reader.speak(text)
+            return
+        self.speaker.say(text, interrupt)
+
+    def stop(self) -> None:
+        self.speaker.stop()
+        reader = self.screen_reader() if self.settings.use_screen_reader else None
+        if reader is not None:
+            reader.stop()

@@ -7,7 +7,6 @@ the focus and is announced, spoken (our voice or the user's screen reader) and k
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,12 +17,11 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QSystemTrayIcon, QVBoxLayout,
                                QWidget)
 
-from . import screen_reader
-from .capture import Box, CaptureError, active_window, grab_box, grab_screen, monitors, on_wayland
+from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .history import History, HistoryEntry
 from .settings import Settings
-from .speech import Speaker
-from .worker import CAPTURES, CaptionWorker, Description, Request
+from .speech import Speaker, SpeechRoute
+from .worker import CAPTURES, Answer, CaptionWorker, Request
 
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
                 "All files (*)")
@@ -98,9 +96,9 @@ class MainWindow(QMainWindow):
         self.models_dir = models_dir
         self.pending: dict[int, Request] = {}
         self.waiting_for_model: list[str] = []  # files to describe once a model is ready
-        self.last: Description | None = None
+        self.last: Answer | None = None
         self.model_ready = False
-        self._reader_cache: tuple[float, object] = (0.0, None)
+        self.voice = SpeechRoute(speaker, settings)
         self._capturing = False  # a picture is being taken (on Wayland, perhaps waiting for the user's leave)
         self._run_on_gui_thread.connect(lambda function: function(), Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle("Captioner")
@@ -223,6 +221,7 @@ class MainWindow(QMainWindow):
         self._action(edit_menu, "C&lear history...", self.clear_history)
         speech_menu = bar.addMenu("&Speech")
         self._action(speech_menu, "Speak &again", self.speak_again, "F5")
+        self.more_action = self._action(speech_menu, "&More", self.speak_more, "F6")
         self.stop_action = self._action(speech_menu, "&Stop speech", self.stop_speech, "Escape")
 
     def _build_tray(self) -> None:
@@ -324,34 +323,19 @@ class MainWindow(QMainWindow):
 
     def describe_capture(self, what: str, region: Box | None = None, on_done=None) -> None:
         """Describes the screen (the monitor under the pointer, or all of them as Settings say), the active window,
-        a region (given, or chosen on an overlay) or the clipboard. Our own window is hidden while the picture is
-        taken, so it never appears in it."""
+        a region (given, or chosen on an overlay), the text of the active window ("text") or the clipboard. Our
+        own window is hidden while the picture is taken, so it never appears in it."""
         if what == "clipboard":
             self.paste(on_done)
-        elif what == "screen":
+        elif what == "region" and region is None:
             pointer = QCursor.pos()
-            self._hidden_capture(lambda: grab_screen(pointer.x(), pointer.y(), self.settings.all_monitors),
-                                 "screen", on_done)
-        elif what == "window":
-            try:
-                box, _title, handle = active_window()
-            except CaptureError as exc:
-                self._failed(str(exc), on_done)
-                return
-            if handle == int(self.winId()):
-                self._failed("Captioner itself is the active window. Switch to the window to describe, then press "
-                             "the key again.", on_done)
-                return
-            self._hidden_capture(lambda: grab_box(box), "window", on_done)
-        elif what == "region" and region is not None:
-            self._hidden_capture(lambda: grab_box(region), "region", on_done)
-        elif what == "region":
-            pointer = QCursor.pos()
-            self._hidden_capture(lambda: self._screenshot_under(pointer), "region", on_done, then=self._pick_region)
+            self._hidden_capture(lambda: self._screenshot_under(pointer), on_done, then=self._pick_region)
         else:
-            self._failed(f"Unknown thing to describe: {what}.", on_done)
+            pointer, own = QCursor.pos(), int(self.winId())
+            self._hidden_capture(lambda: take(what, region, (pointer.x(), pointer.y()), self.settings.all_monitors,
+                                              own), on_done, text_only=what == "text")
 
-    def _hidden_capture(self, grab, source: str, on_done, then=None) -> None:
+    def _hidden_capture(self, grab, on_done, then=None, text_only: bool = False) -> None:
         """Hides the window, runs `grab` on a thread of its own and hands its picture on, on the GUI thread. Off
         the GUI thread because on Wayland the portal may wait for the user to allow the screenshot, and the app
         must keep answering (and speaking) meanwhile."""
@@ -373,9 +357,10 @@ class MainWindow(QMainWindow):
             if was_visible:
                 self._show_quietly()
             if picture is not None:
-                self.submit(Request(name=source.capitalize(), source=source, image=picture, on_done=on_done))
+                self.submit(Request(name=picture.source.capitalize(), source=picture.source, image=picture.image,
+                                    title=picture.title, text_only=text_only, on_done=on_done))
 
-        def take() -> None:  # on the capture thread
+        def run() -> None:  # on the capture thread
             try:
                 picture, error = grab(), None
             except CaptureError as exc:
@@ -386,7 +371,7 @@ class MainWindow(QMainWindow):
 
         # The window manager needs a moment to hide the window before the picture is taken.
         QTimer.singleShot(250 if was_visible else 0,
-                          lambda: threading.Thread(target=take, name="capture", daemon=True).start())
+                          lambda: threading.Thread(target=run, name="capture", daemon=True).start())
 
     def _show_quietly(self) -> None:
         """Shows the window again without taking the focus from the program the user is in."""
@@ -472,31 +457,31 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ results
 
-    def show_description(self, description: Description) -> None:
-        request = description.request
+    def show_description(self, answer: Answer) -> None:
+        request = answer.request
         self.pending.pop(request.id, None)
-        self.last = description
-        text = description.spoken
-        if request.show_name and not description.error:  # error messages already name the file
-            text = f"{request.name}: {text}"
-        self.result.setPlainText(text)
+        self.last = answer
+        shown, spoken = answer.error or answer.text, answer.spoken
+        if request.show_name and not answer.error:  # error messages already name the file
+            shown, spoken = f"{request.name}: {shown}", f"{request.name}: {spoken}"
+        self.result.setPlainText(shown)
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.announce(text)
-        self.say(text, interrupt=request.interrupt)
-        if not description.error:
+        self.announce(spoken)
+        self.say(spoken, interrupt=request.interrupt)
+        if not answer.error:
             if self.settings.auto_copy:
-                QGuiApplication.clipboard().setText(description.text)
+                QGuiApplication.clipboard().setText(answer.text)
             if self.settings.history:
                 entry = self.history.add(HistoryEntry(
-                    time=datetime.now().astimezone().isoformat(timespec="seconds"), text=description.text,
-                    source=request.source, model=description.model, seconds=round(description.seconds, 3)),
-                    description.thumbnail_png)
+                    time=datetime.now().astimezone().isoformat(timespec="seconds"), text=answer.text,
+                    source=request.source, model=answer.model, seconds=round(answer.seconds, 3)),
+                    answer.thumbnail_png)
                 self._add_history_item(entry, at_top=True)
         if request.on_done is not None:
-            request.on_done({"error": description.error} if description.error else
-                            {"text": description.text, "blank": description.blank})
+            request.on_done({"error": answer.error} if answer.error else
+                            {"text": answer.text, "blank": answer.blank, "description": answer.details})
         if not self.pending:
             self.set_status(f"Ready: model '{self.worker_model_name()}'." if self.model_ready else "No model loaded.")
 
@@ -520,23 +505,7 @@ class MainWindow(QMainWindow):
 
     def say(self, text: str, interrupt: bool = True) -> None:
         """Our own voice, or the user's screen reader where one runs and they asked for it."""
-        if not self.settings.speech:
-            return
-        if self.settings.use_screen_reader:
-            reader = self.screen_reader()
-            if reader is not None:
-                if not self.isActiveWindow():  # when it is, the announcement and the focus reach the reader
-                    reader.speak(text)
-                return
-        self.speaker.say(text, interrupt)
-
-    def screen_reader(self):
-        """The running screen reader, looked up at most every few seconds (a user may start or quit one)."""
-        checked, reader = self._reader_cache
-        if time.monotonic() - checked > 5:
-            reader = screen_reader.detect()
-            self._reader_cache = (time.monotonic(), reader)
-        return reader
+        self.voice.say(text, interrupt, reader_hears_window=self.isActiveWindow())
 
     def copy_description(self) -> None:
         text = self.result.toPlainText()
@@ -546,15 +515,20 @@ class MainWindow(QMainWindow):
             self.announce("Copied.")
 
     def speak_again(self) -> None:
-        text = self.result.toPlainText()
-        if text:
-            self.say(text, interrupt=True)
+        if self.last is not None and not self.last.error and self.result.toPlainText() == self.last.text:
+            self.say(self.last.spoken, interrupt=True)
+        elif self.result.toPlainText():
+            self.say(self.result.toPlainText(), interrupt=True)
+
+    def speak_more(self) -> None:
+        """Reads on: the rest of the text that the short form left out."""
+        if self.last is not None and self.last.more:
+            self.say(self.last.more, interrupt=True)
+        else:
+            self.say("Nothing more.", interrupt=True)
 
     def stop_speech(self) -> None:
-        self.speaker.stop()
-        reader = self.screen_reader() if self.settings.use_screen_reader else None
-        if reader is not None:
-            reader.stop()
+        self.voice.stop()
 
     # ------------------------------------------------------------------ history
 
@@ -608,6 +582,7 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
+        self.voice.settings = new
         new.save()
         self.speaker.configure(new.voice, new.rate, new.volume / 100)
         self.worker.set_decoding(new.decoding, new.beam_size, new.rerank)

@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 THUMBNAIL_SIZE = (96, 96)
-CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
+CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen (engine.describe.CAPTURES)
 
 
 @dataclass
@@ -30,26 +30,31 @@ class Request:
     path: str | None = None
     image_bytes: bytes | None = None
     image: object = None  # a PIL image made by the app itself (a screen capture)
+    title: str | None = None  # the active window's title, for a screen capture
+    text_only: bool = False  # read the text alone ("Read the text")
     interrupt: bool = True  # whether its description may cut off the one being spoken
     on_done: object = None  # called in the GUI thread with {"text", "blank"} or {"error"} (another process asked)
     id: int = 0  # set by the worker
 
 
 @dataclass
-class Description:
-    """The answer to one Request: a caption, or an error message a person can act on."""
+class Answer:
+    """The answer to one Request: the engine's description, or an error message a person can act on."""
 
     request: Request
-    text: str = ""
+    text: str = ""  # the whole description, one line per line (what the window shows and Copy copies)
+    short: str = ""  # the words said at once
+    more: str = ""  # the rest, said on request
     error: str = ""
     seconds: float = 0.0
     model: str = ""
     blank: bool = False  # the guard found the picture blank; `text` says so
+    details: dict = field(default_factory=dict, repr=False)  # the description's fields (describe --json's)
     thumbnail_png: bytes = field(default=b"", repr=False)
 
     @property
     def spoken(self) -> str:
-        return self.error or self.text
+        return self.error or self.short
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ class CaptionWorker(QObject):
     ready = Signal(str, str)  # model name, device name ("CPU" or the CUDA card's name)
     load_failed = Signal(str, bool)  # message, whether the model is simply not installed (first run)
     notice = Signal(str)  # something the user should know that is not an error (a fallback to the CPU)
-    described = Signal(object)  # Description
+    described = Signal(object)  # Answer
     dropped = Signal(int)  # request id of a stale screen request that was replaced by a newer one
 
     def __init__(self):
@@ -103,7 +108,7 @@ class CaptionWorker(QObject):
         self.queue = RequestQueue()
         self.options = {"method": "beam", "beam_size": 5, "rerank": False}
         self._next_id = 1
-        self._model = None
+        self._describer = None
         self._thread: QThread | None = None
 
     # ------------------------------------------------------------------ called from the GUI thread
@@ -146,14 +151,16 @@ class CaptionWorker(QObject):
                 self._load(order)
             else:
                 self.described.emit(self._describe(order))
-        self._model = None
+        self._describer = None
         self.thread().quit()
 
     def _load(self, order: LoadOrder) -> None:
         self.loading.emit(order.model)
-        self._model = None
+        self._describer = None
+        model = None
         try:
             from captioner_gui.engine import CaptionerError, ModelFilesMissing, load_model
+            from captioner_gui.engine.describe import Describer
             from captioner_gui.engine.model import resolve_device
         except Exception as exc:  # a broken installation: say so instead of dying silently
             self.load_failed.emit(f"The captioning engine could not start: {exc}", False)
@@ -162,14 +169,14 @@ class CaptionWorker(QObject):
             device = order.device
             if device == "auto" and resolve_device("auto").type == "cuda":
                 try:
-                    self._model = load_model(order.model, order.models_dir, "cuda")
+                    model = load_model(order.model, order.models_dir, "cuda")
                 except ModelFilesMissing:
                     raise
                 except Exception as exc:  # a driver problem, too little GPU memory, ...
                     self.notice.emit(f"The GPU could not be used ({_one_line(exc)}); using the CPU instead.")
                     device = "cpu"
-            if self._model is None:
-                self._model = load_model(order.model, order.models_dir, device)
+            if model is None:
+                model = load_model(order.model, order.models_dir, device)
         except ModelFilesMissing as exc:
             self.load_failed.emit(str(exc), True)
             return
@@ -184,15 +191,19 @@ class CaptionWorker(QObject):
             traceback.print_exc()
             self.load_failed.emit(f"The model '{order.model}' could not be loaded: {_one_line(exc)}", False)
             return
-        self.ready.emit(self._model.name, self._model.device_name)
+        self._describer = Describer(model)
         try:
-            self._model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)
+            model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)
         except Exception:
             traceback.print_exc()  # the first description will say what is wrong
+        self._describer.start_reader()  # the text reader's models, now rather than at the first key press
+        self.ready.emit(model.name, model.device_name)
+        if self._describer.reader_problem:
+            self.notice.emit(f"{self._describer.reader_problem} Pictures are still captioned.")
 
-    def _describe(self, request: Request) -> Description:
+    def _describe(self, request: Request) -> Answer:
         started = time.perf_counter()
-        answer = Description(request)
+        answer = Answer(request)
         try:
             from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_image_bytes
 
@@ -203,12 +214,14 @@ class CaptionWorker(QObject):
             else:
                 image = load_image(request.path)
             answer.thumbnail_png = _thumbnail(image)
-            if self._model is None:
+            if self._describer is None:
                 answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
                 return answer
-            [caption] = self._model.caption([image], DecodeOptions(**self.options))
-            answer.model, answer.blank = self._model.name, caption.blank
-            answer.text = caption.spoken_about(request.source)
+            description = self._describer.describe(image, request.source, request.title,
+                                                   DecodeOptions(**self.options), request.text_only)
+            answer.model, answer.blank = description.model, description.blank
+            answer.text, answer.short, answer.more = "\n".join(description.lines()), description.spoken, description.more
+            answer.details = description.as_json(request.source)
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:

@@ -23,3 +23,9 @@ class DownloadError(CaptionerError):
 
 class DownloadCancelled(DownloadError):
     """The user stopped a download; what arrived so far is kept, and the next try resumes it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message reduced to its first line (or its class name), for one-line reports."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -67,13 +67,17 @@ class KindGuard:
             kinds.append(mean / mean.norm())
         self.kind_vectors = torch.stack(kinds)  # (kinds, d), unit length
 
+    def kinds(self, image_vectors) -> list[dict[str, float]]:
+        """For each picture: {kind: probability}."""
+        images = image_vectors / image_vectors.norm(dim=-1, keepdim=True)
+        probabilities = (CLIP_LOGIT_SCALE * images @ self.kind_vectors.T.to(images)).softmax(dim=-1)
+        return [{kind: round(float(p), 4) for kind, p in zip(KIND_PROMPTS, row)} for row in probabilities]
+
     def judge(self, image_vectors, captions: list[str]) -> list[tuple[dict[str, float], float]]:
         """For each picture: ({kind: probability}, the cosine between the picture and its caption)."""
         images = image_vectors / image_vectors.norm(dim=-1, keepdim=True)
-        probabilities = (CLIP_LOGIT_SCALE * images @ self.kind_vectors.T.to(images)).softmax(dim=-1)
         agreement = (images * self.text_encoder(captions).to(images)).sum(dim=-1)
-        return [({kind: round(float(p), 4) for kind, p in zip(KIND_PROMPTS, row)}, round(float(a), 4))
-                for row, a in zip(probabilities, agreement)]
+        return [(kinds, round(float(a), 4)) for kinds, a in zip(self.kinds(image_vectors), agreement)]
 
 
 def closest(guard: KindGuard, image_vector, candidates: list[str]) -> int:

@@ -231,6 +231,14 @@ class Captioner:
         return self.clip(pixels.to(next(self.clip.parameters()).dtype)).float()
 
     @torch.inference_mode()
+    def kinds(self, images: list[Image.Image]) -> list[dict[str, float]]:
+        """CLIP's probability of each kind of picture (photo, screenshot, document, chart, drawing) for each image;
+        empty dicts without a text tower."""
+        if self.kind_guard is None:
+            return [{} for _ in images]
+        return self.kind_guard.kinds(self.encode(images))
+
+    @torch.inference_mode()
     def caption(self, images: list[Image.Image], options: DecodeOptions | None = None,
                 guard: bool = True) -> list[Caption]:
         """Captions a batch of images; the same captions as one image at a time. With `guard`, a blank picture

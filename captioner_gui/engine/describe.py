@@ -1,0 +1,278 @@
+"""One description of a picture: what kind it is, its text in reading order, the pictures inside it with their
+captions, and the words to speak, short first. The one pipeline that the app, `captioner describe` and
+`captioner describe-screen` share:
+
+    blank? -> text (OCR lines -> blocks in reading order) -> pictures inside -> the kind (CLIP and the share of text)
+    -> captions (the whole picture for a photo, chart or drawing; each picture inside a screenshot or a page)
+    -> the words to speak.
+
+ClipCap was trained on photos, so a screen or a screenshot never gets a caption of the whole of it: only the photos
+inside it are captioned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, blank_message, is_blank, wording
+from .layout import read_in_order
+from .ocr import OCRError, TextReader
+from .pictures import find_pictures, where
+
+CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
+FIRST_LINES = 3  # lines of text in the short spoken form; the rest is read on request
+PHOTO_SHARE = 0.6  # a picture that covers this much of a screen capture makes it a photo
+PHOTO_MAX_TEXT = 0.1  # a file whose text covers more than this share of it is not described as a photo
+DOCUMENT_MIN_TEXT = 0.08  # without CLIP's opinion: text covering this share makes a page of text
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class TextBlock:
+    box: Box  # x, y, width, height in the image's pixels
+    text: str  # its lines, one per line
+    language: str  # "en" or "zh"
+
+
+@dataclass
+class FoundPicture:
+    box: Box
+    caption: str  # ClipCap's words
+    where: str  # "top left", "centre", ...
+    spoken: str  # "Picture at top left: a man riding a horse."
+
+
+@dataclass
+class Description:
+    """Everything said about one picture; `spoken` first, then `more` on request."""
+
+    kind: str | None  # photo, screenshot, document, chart, drawing; None for a blank picture
+    blank: bool = False
+    title: str | None = None  # the window's title, where the platform tells
+    blocks: list[TextBlock] = field(default_factory=list)
+    pictures: list[FoundPicture] = field(default_factory=list)
+    caption: str | None = None  # the sentence about the whole picture (photos, charts, drawings)
+    summary: str = ""  # the first sentence: kind, title, what was found
+    spoken: str = ""  # the short form: said at once
+    more: str = ""  # the rest of the text: said on request
+    notes: list[str] = field(default_factory=list)  # what went wrong on the way (the text could not be read)
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    model: str = ""
+
+    @property
+    def text(self) -> str:
+        """All the text found, in reading order, one line per line."""
+        return "\n".join(block.text for block in self.blocks)
+
+    @property
+    def text_lines(self) -> list[str]:
+        return [line for block in self.blocks for line in block.text.splitlines()]
+
+    def lines(self) -> list[str]:
+        """The whole description as lines to read one by one: the summary, the caption or the pictures, the text."""
+        lines = [self.summary] if self.summary else []
+        if self.caption and self.caption != self.summary:
+            lines.append(self.caption)
+        lines += [picture.spoken for picture in self.pictures]
+        lines += self.text_lines
+        lines += self.notes
+        return lines
+
+    def as_json(self, image: str) -> dict:
+        return {"image": image, "kind": self.kind, "blank": self.blank, "title": self.title, "text": self.text,
+                "blocks": [{"box": list(b.box), "text": b.text, "language": b.language} for b in self.blocks],
+                "pictures": [{"box": list(p.box), "caption": p.caption, "where": p.where} for p in self.pictures],
+                "spoken": self.spoken, "more": self.more, "notes": self.notes, "seconds": round(self.seconds, 4),
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+class Describer:
+    """A loaded caption model and the text reader, ready to describe pictures. The reader is started with the
+    model (`start_reader`) or at the first description; when it cannot start, descriptions say so and give the
+    caption alone."""
+
+    def __init__(self, captioner, reader: TextReader | None = None):
+        self.captioner = captioner
+        self.reader = reader
+        self.reader_problem: str | None = None
+
+    def start_reader(self) -> None:
+        if self.reader is None and self.reader_problem is None:
+            try:
+                self.reader = TextReader()
+            except OCRError as exc:
+                self.reader_problem = str(exc)
+
+    def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
+                 text_only: bool = False) -> Description:
+        """Describes one picture. `source` is where it came from (a file, "clipboard", or one of CAPTURES: then it
+        is never captioned as a whole); `text_only` reads its text and nothing else."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        title = title.strip() or None if title else None
+        if is_blank(image):
+            return Description(kind=None, blank=True, title=title, summary=blank_message(source),
+                               spoken=blank_message(source), seconds=time.perf_counter() - started,
+                               model=self.captioner.name)
+        lines, problem = self._read(image, timings)
+        blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(lines)]
+        if text_only:
+            described = self._text_only(blocks, title, problem)
+        else:
+            described = self._describe(image, source, title, lines, blocks, problem, options, timings)
+        described.seconds = time.perf_counter() - started
+        described.timings = timings | {"total": described.seconds}
+        described.model = self.captioner.name
+        return described
+
+    # ------------------------------------------------------------------ the stages
+
+    def _read(self, image: Image.Image, timings: dict[str, float]) -> tuple[list, str | None]:
+        """The text's lines, or none and the reason the text could not be read."""
+        self.start_reader()
+        if self.reader is None:
+            return [], self.reader_problem
+        try:
+            lines = self.reader.read(image)
+        except OCRError as exc:
+            return [], str(exc)
+        timings.update(self.reader.timings)
+        return lines, None
+
+    def _describe(self, image, source, title, lines, blocks, problem, options, timings) -> Description:
+        began = time.perf_counter()
+        boxes = find_pictures(image, [line.box for line in lines]) if problem is None else []
+        timings["pictures"] = time.perf_counter() - began
+        began = time.perf_counter()
+        [scores] = self.captioner.kinds([image])
+        timings["kind"] = time.perf_counter() - began
+        text_share = sum(line.box[2] * line.box[3] for line in lines) / (image.width * image.height)
+        kind, whole = choose_kind(scores, source, image.size, text_share, boxes, problem is not None)
+        began = time.perf_counter()
+        if whole is not None:  # one picture: the image itself, or the photo that fills the capture
+            picture = image if whole == (0, 0, *image.size) else image.crop(_corners(whole))
+            [caption] = self.captioner.caption([picture], options)
+            inside = []
+        else:
+            caption = None
+            crops = [image.crop(_corners(box)) for box in boxes]
+            captions = self.captioner.caption(crops, options) if crops else []
+            inside = [_found(box, c, image.size) for box, c in zip(boxes, captions)]
+        timings["captions"] = time.perf_counter() - began
+        described = Description(kind=kind, title=title, blocks=blocks, pictures=inside)
+        if problem is not None:
+            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: "
+                                                                                   f"{problem}")
+        text_lines = described.text_lines
+        if caption is not None:
+            sentence = wording(caption.text, kind, caption.kind_scores, caption.agreement)
+            described.caption = _in_window(sentence, title)
+            described.summary = described.caption
+            spoken = [described.caption]
+            if text_lines:
+                spoken.append("Text in it: " + _say_lines(text_lines[:FIRST_LINES]))
+        else:
+            described.summary = _summary(kind, title, len(inside), len(text_lines))
+            spoken = [described.summary, *(p.spoken for p in inside), _say_lines(text_lines[:FIRST_LINES])]
+        if len(text_lines) > FIRST_LINES:
+            left = len(text_lines) - FIRST_LINES
+            spoken.append(f"{left} more line{'s' if left > 1 else ''}.")
+            described.more = _say_lines(text_lines[FIRST_LINES:])
+        spoken += described.notes
+        described.spoken = " ".join(part for part in spoken if part)
+        return described
+
+    def _text_only(self, blocks, title, problem) -> Description:
+        described = Description(kind="screenshot", title=title, blocks=blocks)
+        lines = described.text_lines
+        if problem is not None:
+            described.summary = problem
+        elif not lines:
+            described.summary = f"No text found in {title}." if title else "No text found."
+        else:
+            described.summary = f"{title}: {len(lines)} lines." if title else f"{len(lines)} lines of text."
+        described.spoken = " ".join(p for p in (f"{title}." if title and lines else "", _say_lines(lines))
+                                    if p) or described.summary
+        return described
+
+
+def choose_kind(scores: dict[str, float], source: str, size: tuple[int, int], text_share: float,
+                boxes: list[Box], text_unread: bool) -> tuple[str | None, Box | None]:
+    """The kind of picture and, for one that is said as a whole (a photo, a chart, a drawing), the box to caption.
+
+    CLIP's kind decides for files; the text and the pictures found decide for screen captures, which are never
+    captioned as a whole: a capture is a photo only where one picture fills most of it."""
+    area = size[0] * size[1]
+    clip_kind = max(scores, key=scores.get) if scores else None
+    capture = source in CAPTURES
+    everything = (0, 0, *size)
+    filling = [b for b in boxes if b[2] * b[3] >= PHOTO_SHARE * area]
+    if filling:
+        return "photo", max(filling, key=lambda b: b[2] * b[3])
+    if text_unread:  # no text to go by: the caption alone, hedged where CLIP does not see a photo
+        return (clip_kind or ("screenshot" if capture else None)), everything
+    if not capture and clip_kind == "photo" and text_share < PHOTO_MAX_TEXT:
+        return "photo", everything
+    if not capture and clip_kind in ("chart", "drawing") and not boxes:
+        return clip_kind, everything
+    if text_share > 0 and not boxes and (clip_kind == "document" or (clip_kind is None
+                                                                     and text_share >= DOCUMENT_MIN_TEXT)):
+        return "document", None
+    if not capture and clip_kind is None and not boxes and text_share == 0:
+        return None, everything  # no text tower to tell the kind, and nothing else found: the caption
+    return "screenshot", None
+
+
+def _summary(kind: str, title: str | None, pictures: int, lines: int) -> str:
+    """"Screenshot of Mail: 2 pictures, 41 lines of text." / "Page of text, 12 lines." """
+    found = []
+    if pictures:
+        found.append(f"{pictures} picture{'s' if pictures > 1 else ''}")
+    if lines:
+        found.append(f"{lines} line{'s' if lines > 1 else ''}" + ("" if kind == "document" else " of text"))
+    if kind == "document":
+        name = f"Page of text in {title}" if title else "Page of text"
+        return f"{name}, {', '.join(found)}." if found else f"{name}."
+    name = f"Screenshot of {title}" if title else "Screenshot"
+    return f"{name}: {', '.join(found)}." if found else f"{name}: no text or pictures found."
+
+
+def _in_window(sentence: str, title: str | None) -> str:
+    """"Photo: a cat." -> "Photo in Image Viewer: a cat." where the window's title is known."""
+    if not title:
+        return sentence
+    for mark in (":", "."):
+        head, sep, rest = sentence.partition(mark)
+        if sep and head in KIND_NAMES.values():
+            return f"{head} in {title}{sep}{rest}"
+    return f"{title}: {sentence}"
+
+
+def _found(box: Box, caption, size: tuple[int, int]) -> FoundPicture:
+    place = where(box, size)
+    name = "Picture" if caption.kind in (None, "photo", "screenshot", "document") else KIND_NAMES[caption.kind]
+    sentence = caption.text.strip()
+    if sentence:
+        sentence = sentence[0].upper() + sentence[1:]
+        sentence = sentence if sentence[-1] in ".!?" else sentence + "."
+    if caption.blank or not sentence:
+        spoken = f"{name} at {place}."
+    elif caption.kind in (None, "photo") and (caption.agreement is None or caption.agreement >= AGREEMENT_DOUBTFUL):
+        spoken = f"{name} at {place}: {sentence}"
+    else:
+        spoken = f"{name} at {place}. Could be: {sentence}"
+    return FoundPicture(box, caption.text, place, spoken)
+
+
+def _say_lines(lines: list[str]) -> str:
+    """Lines as sentences, so that a voice pauses between them."""
+    return " ".join(line if line[-1:] in ".!?:;。！？：；…" else line + "." for line in lines)
+
+
+def _corners(box: Box) -> tuple[int, int, int, int]:
+    return box[0], box[1], box[0] + box[2], box[1] + box[3]

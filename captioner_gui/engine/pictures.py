@@ -1,0 +1,106 @@
+"""Finding the photos and pictures inside a screenshot or a page: regions that are neither text nor flat interface.
+
+The picture is cut into cells of 8x8 pixels. A cell is busy when it holds many colours and its brightness varies
+(a photo's texture); flat interface has one or two colours, and text is masked out with the boxes the text reader
+found. Busy cells that touch form regions; a region that fills most of its bounding box and is at least 64 pixels
+each way is a picture (smaller ones are icons). Its edges are then moved to the exact pixel where the picture meets
+the flat interface around it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+CELL = 8
+MIN_SIDE = 64  # pixels: smaller regions are icons
+BUSY_COLOURS = 10  # distinct colours (4 bits per channel) among a cell's 64 pixels
+BUSY_SPREAD = 6.0  # the standard deviation of a cell's brightness, in grey levels
+MIN_FILL = 0.6  # the share of a region's bounding box that its busy cells must fill
+MAX_SIDE_RATIO = 8  # a region longer than this many times its width is a rule or a toolbar, not a picture
+WORKING_SIDE = 2048  # larger pictures are searched on a reduced copy
+
+
+def find_pictures(image: Image.Image, text_boxes: list[Box] = ()) -> list[Box]:
+    """Boxes of the pictures inside `image`, in its pixels, top to bottom and left to right."""
+    import cv2
+
+    scale = max(1, -(-max(image.size) // WORKING_SIDE))  # a whole factor, so that cells stay square
+    small = image.convert("RGB")
+    if scale > 1:
+        small = small.reduce(scale)
+    rgb = np.asarray(small)
+    busy = _busy_cells(rgb)
+    for x, y, w, h in text_boxes:
+        x0, y0 = x // scale // CELL, y // scale // CELL
+        x1, y1 = -(-(x + w) // scale // CELL), -(-(y + h) // scale // CELL)
+        busy[y0:y1, x0:x1] = False
+    joined = cv2.morphologyEx(busy.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    found = []
+    for label in range(1, count):
+        cx, cy, cw, ch, cells = (int(v) for v in stats[label])
+        if cells < MIN_FILL * cw * ch or max(cw, ch) > MAX_SIDE_RATIO * min(cw, ch):
+            continue
+        box = _refine(rgb, (cx * CELL, cy * CELL, cw * CELL, ch * CELL))
+        box = tuple(v * scale for v in box)
+        if min(box[2], box[3]) >= MIN_SIDE:
+            found.append(box)
+    return sorted(found, key=lambda b: (b[1] // max(1, MIN_SIDE), b[0]))
+
+
+def _busy_cells(rgb: np.ndarray) -> np.ndarray:
+    """(rows, columns) of cells: True where a cell holds many colours and its brightness varies."""
+    rows, columns = rgb.shape[0] // CELL, rgb.shape[1] // CELL
+    pixels = rgb[:rows * CELL, :columns * CELL].astype(np.int32)
+    codes = ((pixels[..., 0] >> 4) << 8) | ((pixels[..., 1] >> 4) << 4) | (pixels[..., 2] >> 4)
+    cells = codes.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(rows, columns, CELL * CELL)
+    ordered = np.sort(cells, axis=2)
+    colours = 1 + np.count_nonzero(np.diff(ordered, axis=2), axis=2)
+    grey = pixels @ np.array([299, 587, 114]) / 1000.0
+    spread = grey.reshape(rows, CELL, columns, CELL).std(axis=(1, 3))
+    return (colours >= BUSY_COLOURS) & (spread >= BUSY_SPREAD)
+
+
+def _varied(strip: np.ndarray) -> bool:
+    """Whether a row or column of pixels belongs to a picture rather than to flat interface."""
+    if strip.size == 0:
+        return False
+    codes = ((strip[:, 0].astype(np.int32) >> 4) << 8) | ((strip[:, 1] >> 4) << 4) | (strip[:, 2] >> 4)
+    return len(np.unique(codes)) > max(3, strip.shape[0] // 16)
+
+
+def _refine(rgb: np.ndarray, box: Box) -> Box:
+    """Moves each edge of a cell-aligned box to the pixel where the picture begins: inwards over flat rows and
+    columns, outwards over varied ones (at most a cell each way)."""
+    height, width = rgb.shape[:2]
+    left, top, right, bottom = box[0], box[1], min(width, box[0] + box[2]), min(height, box[1] + box[3])
+    for _ in range(CELL):
+        if bottom - top > 1 and not _varied(rgb[top, left:right]):
+            top += 1
+        if bottom - top > 1 and not _varied(rgb[bottom - 1, left:right]):
+            bottom -= 1
+        if right - left > 1 and not _varied(rgb[top:bottom, left]):
+            left += 1
+        if right - left > 1 and not _varied(rgb[top:bottom, right - 1]):
+            right -= 1
+    for _ in range(CELL):
+        if top > 0 and _varied(rgb[top - 1, left:right]):
+            top -= 1
+        if bottom < height and _varied(rgb[bottom, left:right]):
+            bottom += 1
+        if left > 0 and _varied(rgb[top:bottom, left - 1]):
+            left -= 1
+        if right < width and _varied(rgb[top:bottom, right]):
+            right += 1
+    return left, top, right - left, bottom - top
+
+
+def where(box: Box, size: tuple[int, int]) -> str:
+    """Where a box's centre lies in a picture of `size`: "top left", "top", ..., "centre", ..., "bottom right"."""
+    column = min(2, int(3 * (box[0] + box[2] / 2) / size[0]))
+    row = min(2, int(3 * (box[1] + box[3] / 2) / size[1]))
+    vertical, horizontal = ("top", "", "bottom")[row], ("left", "", "right")[column]
+    return " ".join(part for part in (vertical, horizontal) if part) or "centre"
