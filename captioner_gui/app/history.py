@@ -109,14 +109,15 @@ class History:
         return entry
 
     def trim(self) -> None:
-        """Keeps the newest `limit` lines; deletes the thumbnails no kept line names (those of the dropped lines,
+        """Keeps the newest `limit` entries (and the damaged lines among them); deletes the thumbnails no kept line names (those of the dropped lines,
         and any a killed process left behind). Atomic: a new file replaces the old one."""
         for stale in self.folder.glob(f".{self.path.name}.*.tmp"):  # left by a process killed while trimming
             stale.unlink(missing_ok=True)
         lines = self._lines()
-        if len(lines) <= self.limit:
+        readable = [number for number, line in enumerate(lines) if _entry_or_none(line) is not None]
+        if len(readable) <= self.limit:
             return
-        kept = lines[len(lines) - self.limit:] if self.limit > 0 else []
+        kept = lines[readable[len(readable) - self.limit]:] if self.limit > 0 else []
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             _write_private(temporary, "".join(line + "\n" for line in kept).encode("utf-8"), sync=True)

@@ -593,8 +593,9 @@ class MainWindow(QMainWindow):
         self._add_history_item(entry, at_top=True)
 
     def _say_after(self, message: str) -> None:
-        """Like `tell`, but after the description, which stays in its field and is heard first."""
-        self.set_status(message)
+        """Like `tell`, but after the description, which stays in its field and is heard first (the status bar
+        shows it for a while over the "Ready" that follows)."""
+        self.statusBar().showMessage(message, 30000)
         self.announce(message, polite=True)
         self.say(message, interrupt=False)
 
