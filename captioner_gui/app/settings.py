@@ -54,6 +54,7 @@ class Settings:
                 value = default
             setattr(settings, field.name, value)
         settings._clamp()
+        _make_private(store.fileName())  # a file written by an older version, or by Qt itself, may be readable
         return settings
 
     def save(self, store: QSettings | None = None) -> None:
