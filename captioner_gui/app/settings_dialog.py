@@ -100,8 +100,8 @@ class SettingsDialog(QDialog):
         self.history = _named(QCheckBox("&Keep a history of descriptions"), "Keep a history",
                               "Past descriptions are saved on this computer only.")
         self.history.setChecked(settings.history)
-        self.history_limit = _named(QSpinBox(), "Descriptions kept in the history",
-                                    "The oldest are deleted first, with their thumbnails.")
+        self.history_limit = _named(QSpinBox(), "History size",
+                                    "Descriptions kept; the oldest are deleted first, with their thumbnails.")
         self.history_limit.setRange(*HISTORY_LIMITS)
         self.history_limit.setSingleStep(100)
         self.history_limit.setSuffix(" descriptions")
