@@ -109,8 +109,9 @@ class History:
         return entry
 
     def trim(self) -> None:
-        """Keeps the newest `limit` entries (and the damaged lines among them); deletes the thumbnails no kept line names (those of the dropped lines,
-        and any a killed process left behind). Atomic: a new file replaces the old one."""
+        """Keeps the newest `limit` entries (and the damaged lines among them); deletes the thumbnails no kept line
+        names (those of the dropped lines, and any a killed process left behind). Atomic: a new file replaces the
+        old one."""
         for stale in self.folder.glob(f".{self.path.name}.*.tmp"):  # left by a process killed while trimming
             stale.unlink(missing_ok=True)
         lines = self._lines()

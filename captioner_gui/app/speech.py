@@ -188,7 +188,8 @@ class Speaker:
     """Say things in order, or interrupting; every call returns at once.
 
     `record_dir`: each utterance's sound file is also kept there, numbered (CAPTIONER_SPEECH_DIR sets it in the
-    app), which is how the tests listen; otherwise a sound file is deleted once played. `on_error` gets a one-line message once if speech cannot work at all."""
+    app), which is how the tests listen; otherwise a sound file is deleted once played. `on_error` gets a one-line
+    message once if speech cannot work at all."""
 
     def __init__(self, record_dir: Path | None = None, on_error: Callable[[str], None] = lambda message: None):
         self.record_dir = Path(record_dir) if record_dir else None
