@@ -4,10 +4,8 @@ and the limits on what a client may send and what the app may answer."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
