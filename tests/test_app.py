@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
@@ -279,3 +280,87 @@ def test_two_hundred_descriptions_leave_python_and_memory_steady(qtbot, tiny_mlp
     # About 8 Qt calls a description: the broken release loses some 400 references every 50 descriptions.
     assert min(none_counts) > none_counts[0] - 100, f"references to None fell: {none_counts}"
     assert memory[-1] - memory[1] < 40, f"memory grew from {memory[1]:.0f} to {memory[-1]:.0f} MB"
+
+
+def write_history(folder, count):
+    """`count` entries written as the app writes them, plus the lines a damaged file can hold."""
+    from captioner_gui.app.history import History, HistoryEntry
+
+    history = History(folder, limit=10_000)
+    for number in range(count):
+        history.add(HistoryEntry(time="2025-01-01T10:00:00+00:00", text=f"description {number}", source="screen"))
+    with history.path.open("a") as file:
+        file.write(json.dumps({"time": None, "text": "no time", "source": "screen"}) + "\n")
+        file.write(json.dumps({"time": "2025-01-01T10:00:00+00:00", "text": 7, "source": "screen"}) + "\n")
+        file.write(json.dumps({"time": "2025-01-01T10:00:00+00:00", "text": "escapes", "source": "screen",
+                               "thumbnail": "../../settings.png"}) + "\n")
+        file.write('{"time": "2025-01-01T10:0')  # torn by a killed process
+    return history
+
+
+def test_the_window_lists_the_newest_200_and_the_file_keeps_what_settings_say(qtbot, tiny_mlp, tmp_path):
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.settings_dialog import SettingsDialog
+
+    write_history(tmp_path / "data", 250)
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    try:  # the lines of wrong types were skipped, not fatal
+        window = app.window
+        assert window.history_list.count() == 200
+        assert window.history_list.item(0).text().startswith("escapes")  # newest first
+        assert window.history_list.item(1).text().startswith("description 249")
+        assert window.history_list.item(199).text().startswith("description 51")
+
+        dialog = SettingsDialog(window.settings, app.speaker, None, window)
+        assert dialog.history_limit.value() == 1000 and not dialog.keep_screen_pictures.isChecked()
+        dialog.history_limit.setValue(100)
+        window.apply_settings(dialog.result_settings())
+        assert Settings.load().history_limit == 100
+        assert len(app.history.entries()) == 100
+        assert window.history_list.count() == 100
+        assert (Path(QSettings().fileName()).stat().st_mode & 0o777) == 0o600  # only the user reads the settings
+    finally:
+        stop_app(app)
+
+
+def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tiny_mlp):
+    from dataclasses import replace
+
+    from captioner_gui.app.worker import Request
+
+    app.window.submit(Request(name="Screen", source="screen", image=noise_image(5, (160, 100))))
+    app.described(qtbot)
+    [line] = history_lines(app)
+    assert line["source"] == "screen" and line["text"] and line["thumbnail"] == ""
+    assert not app.history.thumbnails.exists()
+
+    app.window.apply_settings(replace(app.window.settings, keep_screen_pictures=True))
+    app.window.submit(Request(name="Window", source="window", image=noise_image(6, (160, 100))))
+    app.described(qtbot)
+    line = history_lines(app)[-1]
+    assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
+
+
+def test_a_history_that_cannot_be_written_is_said_once_and_the_answer_still_comes(qtbot, tiny_mlp, tmp_path,
+                                                                                 photos):
+    from captioner_gui.app.settings import Settings
+
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the history's folder should be")
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), not_a_folder, tmp_path / "speech")
+    said, say = [], app.window.say
+    app.window.say = lambda text, interrupt=True: (said.append(text), say(text, interrupt))
+    try:
+        QGuiApplication.clipboard().setImage(QImage(str(photos[0])))
+        replies = []
+        for _ in range(2):  # as `captioner describe-screen --clipboard` asks
+            app.window.handle_remote({"command": "describe", "what": "clipboard"}, replies.append)
+            qtbot.waitUntil(lambda count=len(replies): len(replies) > count, timeout=60000)
+        assert [set(r) for r in replies] == [{"text", "blank"}] * 2 and replies[0]["text"]
+        assert app.window.result.toPlainText() == replies[1]["text"]  # the description stays in its field
+        problems = [text for text in said if "history could not be saved" in text]
+        assert len(problems) == 1 and "Settings" in problems[0]
+        assert "history could not be saved" in app.window.statusBar().currentMessage()
+        assert not_a_folder.read_text().startswith("a file")  # nothing the user had was touched
+    finally:
+        stop_app(app)

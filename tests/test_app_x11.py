@@ -2,8 +2,12 @@
 
 import json
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +98,31 @@ def test_first_run_downloads_the_model_then_describes(xserver, tmp_path, full_ml
     assert json.loads((models / "coco" / "manifest.json").read_text())["name"] == "coco"
     assert (models / "coco" / "coco_weights.pt").read_bytes() == full_mlp.weights.read_bytes()
     assert entry["source"] == str(photo) and entry["model"] == "coco" and entry["text"]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_quits_cleanly_and_leaves_no_socket_and_no_speech(xserver, tmp_path, tiny_mlp, signal_number):
+    """A logout's SIGTERM (or Ctrl+C's SIGINT) while a description is being spoken: the app quits with 0, its
+    socket is gone and no spoken words stay in the temporary folder."""
+    photo = tmp_path / "photo.png"
+    noise_image(5, (320, 240)).save(photo)
+    runtime = Path(tempfile.mkdtemp(prefix="cap-run-"))  # short: a socket's path has a length limit
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    slow_player = f"{sys.executable} -c 'import time; time.sleep(60)'"  # still speaking when the signal comes
+    try:
+        gui, window = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder, photo, XDG_RUNTIME_DIR=str(runtime),
+                                TMPDIR=str(temporary), CAPTIONER_PLAYER=slow_player)
+        try:
+            wait_for(lambda: history(tmp_path), 90, "the description")
+            assert wait_for(lambda: list(runtime.glob("captioner*.socket")), 10, "the app's socket")
+            assert wait_for(lambda: list(temporary.rglob("*.wav")), 30, "the sound being played")
+            gui.send_signal(signal_number)
+            assert gui.wait(30) == 0, gui.stdout.read()
+        finally:
+            if gui.poll() is None:
+                gui.kill()
+        assert list(runtime.glob("captioner*")) == []  # (the audio system may keep a folder of its own there)
+        assert list(temporary.rglob("*.wav")) == [] and list(temporary.glob("captioner-speech-*")) == []
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)

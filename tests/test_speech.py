@@ -2,6 +2,7 @@
 
 import sys
 import time
+from pathlib import Path
 
 from app_helpers import loudness
 from captioner_gui.app.speech import Speaker
@@ -67,6 +68,25 @@ def test_a_new_description_cuts_off_the_one_being_spoken(tmp_path, monkeypatch):
     starts = [float(line.split()[0]) for line in log.read_text().splitlines()]
     assert len(starts) == 2  # the first and the second; the stop came before the third
     assert starts[1] - asked < 1.0  # the second did not wait for the first to finish
+
+
+def test_a_spoken_sound_file_is_deleted_once_played(tmp_path, monkeypatch):
+    """Without CAPTIONER_SPEECH_DIR no spoken words stay on disk: the player (a stand-in that notes and copies what
+    it plays) gets a file that is gone as soon as it has played."""
+    log, copy, player = tmp_path / "played.log", tmp_path / "heard.wav", tmp_path / "player.py"
+    player.write_text("import shutil, sys\n"
+                      f"open({str(log)!r}, 'a').write(sys.argv[1] + '\\n')\n"
+                      f"shutil.copyfile(sys.argv[1], {str(copy)!r})\n")
+    monkeypatch.setenv("CAPTIONER_PLAYER", f"{sys.executable} {player}")
+    speaker = Speaker()
+    try:
+        speaker.say(DESCRIPTIONS[0])
+        assert speaker.wait_until_quiet(30)
+        [played] = log.read_text().splitlines()
+        assert loudness(copy)[1] > 300  # it was spoken
+        assert not Path(played).exists()  # and deleted at once, while the speaker goes on
+    finally:
+        speaker.close()
 
 
 def test_pyttsx3_renders_three_descriptions_in_a_row(tmp_path):

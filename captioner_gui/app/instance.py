@@ -4,6 +4,12 @@ The protocol is one JSON object per line. Requests: {"command": "show"} or {"com
 "what": "screen"|"window"|"region"|"clipboard", "region": [x, y, w, h]?, "all_monitors": bool?}. The app answers
 a describe with {"text": ...} or {"error": ...} once the description is done (the socket stays open until then).
 Only QtCore and QtNetwork are used, so the command line can be a client without starting a GUI.
+
+Only the user's own processes may talk to it: a description of the screen is private, and a request makes the app
+take a picture of the screen. So the socket lives in a folder only the user can enter (XDG_RUNTIME_DIR, else a
+0700 folder of ours in the temporary folder), both ends check who is at the other end where the system tells
+(Linux: SO_PEERCRED; macOS: the folder's owner and mode stand for getpeereid), and messages are bounded in size,
+depth and time. On Windows the socket is a named pipe whose access list admits the user only (UserAccessOption).
 """
 
 from __future__ import annotations
@@ -12,40 +18,169 @@ import getpass
 import json
 import os
 import re
+import socket as pysocket
+import stat
+import struct
+import sys
+import tempfile
+from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+MAX_MESSAGE = 64 * 1024  # bytes in one request or answer
+MAX_DEPTH = 8  # nesting of JSON objects and lists in one message (the real ones have 2)
+IDLE_TIMEOUT_MS = 10_000  # a connection that sends no whole request for this long is closed
+BAD_ANSWER = ("The running app gave an answer that makes no sense; quit it (Ctrl+Q in its window) and start "
+              "captioner-gui again.")
+
+
+class InstanceError(Exception):
+    """The place of the socket is not safe to use; the message says what to do."""
+
+
+def socket_folder() -> Path:
+    """A folder that only this user can enter: XDG_RUNTIME_DIR when it is one, else `captioner-UID` in the
+    temporary folder, made 0700. Raises InstanceError when that one belongs to someone else or others may enter it
+    (another user could then answer in the app's place)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and _private_folder_problem(Path(runtime)) is None:
+        return Path(runtime)
+    folder = Path(tempfile.gettempdir()) / f"captioner-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise InstanceError(f"The app's folder {folder} could not be made ({exc.strerror}).") from None
+    problem = _private_folder_problem(folder)
+    if problem is not None:
+        raise InstanceError(f"{folder} {problem}, so other users could reach the app: delete it (or set "
+                            "XDG_RUNTIME_DIR to a folder of yours), then start captioner-gui again.")
+    return folder
+
+
+def _private_folder_problem(folder: Path) -> str | None:
+    """Why `folder` is not private to this user, or None when it is (not a link, ours, mode 0700 or stricter)."""
+    try:
+        info = folder.lstat()
+    except OSError:
+        return "cannot be read"
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a folder"
+    if info.st_uid != os.getuid():
+        return "belongs to another user"
+    if info.st_mode & 0o077:
+        return "may be entered by other users"
+    return None
 
 
 def server_name() -> str:
-    """Per user and per display, so that two people on one machine, or two desktop sessions, each have their app."""
-    try:
-        user = getpass.getuser()
-    except Exception:
-        user = "user"
+    """Per user and per display, so that two people on one machine, or two desktop sessions, each have their app.
+    On Unix a path in `socket_folder()`; on Windows a pipe name (per user by its access list)."""
     display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or ""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"captioner-{user}{'-' + display if display else ''}")
+    suffix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"-{display}") if display else ""
+    if sys.platform == "win32":
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = "user"
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"captioner-{user}") + suffix
+    return str(socket_folder() / f"captioner{suffix}.socket")
+
+
+def peer_uid(socket: QLocalSocket) -> int | None:
+    """The user id of the process at the other end of a connected socket (Linux's SO_PEERCRED), or None where the
+    system cannot tell this way (macOS and Windows rely on the folder and the pipe's access list)."""
+    if not hasattr(pysocket, "SO_PEERCRED"):
+        return None
+    descriptor = int(socket.socketDescriptor())
+    if descriptor < 0:
+        return None
+    with pysocket.fromfd(descriptor, pysocket.AF_UNIX, pysocket.SOCK_STREAM) as duplicate:  # Qt keeps its own
+        credentials = duplicate.getsockopt(pysocket.SOL_SOCKET, pysocket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return uid
+
+
+def _is_ours(socket: QLocalSocket) -> bool:
+    uid = peer_uid(socket)
+    return uid is None or uid == os.getuid()
+
+
+def parse_message(line: bytes) -> dict | None:
+    """One message as a dict, or None when it is too long, too deep, not JSON or not an object."""
+    if len(line) > MAX_MESSAGE:
+        return None
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(message, dict) or _depth(message) > MAX_DEPTH:
+        return None
+    return message
+
+
+def _depth(value) -> int:
+    deepest, waiting = 0, [(value, 1)]
+    while waiting:
+        item, depth = waiting.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            waiting.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def answer_makes_sense(answer: dict, command: str) -> bool:
+    """Whether an answer has the shape the command expects: {"error": text}, a describe's {"text": text, ...},
+    or {"ok": true}."""
+    if "error" in answer:
+        return isinstance(answer["error"], str) and bool(answer["error"].strip())
+    if command == "describe":
+        return isinstance(answer.get("text"), str) and isinstance(answer.get("blank", False), bool)
+    return answer.get("ok") is True
 
 
 def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500) -> dict | None:
-    """Sends a request to the running app and waits for its answer. None when no app runs."""
+    """Sends a request to the running app and waits for its answer. None when no app of this user runs."""
+    try:
+        name = server_name()
+    except InstanceError:
+        return None  # no app of ours can listen there either
     socket = QLocalSocket()
-    socket.connectToServer(server_name())
+    socket.connectToServer(name)
     if not socket.waitForConnected(connect_ms):
+        return None
+    if not _is_ours(socket):
+        socket.abort()
         return None
     socket.write((json.dumps(request) + "\n").encode())
     socket.flush()
     socket.waitForBytesWritten(connect_ms)
+    buffer = _read_line(socket, timeout_ms)
+    socket.abort()
+    if buffer is None:
+        return {"error": "The running app did not answer in time."}
+    answer = parse_message(buffer)
+    if answer is None or not answer_makes_sense(answer, str(request.get("command"))):
+        return {"error": BAD_ANSWER}
+    if "error" in answer:
+        answer["error"] = " ".join(answer["error"].split())  # one line, whatever the app sent
+    return answer
+
+
+def _read_line(socket: QLocalSocket, timeout_ms: int) -> bytes | None:
+    """The first line the other end sends (at most MAX_MESSAGE bytes and a little), or None when none came."""
     buffer = b""
-    while b"\n" not in buffer:
+    while b"\n" not in buffer and len(buffer) <= MAX_MESSAGE:
+        buffer += bytes(socket.readAll().data())  # what arrived already, even if the other end has closed
+        if b"\n" in buffer or len(buffer) > MAX_MESSAGE:
+            break
         if not socket.waitForReadyRead(timeout_ms):
-            return {"error": "The running app did not answer in time."}
-        buffer += bytes(socket.readAll().data())
-    socket.disconnectFromServer()
-    try:
-        return json.loads(buffer.split(b"\n", 1)[0])
-    except ValueError:
-        return {"error": "The running app gave an answer this command cannot read."}
+            buffer += bytes(socket.readAll().data())
+            if b"\n" not in buffer:
+                return None
+    return buffer.split(b"\n", 1)[0]
 
 
 class InstanceServer(QObject):
@@ -53,43 +188,76 @@ class InstanceServer(QObject):
 
     requested = Signal(dict, object)
 
-    def __init__(self):
+    def __init__(self, idle_timeout_ms: int = IDLE_TIMEOUT_MS):
         super().__init__()
+        self.idle_timeout_ms = idle_timeout_ms
         self.server = QLocalServer(self)
+        # On Windows this gives the pipe an access list for this user only; on Unix the socket file 0700.
         self.server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
         self.server.newConnection.connect(self._connected)
         self._buffers: dict[QLocalSocket, bytes] = {}
+        self._timers: dict[QLocalSocket, QTimer] = {}
 
     def listen(self) -> bool:
-        """Starts listening; False when another instance already does.
+        """Starts listening; False when another instance already does. Raises InstanceError when the socket's
+        folder is not private (the message says what to do).
 
         Asked first, because listening with socket options can take the name over from a live server."""
+        name = server_name()
         if send({"command": "ping"}, timeout_ms=2000) is not None:
             return False
-        QLocalServer.removeServer(server_name())  # a stale socket left by a crash
-        return self.server.listen(server_name())
+        QLocalServer.removeServer(name)  # a stale socket left by a crash
+        return self.server.listen(name)
+
+    def close(self) -> None:
+        """Stops listening and removes the socket file."""
+        self.server.close()
 
     def _connected(self) -> None:
         while self.server.hasPendingConnections():
             socket = self.server.nextPendingConnection()
+            if not _is_ours(socket):  # another user: not a word
+                socket.abort()
+                socket.deleteLater()
+                continue
             self._buffers[socket] = b""
+            timer = QTimer(socket)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda socket=socket: socket.abort())
+            timer.start(self.idle_timeout_ms)
+            self._timers[socket] = timer
             socket.readyRead.connect(lambda socket=socket: self._read(socket))
             socket.disconnected.connect(lambda socket=socket: self._gone(socket))
 
     def _gone(self, socket: QLocalSocket) -> None:
         self._buffers.pop(socket, None)
+        self._timers.pop(socket, None)
         socket.deleteLater()
 
     def _read(self, socket: QLocalSocket) -> None:
-        buffer = self._buffers.get(socket, b"") + bytes(socket.readAll().data())
+        if socket not in self._buffers:
+            return
+        buffer = self._buffers[socket] + bytes(socket.readAll().data())
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
-            try:
-                request = json.loads(line)
-            except ValueError:
+            request = parse_message(line)
+            if request is None:
+                _reply(socket, {"error": "The app could not read this request."})
                 continue
-            self.requested.emit(request, lambda answer, socket=socket: _reply(socket, answer))
-        self._buffers[socket] = buffer
+            self._timers[socket].stop()  # a description may take long; the reply restarts the clock
+            self.requested.emit(request, lambda answer, socket=socket: self._answer(socket, answer))
+        if len(buffer) > MAX_MESSAGE:
+            _reply(socket, {"error": "The request is too long."})
+            socket.disconnectFromServer()
+            return
+        if socket in self._buffers:  # not gone meanwhile
+            self._buffers[socket] = buffer
+
+    def _answer(self, socket: QLocalSocket, answer: dict) -> None:
+        _reply(socket, answer)
+        timer = self._timers.get(socket)
+        if timer is not None:
+            timer.start(self.idle_timeout_ms)
 
 
 def _reply(socket: QLocalSocket, answer: dict) -> None:

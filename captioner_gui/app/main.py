@@ -4,10 +4,12 @@ download when the model is missing. Image files given on the command line are de
 from __future__ import annotations
 
 import argparse
+import signal
+import socket
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, QSocketNotifier, Qt
 from PySide6.QtWidgets import QApplication
 
 from captioner_gui import __version__
@@ -37,13 +39,18 @@ def main(argv: list[str] | None = None) -> int:
     app.setDesktopFileName(APP_ID)  # the app's id for Wayland desktops and their portals
     app.setQuitOnLastWindowClosed(True)
 
-    from .instance import InstanceServer, send
+    from .instance import InstanceError, InstanceServer, send
 
     instance = InstanceServer()
-    if not instance.listen():  # the app runs already: bring its window to the front instead of loading a model
-        send({"command": "show"}, timeout_ms=5000)
-        print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
-        return 0
+    instance_problem = None
+    try:
+        if not instance.listen():  # the app runs already: bring its window to the front instead of loading a model
+            send({"command": "show"}, timeout_ms=5000)
+            print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
+            return 0
+    except InstanceError as exc:  # the app works, but `captioner describe-screen` cannot reach it
+        instance_problem = f"captioner describe-screen cannot reach the app: {exc}"
+        print(instance_problem, file=sys.stderr)
 
     from captioner_gui.engine import default_models_dir
 
@@ -89,12 +96,36 @@ def main(argv: list[str] | None = None) -> int:
         window.showMinimized()
     window.drop_area.setFocus()
     hotkeys.register(settings.hotkeys())
+    if instance_problem:
+        window.tell(instance_problem)
+    quit_on_signals(app, window.close)
     try:
         return app.exec()
     finally:
+        instance.close()
         hotkeys.unregister()
         worker.stop()
         speaker.close()
+
+
+def quit_on_signals(app: QApplication, close) -> None:
+    """SIGTERM (a logout, `kill`) and SIGINT (Ctrl+C) quit as Ctrl+Q does, so that the socket and the speech files
+    are removed on the way out. Python runs its handlers only when it gets control, and Qt's event loop may wait in
+    C for long: a byte on a wake-up socket that Qt watches gives Python that moment."""
+    wake_reader, wake_writer = socket.socketpair()
+    for end in (wake_reader, wake_writer):
+        end.setblocking(False)
+    signal.set_wakeup_fd(wake_writer.fileno())
+    notifier = QSocketNotifier(wake_reader.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_: wake_reader.recv(64))  # the handler itself has run by now
+
+    def quit_now(*_):
+        close()
+        app.quit()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, quit_now)
+    app._wake_up_sockets = (wake_reader, wake_writer)  # kept open as long as the app
 
 
 if __name__ == "__main__":

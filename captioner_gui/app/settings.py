@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QSettings
 
+HISTORY_LIMITS = (10, 100_000)  # what "keep at most N descriptions" may be set to
 DECODINGS = ("beam", "greedy")
 DEVICES = ("auto", "cpu", "cuda")
 # Ctrl+Alt+Shift+letter: free in NVDA, JAWS, Narrator and the common applications.
@@ -27,6 +29,8 @@ class Settings:
     use_screen_reader: bool = True  # send descriptions to a running screen reader instead of our own voice
     auto_copy: bool = False
     history: bool = True
+    history_limit: int = 1000  # descriptions kept on disk; the oldest are dropped first
+    keep_screen_pictures: bool = False  # thumbnails of screen captures (they can show mail, banking, passwords)
     all_monitors: bool = False  # "describe the screen" takes every monitor, not only the one with the pointer
     hotkey_screen: str = DEFAULT_HOTKEYS["screen"]
     hotkey_window: str = DEFAULT_HOTKEYS["window"]
@@ -51,6 +55,7 @@ class Settings:
                 value = default
             setattr(settings, field.name, value)
         settings._clamp()
+        _make_private(store.fileName())  # a file written by an older version, or by Qt itself, may be readable
         return settings
 
     def save(self, store: QSettings | None = None) -> None:
@@ -59,6 +64,7 @@ class Settings:
         for field in fields(self):
             store.setValue(field.name, getattr(self, field.name))
         store.sync()
+        _make_private(store.fileName())
 
     def _clamp(self) -> None:
         defaults = Settings()
@@ -69,8 +75,18 @@ class Settings:
         self.beam_size = min(max(self.beam_size, 1), 20)
         self.rate = min(max(self.rate, 80), 450)
         self.volume = min(max(self.volume, 0), 100)
+        self.history_limit = min(max(self.history_limit, HISTORY_LIMITS[0]), HISTORY_LIMITS[1])
         if not self.model.strip():
             self.model = defaults.model
 
     def hotkeys(self) -> dict[str, str]:
         return {action: getattr(self, f"hotkey_{action}") for action in DEFAULT_HOTKEYS}
+
+
+def _make_private(path: str) -> None:
+    """The settings file (where it is a file, not the registry) readable by the user only."""
+    if os.path.isfile(path):
+        try:
+            os.chmod(path, 0o600)
+        except OSError:
+            pass  # a file of another owner: nothing we may change

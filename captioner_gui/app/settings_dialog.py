@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QKeySequenceEdit, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
                                QWidget)
 
-from .settings import DEFAULT_HOTKEYS, Settings
+from .settings import DEFAULT_HOTKEYS, HISTORY_LIMITS, Settings
 from .speech import Speaker
 
 
@@ -100,6 +100,24 @@ class SettingsDialog(QDialog):
         self.history = _named(QCheckBox("&Keep a history of descriptions"), "Keep a history",
                               "Past descriptions are saved on this computer only.")
         self.history.setChecked(settings.history)
+        self.history_limit = _named(QSpinBox(), "History size",
+                                    "Descriptions kept; the oldest are deleted first, with their thumbnails.")
+        self.history_limit.setRange(*HISTORY_LIMITS)
+        self.history_limit.setSingleStep(100)
+        self.history_limit.setSuffix(" descriptions")
+        self.history_limit.setValue(settings.history_limit)
+        self.keep_screen_pictures = _named(
+            QCheckBox("Keep &pictures of the screen in the history"), "Keep pictures of the screen in the history",
+            "Off: descriptions of the screen, a window or a region are kept without a thumbnail, since the screen "
+            "can show mail, banking or passwords.")
+        self.keep_screen_pictures.setChecked(settings.keep_screen_pictures)
+        self.history.toggled.connect(self._history_toggled)
+        self._history_toggled(settings.history)
+        history_form = QFormLayout()
+        history_label = QLabel("&History size:")
+        history_label.setBuddy(self.history_limit)
+        history_form.addRow(history_label, self.history_limit)
+        history_form.addRow(self.keep_screen_pictures)
         self.all_monitors = _named(QCheckBox("Describe &all monitors together"), "Describe all monitors together",
                                    "Off: 'describe the screen' takes the monitor the mouse pointer is on.")
         self.all_monitors.setChecked(settings.all_monitors)
@@ -131,9 +149,14 @@ class SettingsDialog(QDialog):
         layout.addWidget(speech_box)
         layout.addWidget(self.auto_copy)
         layout.addWidget(self.history)
+        layout.addLayout(history_form)
         layout.addWidget(self.all_monitors)
         layout.addWidget(hotkey_box)
         layout.addWidget(buttons)
+
+    def _history_toggled(self, keep: bool) -> None:
+        self.history_limit.setEnabled(keep)
+        self.keep_screen_pictures.setEnabled(keep)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with manifest.json)")
@@ -154,6 +177,8 @@ class SettingsDialog(QDialog):
         self.volume.setValue(defaults.volume)
         self.auto_copy.setChecked(defaults.auto_copy)
         self.history.setChecked(defaults.history)
+        self.history_limit.setValue(defaults.history_limit)
+        self.keep_screen_pictures.setChecked(defaults.keep_screen_pictures)
         self.all_monitors.setChecked(defaults.all_monitors)
         for key, edit in self.hotkeys.items():
             edit.setKeySequence(QKeySequence(DEFAULT_HOTKEYS[key]))
@@ -169,6 +194,7 @@ class SettingsDialog(QDialog):
             speech=self.speech.isChecked(), use_screen_reader=self.use_screen_reader.isChecked(),
             voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
+            history_limit=self.history_limit.value(), keep_screen_pictures=self.keep_screen_pictures.isChecked(),
             all_monitors=self.all_monitors.isChecked(), **hotkeys,
         )
 

@@ -188,7 +188,8 @@ class Speaker:
     """Say things in order, or interrupting; every call returns at once.
 
     `record_dir`: each utterance's sound file is also kept there, numbered (CAPTIONER_SPEECH_DIR sets it in the
-    app), which is how the tests listen. `on_error` gets a one-line message once if speech cannot work at all."""
+    app), which is how the tests listen; otherwise a sound file is deleted once played. `on_error` gets a one-line
+    message once if speech cannot work at all."""
 
     def __init__(self, record_dir: Path | None = None, on_error: Callable[[str], None] = lambda message: None):
         self.record_dir = Path(record_dir) if record_dir else None
@@ -266,8 +267,11 @@ class Speaker:
                 elif order.kind == "say":
                     sound = self._synthesize(synthesizer, order.text, scratch)
                     if sound is not None:
-                        player.play(sound)
-                        self._wait_while_playing(player, pending)
+                        try:
+                            player.play(sound)
+                            self._wait_while_playing(player, pending)
+                        finally:
+                            sound.unlink(missing_ok=True)  # played (or cut off): no spoken words left on disk
                 if order.kind == "say":
                     self._finished(1)
         finally:
@@ -325,9 +329,11 @@ class Speaker:
         try:
             written = synthesizer.write(text, path, *self.settings)
         except Exception as exc:
+            path.unlink(missing_ok=True)
             self.on_error(f"Speech failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
             return None
         if not written:
+            path.unlink(missing_ok=True)
             self.on_error("Speech failed: the text-to-speech engine wrote no sound.")
             return None
         self.spoken += 1

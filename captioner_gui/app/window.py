@@ -26,6 +26,7 @@ from .worker import CAPTURES, Answer, CaptionWorker, Request
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
                 "All files (*)")
 DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
+HISTORY_SHOWN = 200  # newest entries in the window's list (the file keeps up to Settings' limit)
 
 
 def _scaled_font(widget: QWidget, factor: float):
@@ -94,6 +95,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings, self.worker, self.speaker, self.history = settings, worker, speaker, history
         self.models_dir = models_dir
+        self.history.limit = settings.history_limit
+        self._history_failing = False  # a history write failed and the user was told; said again after a success
         self.pending: dict[int, Request] = {}
         self.waiting_for_model: list[str] = []  # files to describe once a model is ready
         self.last: Answer | None = None
@@ -474,11 +477,7 @@ class MainWindow(QMainWindow):
             if self.settings.auto_copy:
                 QGuiApplication.clipboard().setText(answer.text)
             if self.settings.history:
-                entry = self.history.add(HistoryEntry(
-                    time=datetime.now().astimezone().isoformat(timespec="seconds"), text=answer.text,
-                    source=request.source, model=answer.model, seconds=round(answer.seconds, 3)),
-                    answer.thumbnail_png)
-                self._add_history_item(entry, at_top=True)
+                self._keep_in_history(answer)
         if request.on_done is not None:
             request.on_done({"error": answer.error} if answer.error else
                             {"text": answer.text, "blank": answer.blank, "description": answer.details})
@@ -498,9 +497,10 @@ class MainWindow(QMainWindow):
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
 
-    def announce(self, text: str) -> None:
+    def announce(self, text: str, polite: bool = False) -> None:
         event = QAccessibleAnnouncementEvent(self.result, text)
-        event.setPoliteness(QAccessible.AnnouncementPoliteness.Assertive)
+        event.setPoliteness(QAccessible.AnnouncementPoliteness.Polite if polite
+                            else QAccessible.AnnouncementPoliteness.Assertive)
         QAccessible.updateAccessibility(event)
 
     def say(self, text: str, interrupt: bool = True) -> None:
@@ -537,18 +537,51 @@ class MainWindow(QMainWindow):
         visible = self.settings.history
         for widget in (self.history_label, self.history_list, self.clear_button):
             widget.setVisible(visible)
-        if visible:
-            for entry in self.history.entries():
-                self._add_history_item(entry, at_top=True)
+        if not visible:
+            return
+        try:
+            entries = self.history.entries()[-HISTORY_SHOWN:]
+        except OSError as exc:  # the file is there but cannot be read: say so, and leave it as it is
+            self.tell(f"The history could not be read ({exc.strerror or exc}). Check that you may read "
+                      f"{self.history.path}.")
+            return
+        for entry in entries:
+            self._add_history_item(entry, at_top=True)
+
+    def _keep_in_history(self, answer: Answer) -> None:
+        """Adds the description to the history file and list. A disk that refuses is said once, and never stops
+        the description from reaching whoever asked for it."""
+        request = answer.request
+        keep_picture = request.source not in CAPTURES or self.settings.keep_screen_pictures
+        entry = HistoryEntry(time=datetime.now().astimezone().isoformat(timespec="seconds"), text=answer.text,
+                             source=request.source, model=answer.model, seconds=round(answer.seconds, 3))
+        try:
+            entry = self.history.add(entry, answer.thumbnail_png if keep_picture else None)
+        except (OSError, ValueError) as exc:  # a full disk, no permission, a name that cannot be written
+            if not self._history_failing:
+                self._history_failing = True
+                self._say_after(f"The history could not be saved ({getattr(exc, 'strerror', None) or exc}). Free "
+                                "some disk space, or turn the history off in Settings.")
+            return
+        self._history_failing = False
+        self._add_history_item(entry, at_top=True)
+
+    def _say_after(self, message: str) -> None:
+        """Like `tell`, but after the description, which stays in its field and is heard first (the status bar
+        shows it for a while over the "Ready" that follows)."""
+        self.statusBar().showMessage(message, 30000)
+        self.announce(message, polite=True)
+        self.say(message, interrupt=False)
 
     def _add_history_item(self, entry: HistoryEntry, at_top: bool) -> None:
         try:
             when = datetime.fromisoformat(entry.time).strftime("%Y-%m-%d %H:%M")
         except ValueError:
             when = entry.time
-        item = QListWidgetItem(f"{entry.text}\n{when}, {_source_label(entry.source)}")
+        first = entry.text.split("\n", 1)[0]  # the summary; the whole description is shown on Enter
+        item = QListWidgetItem(f"{first}\n{when}, {_source_label(entry.source)}")
         item.setData(Qt.ItemDataRole.UserRole, entry.text)
-        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{entry.text} ({when}, {_source_label(entry.source)})")
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{first} ({when}, {_source_label(entry.source)})")
         thumbnail = self.history.thumbnail_path(entry)
         if thumbnail is not None:
             item.setIcon(QIcon(str(thumbnail)))
@@ -556,6 +589,8 @@ class MainWindow(QMainWindow):
             self.history_list.insertItem(0, item)
         else:
             self.history_list.addItem(item)
+        while self.history_list.count() > HISTORY_SHOWN:
+            self.history_list.takeItem(self.history_list.count() - 1)
 
     def _history_item_activated(self, item: QListWidgetItem) -> None:
         text = item.data(Qt.ItemDataRole.UserRole)
@@ -588,7 +623,14 @@ class MainWindow(QMainWindow):
         self.worker.set_decoding(new.decoding, new.beam_size, new.rerank)
         if (new.model, new.device) != (old.model, old.device):
             self.load_model()
-        if new.history != old.history:
+        self.history.limit = new.history_limit
+        if new.history_limit < old.history_limit:
+            try:
+                self.history.trim()
+            except OSError as exc:
+                self.tell(f"The history could not be shortened ({exc.strerror or exc}). Check the disk, then save "
+                          "the settings again.")
+        if (new.history, new.history_limit) != (old.history, old.history_limit):
             self.load_history()
         self.settings_changed.emit()
 

@@ -1,0 +1,264 @@
+"""The single-instance socket against another local user (run as `nobody` with runuser; the tests run as root),
+and the limits on what a client may send and what the app may answer."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from captioner_gui.app import instance
+from captioner_gui.app.instance import InstanceError, InstanceServer, send, server_name
+from cli_helpers import one_line_error, run_captioner
+
+NOBODY_PYTHON = shutil.which("python3", path=os.defpath)  # one that `nobody` may run (the tests' may be in a home)
+
+CLIENT = """
+import json, socket, sys
+client = socket.socket(socket.AF_UNIX)
+try:
+    client.connect(sys.argv[1])
+except OSError as exc:
+    print(json.dumps({"connect": type(exc).__name__})); sys.exit()
+client.settimeout(10)
+try:
+    client.sendall(b'{"command": "describe", "what": "screen"}\\n')
+    answer = client.recv(65536)
+except OSError as exc:  # the app closed the connection first
+    answer = type(exc).__name__.encode()
+print(json.dumps({"connect": "ok", "answer": answer.decode(errors="replace")}))
+"""
+
+IMPOSTER = """
+import json, os, socket, sys
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+listener.listen()
+print("listening", flush=True)
+while True:
+    client, _ = listener.accept()
+    client.recv(65536)
+    client.sendall(json.dumps({"ok": True, "text": "Whatever nobody wants you to hear."}).encode() + b"\\n")
+    client.close()
+"""
+
+
+def as_nobody(script: str, *args, background: bool = False):
+    command = ["runuser", "-u", "nobody", "--", NOBODY_PYTHON, "-c", script, *map(str, args)]
+    if background:
+        return subprocess.Popen(command, cwd="/", stdout=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd="/", capture_output=True, text=True, timeout=60)
+
+
+def shared_folder() -> Path:
+    """A folder like the temporary folder: everyone may write in it."""
+    folder = Path(tempfile.mkdtemp(prefix="cap-shared-"))
+    folder.chmod(0o1777)
+    return folder
+
+
+@pytest.fixture
+def runtime(monkeypatch):
+    """The user's private runtime folder (short: a socket's path has a length limit) and a display of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="cap-run-"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    monkeypatch.setenv("DISPLAY", f":t{os.getpid()}")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server(qapp, runtime):
+    """The app's server, answering a ping and a describe as the window would; `requests` lists what reached it."""
+    listening = InstanceServer(idle_timeout_ms=500)
+    listening.requests = []
+
+    def answer(request, reply):
+        listening.requests.append(request)
+        reply({"ok": True} if request.get("command") == "ping" else {"text": "A dog.", "blank": False})
+
+    listening.requested.connect(answer)
+    assert listening.listen()
+    yield listening
+    listening.close()
+
+
+def finished(qtbot, process, timeout=30000):
+    """Waits for a child process while Qt's event loop turns (the server lives in it)."""
+    qtbot.waitUntil(lambda: process.poll() is not None, timeout=timeout)
+    return process.stdout.read()
+
+
+def test_the_socket_is_in_the_users_own_folder(server, runtime):
+    path = Path(server_name())
+    assert path.parent == runtime and path.exists()
+    assert (runtime.stat().st_mode & 0o777) == 0o700
+
+
+def test_without_xdg_runtime_dir_the_app_makes_a_private_folder_and_refuses_one_another_user_made(qapp, monkeypatch):
+    temporary = shared_folder()
+    try:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        monkeypatch.setenv("TMPDIR", str(temporary))
+        monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+        folder = instance.socket_folder()
+        assert folder == temporary / f"captioner-{os.getuid()}" and (folder.stat().st_mode & 0o777) == 0o700
+        folder.rmdir()
+
+        # Another user was first: the folder is theirs, so they could answer in the app's place.
+        made = as_nobody("import os, sys; os.mkdir(sys.argv[1], 0o777)", folder)
+        assert made.returncode == 0, made.stderr
+        with pytest.raises(InstanceError, match="belongs to another user.*delete it"):
+            instance.socket_folder()
+        assert send({"command": "ping"}) is None  # the client does not talk to whatever listens there
+
+        # An XDG_RUNTIME_DIR that others may enter is not used either.
+        open_folder = Path(tempfile.mkdtemp(dir=temporary))
+        open_folder.chmod(0o755)
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(open_folder))
+        with pytest.raises(InstanceError):
+            instance.socket_folder()
+    finally:
+        shutil.rmtree(temporary)
+
+
+def test_another_user_cannot_reach_the_app(server, runtime, qtbot):
+    path = server_name()
+    refused = json.loads(as_nobody(CLIENT, path).stdout)
+    assert refused == {"connect": "PermissionError"}  # the folder keeps them out
+
+    # Even with the folder and the socket opened to everyone (by mistake), the app checks who connects.
+    runtime.chmod(0o755)
+    os.chmod(path, 0o777)
+    client = as_nobody(CLIENT, path, background=True)
+    result = json.loads(finished(qtbot, client))
+    assert result["connect"] == "ok" and "dog" not in result["answer"]
+    assert server.requests == []  # nothing was described for them
+
+    ours = subprocess.Popen(["python3", "-c", CLIENT, path], stdout=subprocess.PIPE, text=True)
+    assert json.loads(json.loads(finished(qtbot, ours))["answer"]) == {"text": "A dog.", "blank": False}
+
+
+def test_a_socket_another_user_put_under_the_old_name_has_no_effect(qapp, runtime, qtbot):
+    old_name = Path(tempfile.gettempdir()) / f"captioner-{os.environ.get('USER', 'root')}-_t{os.getpid()}"
+    old_name.unlink(missing_ok=True)
+    imposter = as_nobody(IMPOSTER, old_name, background=True)
+    try:
+        assert imposter.stdout.readline().strip() == "listening"
+        server = InstanceServer()
+        server.requested.connect(lambda request, reply: reply({"text": "The real app.", "blank": False}))
+        assert server.listen()  # not fooled into "already running"
+        client = subprocess.Popen(["python3", "-c", "from PySide6.QtCore import QCoreApplication; "
+                                   "from captioner_gui.app.instance import send; app = QCoreApplication([]); "
+                                   "print(send({'command': 'describe', 'what': 'screen'})['text'])"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert finished(qtbot, client).strip() == "The real app."
+        server.close()
+    finally:
+        imposter.kill()
+        imposter.wait()
+        old_name.unlink(missing_ok=True)
+
+
+LIMITS_CLIENT = """
+import json, socket, sys, time
+def connect():
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(sys.argv[1])
+    client.settimeout(10)
+    return client, client.makefile("rb")
+def answer(connection):
+    line = connection[1].readline()
+    return json.loads(line) if line else "closed"
+results = {}
+idle = connect()
+started = time.monotonic()
+results["idle"] = [answer(idle), round(time.monotonic() - started, 1)]
+long = connect()
+long[0].sendall(b"x" * 70000)
+results["long"] = [answer(long), answer(long)]
+deep = connect()
+deep[0].sendall(b"[" * 5000 + b"]" * 5000 + b"\\n" + b'{"command": "describe", "what": [[[[[[[[[[1]]]]]]]]]]}\\n')
+results["deep"] = [answer(deep), answer(deep)]
+deep[0].sendall(b'{"command": "ping"}\\n')
+results["then"] = answer(deep)
+print(json.dumps(results))
+"""
+
+
+def test_a_client_is_held_to_a_size_a_depth_and_a_time(server, qtbot):
+    client = subprocess.Popen(["python3", "-c", LIMITS_CLIENT, server_name()], stdout=subprocess.PIPE, text=True)
+    results = json.loads(finished(qtbot, client))
+    assert results["idle"][0] == "closed" and results["idle"][1] < 5  # closed after the idle time (0.5 s here)
+    assert results["long"] == [{"error": "The request is too long."}, "closed"]
+    unreadable = {"error": "The app could not read this request."}
+    assert results["deep"] == [unreadable, unreadable]
+    assert results["then"] == {"ok": True}  # the connection still works after a bad message
+    assert server.requests == [{"command": "ping"}]
+
+
+FAKE_APP = """
+import socket, sys
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(sys.argv[1])
+listener.listen()
+answer = sys.stdin.buffer.read()
+print("listening", flush=True)
+while True:
+    client, _ = listener.accept()
+    client.recv(65536)
+    client.sendall(answer)
+    client.close()
+"""
+
+
+class FakeApp:
+    """Another process at the app's address that answers every request with `answer` (bytes); a process, not a
+    thread, because Qt's blocking socket calls keep Python's lock."""
+
+    def __init__(self, path: str, answer: bytes):
+        self.path = Path(path)
+        self.process = subprocess.Popen(["python3", "-c", FAKE_APP, path], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE)
+        self.process.stdin.write(answer)
+        self.process.stdin.close()
+        assert self.process.stdout.readline() == b"listening\n"
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+        self.path.unlink()
+
+
+@pytest.mark.parametrize("answer", [b"not json\n", b'{"text": 5}\n', b"[1, 2]\n", b'{"ok": false}\n',
+                                    b"[" * 3000 + b"]" * 3000 + b"\n", b'{"text": "' + b"a" * 70000 + b'"}\n'])
+def test_an_answer_that_makes_no_sense_becomes_one_clear_error(qapp, runtime, answer):
+    fake = FakeApp(server_name(), answer)
+    try:
+        reply = send({"command": "describe", "what": "screen"}, timeout_ms=5000)
+    finally:
+        fake.close()
+    assert reply == {"error": instance.BAD_ANSWER}
+
+
+def test_describe_screen_says_so_in_one_line(runtime):
+    fake = FakeApp(server_name(), b'{"text": ["a", "list"]}\n')
+    try:
+        result = run_captioner("describe-screen", "--no-speech", timeout=120)
+    finally:
+        fake.close()
+    line = one_line_error(result)
+    assert line.startswith("captioner: The running app gave an answer that makes no sense")
+    assert "start captioner-gui again" in line
+
+    fake = FakeApp(server_name(), b'{"error": "Two\\nlines."}\n')  # an error, too, is one line
+    try:
+        result = run_captioner("describe-screen", "--no-speech", timeout=120)
+    finally:
+        fake.close()
+    assert one_line_error(result) == "captioner: Two lines."
