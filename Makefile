@@ -10,10 +10,11 @@ install:
 	$(PIP) install -e .
 
 # pynput (macOS's hotkeys) is tested on its X11 listener. Without its dependencies: on Linux they would build
-# evdev, which only its uinput listener needs.
+# evdev, which only its uinput listener needs. scikit-image only for the real photos its wheel ships (the reading
+# tests place them on generated screens); it is never imported, so none of its dependencies are needed.
 install-test:
 	$(PIP) install -e '.[test]'
-	$(PIP) install --no-deps 'pynput>=1.7'
+	$(PIP) install --no-deps 'pynput>=1.7' 'scikit-image>=0.22'
 
 # Install, fetch the model on first use (about 1 GB from the Hugging Face Hub), caption the example images.
 run: install

@@ -20,6 +20,7 @@ from PIL import Image
 from .errors import CaptionerError, first_line
 
 MIN_SCORE = 0.5  # recognition confidence under which a line is dropped (noise, icons read as letters)
+LARGEST_SIDE = 2560  # larger pictures (4K, 8K screens, which scale their text up) are read at a whole fraction
 
 
 class OCRError(CaptionerError):
@@ -47,43 +48,100 @@ def language_of(text: str) -> str:
 
 
 class TextReader:
-    """Finds and reads the lines of text in a picture. Loading takes about a second; keep one per process."""
+    """Finds and reads the lines of text in a picture. Loading takes about a second; keep one per process.
+
+    Detection looks at most a 1366x800 tile at a time: on larger pictures the detector misses sparse text (measured
+    here: one short line on an empty 1600x900 or 1920x1080 screen is lost, on a 1366x768 one it is found). Lines
+    cut by a tile's edge are joined again, and each line is then read from the whole picture."""
 
     def __init__(self):
         try:
             from rapidocr import RapidOCR
+            from rapidocr.ch_ppocr_rec.typings import TextRecInput
         except ImportError as exc:
             raise OCRError(f"The text reader is not installed ({exc}): pip install rapidocr onnxruntime.") from None
         for name in ("RapidOCR", "rapidocr"):  # it logs every call at INFO level
             logging.getLogger(name).setLevel(logging.ERROR)
         try:
-            self._engine = RapidOCR(params={"Global.use_cls": False, "Global.log_level": "error",
-                                            "Global.text_score": MIN_SCORE})
+            engine = RapidOCR(params={"Global.use_cls": False, "Global.log_level": "error",
+                                      "Global.text_score": MIN_SCORE})
+            # Its two models, loaded now (RapidOCR loads them at the first call); they are called one by one
+            # because detection runs tile by tile (pyproject pins the 3.x releases that have these methods).
+            self._detect, self._recognize = engine._load_det_model(), engine._load_rec_model()
         except Exception as exc:  # a damaged installation: its models missing or unreadable
             raise OCRError(f"The text reader could not start ({first_line(exc)}); reinstall rapidocr.") from None
+        self._batch = TextRecInput
         self.timings: dict[str, float] = {}
 
     def read(self, image: Image.Image) -> list[Line]:
         """The lines of text, in no particular order (see layout.py for reading order). Sets `timings`."""
         started = time.perf_counter()
-        pixels = np.asarray(image.convert("RGB"))[:, :, ::-1]  # the reader takes OpenCV's BGR order
+        scale = max(1, -(-max(image.size) // LARGEST_SIDE))
+        picture = image.convert("RGB")
+        if scale > 1:
+            picture = picture.reduce(scale)
+        pixels = np.ascontiguousarray(np.asarray(picture)[:, :, ::-1])  # the reader takes OpenCV's BGR order
         try:
-            found = self._engine(pixels)
+            boxes = self._find_lines(pixels)
+            detected = time.perf_counter()
+            crops = [pixels[y:y + h, x:x + w] for x, y, w, h in boxes]
+            read = self._recognize(self._batch(img=crops)) if crops else None
         except Exception as exc:
             raise OCRError(f"The text could not be read ({first_line(exc)}).") from None
-        elapsed = list(getattr(found, "elapse_list", None) or [])
-        detection = float(elapsed[0] or 0.0) if elapsed else 0.0
-        self.timings = {"ocr_detection": detection,
-                        "ocr_recognition": max(0.0, time.perf_counter() - started - detection)}
-        if found.boxes is None or found.txts is None:
+        self.timings = {"ocr_detection": detected - started, "ocr_recognition": time.perf_counter() - detected}
+        if read is None or read.txts is None:
             return []
         lines = []
-        for corners, text, score in zip(found.boxes, found.txts, found.scores):
+        for (x, y, w, h), text, score in zip(boxes, read.txts, read.scores):
             text = " ".join(text.split())
-            if not text or score < MIN_SCORE:
-                continue
-            xs, ys = [float(p[0]) for p in corners], [float(p[1]) for p in corners]
-            left, top = int(round(min(xs))), int(round(min(ys)))
-            box = (left, top, max(1, int(round(max(xs))) - left), max(1, int(round(max(ys))) - top))
-            lines.append(Line(box, text, round(float(score), 4)))
+            if text and score >= MIN_SCORE:
+                lines.append(Line((x * scale, y * scale, w * scale, h * scale), text, round(float(score), 4)))
         return lines
+
+    def _find_lines(self, pixels: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The boxes of the lines of text, tile by tile, joined where a tile's edge cut them."""
+        height, width = pixels.shape[:2]
+        boxes = []
+        for left, top, right, bottom in tiles(width, height):
+            found = self._detect(np.ascontiguousarray(pixels[top:bottom, left:right]))
+            for corners in found.boxes if found.boxes is not None else []:
+                xs, ys = corners[:, 0], corners[:, 1]
+                x0, y0 = max(0, int(xs.min()) + left), max(0, int(ys.min()) + top)
+                x1, y1 = min(width, int(np.ceil(xs.max())) + left), min(height, int(np.ceil(ys.max())) + top)
+                if x1 - x0 >= 2 and y1 - y0 >= 2:
+                    boxes.append((x0, y0, x1 - x0, y1 - y0))
+        return join_pieces(boxes)
+
+
+TILE = (1366, 800)
+TILE_OVERLAP = 96  # pixels shared by neighbouring tiles: a line cut by one tile is whole, or joined, in the other
+
+
+def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of the tiles that cover a picture, evenly spread, overlapping."""
+    def spans(length: int, tile: int) -> list[tuple[int, int]]:
+        if length <= tile:
+            return [(0, length)]
+        count = -(-(length - TILE_OVERLAP) // (tile - TILE_OVERLAP))
+        step = (length - tile) / (count - 1)
+        return [(round(i * step), round(i * step) + tile) for i in range(count)]
+
+    return [(x0, y0, x1, y1) for y0, y1 in spans(height, TILE[1]) for x0, x1 in spans(width, TILE[0])]
+
+
+def join_pieces(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Boxes found twice (in two tiles' overlap) or cut in two by a tile's edge, joined into one per line: two boxes
+    are one line where they share most of their height and overlap or touch side by side."""
+    joined: list[list[int]] = []
+    for x, y, w, h in sorted(boxes):
+        for other in joined:
+            ox, oy, ow, oh = other
+            shared = min(y + h, oy + oh) - max(y, oy)
+            if shared >= 0.6 * min(h, oh) and x <= ox + ow + 0.3 * min(h, oh) and ox <= x + w:
+                right, bottom = max(ox + ow, x + w), max(oy + oh, y + h)
+                other[0], other[1] = min(ox, x), min(oy, y)
+                other[2], other[3] = right - other[0], bottom - other[1]
+                break
+        else:
+            joined.append([x, y, w, h])
+    return [tuple(box) for box in joined]

@@ -1,10 +1,11 @@
 """Finding the photos and pictures inside a screenshot or a page: regions that are neither text nor flat interface.
 
-The picture is cut into cells of 8x8 pixels. A cell is busy when it holds many colours and its brightness varies
-(a photo's texture); flat interface has one or two colours, and text is masked out with the boxes the text reader
-found. Busy cells that touch form regions; a region that fills most of its bounding box and is at least 64 pixels
-each way is a picture (smaller ones are icons). Its edges are then moved to the exact pixel where the picture meets
-the flat interface around it.
+The picture is cut into cells of 8x8 pixels. Interface is drawn in solid colours: most pixels of its cells have
+exactly the same colour, a border or a line through them included. A photo's pixels differ, even in a smooth sky
+(a camera's noise, JPEG's rounding). So a cell is busy when no one colour holds most of its pixels; text is masked
+out with the boxes the text reader found. Busy cells that touch form regions; a region that fills most of its
+bounding box and is at least 64 pixels each way is a picture (smaller ones are icons). Its edges are then moved to
+the exact pixel where the picture meets the flat interface around it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ Box = tuple[int, int, int, int]  # x, y, width, height
 
 CELL = 8
 MIN_SIDE = 64  # pixels: smaller regions are icons
-BUSY_COLOURS = 10  # distinct colours (4 bits per channel) among a cell's 64 pixels
-BUSY_SPREAD = 6.0  # the standard deviation of a cell's brightness, in grey levels
+FLAT_SHARE = 0.75  # a cell whose commonest colour holds this share of its pixels is flat interface
 MIN_FILL = 0.6  # the share of a region's bounding box that its busy cells must fill
 MAX_SIDE_RATIO = 8  # a region longer than this many times its width is a rule or a toolbar, not a picture
 WORKING_SIDE = 2048  # larger pictures are searched on a reduced copy
@@ -51,25 +51,30 @@ def find_pictures(image: Image.Image, text_boxes: list[Box] = ()) -> list[Box]:
     return sorted(found, key=lambda b: (b[1] // max(1, MIN_SIDE), b[0]))
 
 
+def _colour_codes(rgb: np.ndarray) -> np.ndarray:
+    pixels = rgb.astype(np.int32)
+    return (pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2]
+
+
 def _busy_cells(rgb: np.ndarray) -> np.ndarray:
-    """(rows, columns) of cells: True where a cell holds many colours and its brightness varies."""
+    """(rows, columns) of cells: True where no single colour holds most of a cell's pixels."""
     rows, columns = rgb.shape[0] // CELL, rgb.shape[1] // CELL
-    pixels = rgb[:rows * CELL, :columns * CELL].astype(np.int32)
-    codes = ((pixels[..., 0] >> 4) << 8) | ((pixels[..., 1] >> 4) << 4) | (pixels[..., 2] >> 4)
-    cells = codes.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(rows, columns, CELL * CELL)
-    ordered = np.sort(cells, axis=2)
-    colours = 1 + np.count_nonzero(np.diff(ordered, axis=2), axis=2)
-    grey = pixels @ np.array([299, 587, 114]) / 1000.0
-    spread = grey.reshape(rows, CELL, columns, CELL).std(axis=(1, 3))
-    return (colours >= BUSY_COLOURS) & (spread >= BUSY_SPREAD)
+    codes = _colour_codes(rgb[:rows * CELL, :columns * CELL])
+    cells = np.sort(codes.reshape(rows, CELL, columns, CELL).transpose(0, 2, 1, 3).reshape(-1, CELL * CELL), axis=1)
+    # The longest run of one value in each sorted cell is its commonest colour's count.
+    position = np.arange(CELL * CELL)
+    starts = np.ones(cells.shape, dtype=bool)
+    starts[:, 1:] = cells[:, 1:] != cells[:, :-1]
+    run_start = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    commonest = (position - run_start + 1).max(axis=1)
+    return (commonest < FLAT_SHARE * CELL * CELL).reshape(rows, columns)
 
 
 def _varied(strip: np.ndarray) -> bool:
     """Whether a row or column of pixels belongs to a picture rather than to flat interface."""
     if strip.size == 0:
         return False
-    codes = ((strip[:, 0].astype(np.int32) >> 4) << 8) | ((strip[:, 1] >> 4) << 4) | (strip[:, 2] >> 4)
-    return len(np.unique(codes)) > max(3, strip.shape[0] // 16)
+    return len(np.unique(_colour_codes(strip))) > max(3, strip.shape[0] // 16)
 
 
 def _refine(rgb: np.ndarray, box: Box) -> Box:
