@@ -187,3 +187,39 @@ def test_verify_and_list_find_damaged_files(tiny_mlp, tmp_path):
     cut_in_half(models / "mine" / "weights.safetensors")
     listing = run_captioner("models", "list", "--models-dir", models)
     assert "damaged: weights.safetensors has" in listing.stdout, listing.stdout
+
+
+def test_an_import_killed_half_way_leaves_nothing_trusted(tiny_mlp, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    models = tmp_path / "models"
+    args = ["models", "import", str(tiny_mlp.weights), "--name", "mine", "--models-dir", str(models),
+            "--clip-model", str(tiny_mlp.folder / "clip" / "tiny-clip.json"), "--clip-weights",
+            str(tiny_mlp.folder / "clip" / "clip.safetensors"), "--tokenizer", str(tiny_mlp.folder / "tokenizer"),
+            "--n-head", "4", "--prefix-length", "4"]
+    child = subprocess.Popen([sys.executable, "-m", "captioner_gui", *args], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    staging = models / ".mine.importing"
+    deadline = time.monotonic() + 60
+    while not (staging / "weights.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert staging.exists(), "the import ended before it could be stopped"
+    assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []
+    with pytest.raises(Exception, match="not installed"):
+        load_model("mine", models_dir=models)
+    # Even a staging folder that got as far as its manifest is never taken for a model.
+    shutil.copytree(tiny_mlp.folder, staging, dirs_exist_ok=True)
+    assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []
+
+    again = run_captioner(*args)
+    assert again.returncode == 0, again.stderr
+    assert not staging.exists()
+    # Stopped between moving the old model aside and moving the new one in: the old one comes back.
+    (models / "mine").rename(models / ".mine.replaced")
+    assert load_model("mine", models_dir=models, device="cpu").name == "mine"
