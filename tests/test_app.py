@@ -251,4 +251,4 @@ def test_first_run_dialog_offline_says_how_to_import(qtbot, tmp_path, tiny_mlp, 
     qtbot.waitUntil(lambda: dialog.import_button.isEnabled(), timeout=60000)
     assert dialog.isVisible()
     assert "Traceback" not in dialog.message.text() and dialog.message.text()
-    assert not (tmp_path / "models" / "coco").exists()  # nothing half-made was left behind
+    assert not (tmp_path / "models" / "coco" / "manifest.json").exists()  # nothing half-made was left behind
