@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=run_models_list)
 
+    verify = models_commands.add_parser("verify", parents=[common],
+                                        help="check installed models' files (sizes, SHA-256, headers)")
+    verify.add_argument("name", nargs="?", help="one model (default: all)")
+    verify.set_defaults(run=run_models_verify)
+
     download = models_commands.add_parser("download", parents=[common],
                                           help="fetch a released model (coco, conceptual) or, for training, gpt2")
     download.add_argument("name", help="coco, conceptual, or gpt2 (GPT-2's pretrained weights, for training)")
@@ -458,7 +463,7 @@ def run_models_list(args) -> int:
     if args.json:
         print(json.dumps([
             {"name": i.name, "folder": str(i.folder), "size_bytes": i.size_bytes, "complete": i.complete,
-             "missing": i.missing, **({"problem": i.problem} if i.problem else {})}
+             "missing": i.missing, "damaged": i.damaged, **({"problem": i.problem} if i.problem else {})}
             for i in infos
         ], indent=2))
         return EXIT_OK
@@ -469,6 +474,8 @@ def run_models_list(args) -> int:
     for info in infos:
         if info.problem:
             status = f"broken: {info.problem}"
+        elif info.damaged:
+            status = f"damaged: {'; '.join(info.damaged)}"
         elif info.complete:
             status = "complete"
         else:
@@ -476,6 +483,21 @@ def run_models_list(args) -> int:
         print(f"{info.name:<{width}}  {human_size(info.size_bytes):>9}  {status}")
     print(f"(in {models_dir})")
     return EXIT_OK
+
+
+def run_models_verify(args) -> int:
+    from captioner_gui.engine.store import get_hint, verify_models
+
+    checks = verify_models(_models_dir(args), args.name)
+    if not checks:
+        print(f"No models in {_models_dir(args)}.")
+    for check in checks:
+        if check.ok:
+            print(f"{check.name}: ok ({check.files} files checked)")
+            continue
+        found = check.problem or "; ".join([*check.damaged, *(f"missing {m}" for m in check.missing)])
+        print(f"{check.name}: {'damaged' if check.damaged else 'broken'}: {found}.{get_hint(check.name)}")
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED
 
 
 def run_models_download(args) -> int:

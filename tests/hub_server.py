@@ -2,7 +2,7 @@
 
 It answers HEAD and GET on /{repo_id}/resolve/{revision}/{filename} with the headers huggingface_hub reads
 (X-Repo-Commit, ETag: the SHA-256 for large files, Content-Length), honours Range requests, and can cut the
-first transfer of a file short to test resuming.
+first transfer of a file short to test resuming, or send one file slowly (to stop a download half-way).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,9 +18,11 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 class HubServer:
-    def __init__(self, files: dict[tuple[str, str], Path], cut_first_download_of: str | None = None):
+    def __init__(self, files: dict[tuple[str, str], Path], cut_first_download_of: str | None = None,
+                 slow: str | None = None):
         self.files = files
         self.cut_first_download_of = cut_first_download_of
+        self.slow = slow  # a file name sent 64 KB at a time, 20 times a second
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.bytes_sent = 0
         self._sha = {key: _sha256(path) for key, path in files.items()}
@@ -84,6 +87,15 @@ class HubServer:
                     hub.bytes_sent += len(body)
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if hub.slow == key[1]:
+                    try:
+                        for start in range(0, len(body), 1 << 16):
+                            self.wfile.write(body[start:start + (1 << 16)])
+                            hub.bytes_sent += len(body[start:start + (1 << 16)])
+                            time.sleep(0.05)
+                    except OSError:  # the client is gone
+                        pass
                     return
                 self.wfile.write(body)
                 hub.bytes_sent += len(body)

@@ -233,13 +233,20 @@ def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_p
 
 def test_first_run_dialog_offline_says_how_to_import(qtbot, tmp_path, tiny_mlp, monkeypatch):
     from captioner_gui.app.first_run import ModelSetupDialog
+    from hub_server import HubServer
 
-    dialog = ModelSetupDialog("coco", tmp_path / "models")
-    qtbot.addWidget(dialog)
-    dialog.show()
-    qtbot.waitUntil(lambda: "offline" in dialog.message.text(), timeout=30000)
+    with HubServer({}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        dialog = ModelSetupDialog("coco", tmp_path / "models")
+        qtbot.addWidget(dialog)
+        dialog.show()
+        # The sizes come from the pinned table, before and without any request to the Hub.
+        assert "open_clip_model.safetensors from timm/vit_base_patch32_clip_224.openai, 605.1 MB" in dialog.files.text()
+        assert "vocab.json from openai-community/gpt2, 1.0 MB" in dialog.files.text()
+        assert hub.requests == [] and dialog.download_button.isEnabled()
+    dialog.download_button.click()  # offline here (HF_HUB_OFFLINE): the download says so, and how to import
+    qtbot.waitUntil(lambda: "Cannot reach" in dialog.message.text(), timeout=30000)
     assert "captioner models import FILE --name coco" in dialog.message.text()
-    assert not dialog.download_button.isEnabled()
 
     # The file the user picks does not fit 'coco' (it is the tiny test model): a readable message, no traceback.
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tiny_mlp.weights), ""))
@@ -247,7 +254,7 @@ def test_first_run_dialog_offline_says_how_to_import(qtbot, tmp_path, tiny_mlp, 
     qtbot.waitUntil(lambda: dialog.import_button.isEnabled(), timeout=60000)
     assert dialog.isVisible()
     assert "Traceback" not in dialog.message.text() and dialog.message.text()
-    assert not (tmp_path / "models" / "coco").exists()  # nothing half-made was left behind
+    assert not (tmp_path / "models" / "coco" / "manifest.json").exists()  # nothing half-made was left behind
 
 
 def _resident_megabytes() -> float:

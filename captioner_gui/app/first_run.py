@@ -1,6 +1,7 @@
-"""The first-run dialog: the chosen model is not on this computer. Says what a download brings (names and
-sizes), downloads it with a progress bar and Cancel through the engine's model store, or imports files the user
-already has. Offline, it says so and how to import."""
+"""The first-run dialog: the chosen model is not on this computer. Says what a download brings (names and sizes,
+from the engine's pinned table: the Hub is contacted only when the user chooses Download), downloads it with a
+progress bar and Cancel through the engine's model store, or imports files the user already has. Offline, the
+download says so and how to import."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ def _purpose(filename: str) -> str:
 class _Bridge(QObject):
     """Carries news from the download thread to the dialog (signals cross threads safely)."""
 
-    planned = Signal(object, bool)  # list of PlannedFile, whether the Hub answered
     progress = Signal(str, int, int)  # file name, bytes so far, bytes in all (0: unknown)
     finished = Signal(str)  # "" on success, else the message
 
@@ -44,7 +44,6 @@ class ModelSetupDialog(QDialog):
         self._busy = False
         self.setWindowTitle("Get the model")
         self.bridge = _Bridge()
-        self.bridge.planned.connect(self._show_plan)
         self.bridge.progress.connect(self._show_progress)
         self.bridge.finished.connect(self._finished)
 
@@ -57,7 +56,7 @@ class ModelSetupDialog(QDialog):
         else:
             intro += f" {reason}"
         self.intro = QLabel(intro)
-        self.files = QLabel("Checking what to download..." if self.downloadable else "")
+        self.files = QLabel("")
         self.message = QLabel("")
         for label in (self.intro, self.files, self.message):
             label.setWordWrap(True)
@@ -78,7 +77,6 @@ class ModelSetupDialog(QDialog):
         if self.downloadable:
             self.buttons.addButton(self.download_button, QDialogButtonBox.ButtonRole.AcceptRole)
             self.download_button.setDefault(True)
-            self.download_button.setEnabled(False)
         self.buttons.addButton(self.import_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
         self.download_button.clicked.connect(self.start_download)
@@ -91,21 +89,15 @@ class ModelSetupDialog(QDialog):
         self.setAccessibleDescription(intro)
         self.setMinimumWidth(600)
         if self.downloadable:
-            threading.Thread(target=self._plan, daemon=True).start()
+            self._show_plan()
 
     # ------------------------------------------------------------------ the plan
 
-    def _plan(self) -> None:
-        from captioner_gui.engine import CaptionerError, download_plan
+    def _show_plan(self) -> None:
+        """The files a download brings and their sizes, from the engine's pinned table (no network)."""
+        from captioner_gui.engine import download_plan
 
-        try:
-            planned, reachable = download_plan(self.model, self.models_dir)
-        except CaptionerError as exc:
-            planned, reachable = [], False
-            self.bridge.finished.emit(str(exc))
-        self.bridge.planned.emit(planned, reachable)
-
-    def _show_plan(self, planned, reachable: bool) -> None:
+        planned = download_plan(self.model, self.models_dir)
         lines = [f"{_purpose(item.remote.filename)}: {item.remote.filename} from {item.remote.repo_id}, "
                  f"{human_size(item.size) if item.size is not None else 'size unknown'}" for item in planned]
         sizes = [item.size for item in planned if item.size]
@@ -113,16 +105,7 @@ class ModelSetupDialog(QDialog):
         if sizes:
             text += f"\nIn all about {human_size(sum(sizes))}, saved in {self.models_dir}."
         self.files.setText(text)
-        self.adjustSize()
-        if reachable:
-            self.download_button.setEnabled(True)
-            self.download_button.setFocus()
-        else:
-            self.files.hide()
-            self.tell("The Hugging Face Hub cannot be reached: this computer seems to be offline. Connect and open "
-                      "this again, or choose the weights file you have with 'Use files I have' (on the command "
-                      "line: captioner models import FILE --name " + self.model + ").")
-            self.import_button.setFocus()
+        self.download_button.setFocus()
 
     # ------------------------------------------------------------------ downloading and importing
 
@@ -203,7 +186,7 @@ class ModelSetupDialog(QDialog):
             self.accept()
             return
         self.download_button.setEnabled(self.downloadable)
-        self.tell(error)
+        self.tell(error.replace("--name NAME", f"--name {self.model}"))
 
     def tell(self, message: str) -> None:
         self.message.setText(message)

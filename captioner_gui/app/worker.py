@@ -239,7 +239,9 @@ class CaptionWorker(QObject):
 
 
 def _thumbnail(image) -> bytes:
-    small = image.copy()
+    # Reduced by a whole factor first: a copy of a large picture (an 8K screen) at full size is never made.
+    factor = max(1, min(image.width // THUMBNAIL_SIZE[0], image.height // THUMBNAIL_SIZE[1]))
+    small = image.reduce(factor) if factor > 1 and image.mode in ("L", "RGB", "RGBA") else image.copy()
     small.thumbnail(THUMBNAIL_SIZE)
     buffer = io.BytesIO()
     small.save(buffer, "PNG")

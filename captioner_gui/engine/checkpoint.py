@@ -57,8 +57,42 @@ def read_safetensors(path: Path) -> StateDict:
 
     try:
         return load_file(str(path))  # memory-mapped: pages are read as the model touches them
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ManifestError(f"{path} is not a readable safetensors file ({exc}). Download or import it again.") from exc
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise ManifestError(damaged_message(path, _reason(exc))) from None
+
+
+def damaged_message(path: Path, reason: str) -> str:
+    """The one line for a weights file that cannot be trusted."""
+    return f"{path} is damaged ({reason}). Download or import the model again."
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].removeprefix("Error while deserializing header: ") if text else type(exc).__name__
+
+
+def read_safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file, after the safetensors library has checked it against the file: every
+    tensor's byte range lies in the file, the ranges follow each other without gap or overlap up to the file's
+    end, and each range holds exactly shape x dtype bytes. A cut or altered file fails here, before any tensor
+    is read. The header's length is returned under '__header_size__'."""
+    import json
+    import struct
+
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+        with path.open("rb") as file:
+            (size,) = struct.unpack("<Q", file.read(8))
+            header = json.loads(file.read(size))
+    except FileNotFoundError:
+        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.") from None
+    except (SafetensorError, OSError, ValueError, TypeError, struct.error) as exc:
+        raise ManifestError(damaged_message(path, f"cut short or altered: {_reason(exc)}")) from None
+    header["__header_size__"] = size
+    return header
 
 
 def read_torch_pickle(path: Path) -> StateDict:
@@ -163,18 +197,14 @@ class WeightsReader:
     converted, so the whole file is never resident at once."""
 
     def __init__(self, path: Path):
-        import json
-        import struct
-
         self.path = path
-        try:
-            with path.open("rb") as file:
-                (size,) = struct.unpack("<Q", file.read(8))
-                header = json.loads(file.read(size))
-        except (OSError, ValueError, struct.error) as exc:
-            raise ManifestError(f"{path} is not a readable safetensors file ({exc}).") from None
-        self.data_start = 8 + size
+        header = read_safetensors_header(path)
+        self.data_start = 8 + header.pop("__header_size__")
         self.entries = {k: v for k, v in header.items() if k != "__metadata__"}
+        unusable = sorted({e["dtype"] for e in self.entries.values()} - _SAFETENSORS_DTYPES.keys())
+        if unusable:
+            raise ManifestError(damaged_message(path, f"it holds tensors of type {unusable[0]}, which captioner "
+                                                      "cannot use"))
 
     @property
     def tied(self) -> bool:
@@ -200,7 +230,9 @@ class WeightsReader:
         tensor = torch.empty(entry["shape"], dtype=dtype)
         with self.path.open("rb") as file:
             file.seek(self.data_start + start)
-            file.readinto(tensor.view(-1).view(torch.uint8).numpy())  # straight into the tensor's memory
+            read = file.readinto(tensor.view(-1).view(torch.uint8).numpy())  # straight into the tensor's memory
+        if read != end - start:  # the file shrank since it was opened
+            raise ManifestError(damaged_message(self.path, f"tensor {key} is cut short"))
         return tensor
 
 

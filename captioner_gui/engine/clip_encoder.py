@@ -6,7 +6,9 @@ compares the picture with prompts about kinds of pictures, and with the caption 
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,8 @@ from .fast_gpt2 import quantize_linears, release_freed_memory
 from .manifest import ClipSpec
 
 CLIP_FOLDER = "clip"  # inside the models folder: clip/<model>-<tag>/<file> for weights fetched by a pretrained tag
+# Fields of an open_clip text config that make open_clip fetch a text model or tokenizer from the Hugging Face Hub.
+HUB_TEXT_FIELDS = ("hf_tokenizer_name", "hf_model_name", "hf_model_pretrained", "hf_proj_type", "hf_pooler_type")
 
 
 class ClipTextEncoder(nn.Module):
@@ -92,13 +96,53 @@ def resolve_model_name(spec: ClipSpec, config_path: Path | None) -> str:
     if config_path is not None:
         if not config_path.is_file():
             raise ModelFilesMissing(f"CLIP model config is missing: looked for {config_path}.")
-        open_clip.add_model_config(config_path)
+        _register_config(config_path.stem, read_clip_config(config_path))
         return config_path.stem
     if spec.model not in open_clip.list_models():
         raise ManifestError(
             f"Unknown CLIP model '{spec.model}' in field 'clip.model' (open_clip knows e.g. ViT-B-32, RN50x4)."
         )
     return spec.model
+
+
+def read_clip_config(path: Path) -> dict:
+    """An open_clip model config file, checked enough that building the model cannot fail with a traceback."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError(f"CLIP model config {path} is not valid JSON ({exc}).") from None
+    if not (isinstance(config, dict) and isinstance(config.get("embed_dim"), int)
+            and isinstance(config.get("vision_cfg"), dict) and isinstance(config.get("text_cfg"), dict)):
+        raise ManifestError(f"CLIP model config {path} is not an open_clip model config: it needs 'embed_dim' "
+                            "(a number), 'vision_cfg' and 'text_cfg' (objects).")
+    return config
+
+
+def offline_model_name(model_name: str) -> str:
+    """The open_clip name to build a model and its tokenizer by without the network: the model's own, or, for a
+    config that names a text model or tokenizer on the Hub, a copy without those fields (its text tower then
+    does not fit the weights, and captions come without the guard's findings)."""
+    import open_clip
+
+    config = open_clip.get_model_config(model_name) or {}
+    text = config.get("text_cfg") or {}
+    if not any(field in text for field in HUB_TEXT_FIELDS):
+        return model_name
+    offline = {**config, "text_cfg": {k: v for k, v in text.items() if k not in HUB_TEXT_FIELDS}}
+    _register_config(f"{model_name}-offline", offline)
+    return f"{model_name}-offline"
+
+
+def _register_config(name: str, config: dict) -> None:
+    """Registers a model config with open_clip (which reads configs from files), without Hub fields."""
+    import open_clip
+
+    text = config.get("text_cfg") or {}
+    config = {**config, "text_cfg": {k: v for k, v in text.items() if k not in HUB_TEXT_FIELDS}}
+    with tempfile.TemporaryDirectory() as folder:
+        file = Path(folder) / f"{name}.json"
+        file.write_text(json.dumps(config), encoding="utf-8")
+        open_clip.add_model_config(file)
 
 
 def pretrained_weights_file(model_name: str, tag: str, models_dir: Path | None) -> tuple[Path, dict]:
@@ -169,8 +213,13 @@ def load_clip_encoder(
     elif not weights_path.is_file():
         raise ModelFilesMissing(f"CLIP weights are missing: looked for {weights_path}.{hint}")
 
-    with _quiet_open_clip(), torch.device("meta"):  # built without memory or random initialisation
-        model = open_clip.create_model(model_name, device="meta", force_quick_gelu=quick_gelu)
+    build_name = offline_model_name(model_name)
+    try:
+        with _quiet_open_clip(), torch.device("meta"):  # built without memory or random initialisation
+            model = open_clip.create_model(build_name, device="meta", force_quick_gelu=quick_gelu)
+    except (TypeError, ValueError, KeyError, AssertionError, AttributeError, RuntimeError) as exc:
+        raise ManifestError(f"CLIP model '{model_name}' cannot be built from its config ({type(exc).__name__}: "
+                            f"{first_line(exc)}). Check the config file.") from None
     visual = model.visual
     state, text_state = read_clip_weights(weights_path)
     convert = quantize_linears if int8 else None
@@ -181,7 +230,7 @@ def load_clip_encoder(
                             ) from None
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
-    text = _text_encoder(model, text_state, model_name, convert) if text_state else None
+    text = _text_encoder(model, text_state, build_name, convert) if text_state else None
     return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name, text)
 
 

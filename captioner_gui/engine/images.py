@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
@@ -15,8 +16,13 @@ IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm", ".ico",
     ".jfif", ".tga", ".avif",
 )
-# Pillow refuses images over twice this many pixels (a "decompression bomb"); we keep its default guard.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# An image is decoded whole, so the number of its pixels bounds the memory it takes: the app takes images up to
+# 60 million pixels (240 MB at the 4 bytes a pixel of transparent or CMYK images). Pillow's own guard, far higher
+# (179 million), stays as a second line. JPEGs larger than this are decoded at a reduced scale instead.
+MAX_PIXELS = 60_000_000
+# Images are kept at full size up to this (an 8K screen, 7680x4320, has 33.2 million pixels: its text stays
+# readable); larger ones are reduced right after decoding. CLIP itself looks at 224 pixels.
+FULL_SIZE_PIXELS = 36_000_000
 
 
 def load_image(path: str | Path) -> Image.Image:
@@ -47,16 +53,16 @@ def _open(source, name: str) -> Image.Image:
         with warnings.catch_warnings():
             # Images between 1x and 2x Pillow's pixel limit only warn; they are large but real photos.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                # Large JPEGs are decoded at a reduced scale: CLIP looks at a few hundred pixels anyway.
-                image.draft(image.mode, (1024, 1024))
-                image.load()
+            with Image.open(source) as opened:
+                _decode_reduced(opened)
+                _check_size(opened, name)
+                opened.load()
+                image = _reduced(opened)
                 rgb = to_rgb(image)
-                return rgb if rgb is not image else image.copy()  # the file's image is closed on leaving
+                return rgb if rgb is not opened else opened.copy()  # the file's image is closed on leaving
     except Image.DecompressionBombError:
-        raise ImageError(
-            f"{name}: the image is too large to open safely (over {2 * MAX_PIXELS / 1e6:.0f} million pixels)."
-        ) from None
+        raise ImageError(f"{name}: the image is too large (over {MAX_PIXELS / 1e6:.0f} million pixels, an 8K screen "
+                         "has 33 million). Save a smaller copy and try again.") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image, or a kind of image this program cannot read.") from None
     except PermissionError:
@@ -64,6 +70,38 @@ def _open(source, name: str) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
         raise ImageError(f"{name}: the image is damaged or truncated ({exc}).") from None
+
+
+def _decode_reduced(image: Image.Image) -> None:
+    """A JPEG over FULL_SIZE_PIXELS is decoded at 1/2, 1/4 or 1/8 scale (the largest that fits), never whole."""
+    if image.format != "JPEG" or image.width * image.height <= FULL_SIZE_PIXELS:
+        return
+    scale = next((s for s in (2, 4, 8) if image.width * image.height / s**2 <= FULL_SIZE_PIXELS), 8)
+    image.draft(image.mode, (math.ceil(image.width / scale), math.ceil(image.height / scale)))
+
+
+def _check_size(image: Image.Image, name: str) -> None:
+    pixels = image.width * image.height
+    if pixels > MAX_PIXELS:
+        raise ImageError(f"{name}: the image is too large ({image.width}x{image.height}, {pixels / 1e6:.0f} million "
+                         f"pixels; the limit is {MAX_PIXELS / 1e6:.0f} million, an 8K screen has 33). Save a smaller "
+                         "copy and try again.")
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """An image over FULL_SIZE_PIXELS, reduced by a whole factor right after decoding (before any conversion
+    makes copies of it at full size); others as they are."""
+    pixels = image.width * image.height
+    if pixels <= FULL_SIZE_PIXELS:
+        return image
+    factor = math.ceil(math.sqrt(pixels / FULL_SIZE_PIXELS))
+    if image.mode in ("1", "P", "PA") or image.mode.startswith("I;16"):  # averaging palette indices means nothing
+        size = (max(1, image.width // factor), max(1, image.height // factor))
+        reduced = image.resize(size, Image.Resampling.NEAREST)
+    else:
+        reduced = image.reduce(factor)
+    reduced.info.update(image.info)  # the EXIF orientation, a palette's transparency
+    return reduced
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -82,9 +120,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode in ("LA", "PA", "La", "RGBa") or (mode in ("L", "RGB") and "transparency" in image.info):
         image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
+    if image.mode == "RGBA":  # on white, without full-size copies beyond the result
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, (0, 0), image)
+        return background
     return image.convert("RGB") if image.mode != "RGB" else image
 
 

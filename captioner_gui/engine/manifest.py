@@ -64,7 +64,21 @@ class Manifest:
         return self.path.parent
 
     def resolve(self, relative: str) -> Path:
-        return (self.folder / relative).resolve()
+        """A path of the manifest, made absolute. It must stay inside the model's folder or the models folder
+        around it (where the shared tokenizer and CLIP weights are): a manifest never reaches elsewhere."""
+        path = (self.folder / relative).resolve()
+        if not any(path.is_relative_to(root) for root in (self.folder, self.folder.parent)):
+            raise ManifestError(f"{self.path}: the path '{relative}' leads outside the model's folder and the models "
+                                f"folder. Import the file instead: captioner models import FILE --name {self.name}")
+        return path
+
+    def check_paths(self) -> None:
+        """Raises ManifestError when a path leads outside the model's folder and the models folder."""
+        paths = [self.weights, self.tokenizer]
+        paths += [self.clip.weights] if self.clip.weights_is_file() else []
+        paths += [self.clip.model] if self.clip.model_is_file() else []
+        for path in paths:
+            self.resolve(path)
 
     @property
     def weights_path(self) -> Path:
@@ -168,6 +182,7 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
         for name in ("clip_length", "mapping_layers"):
             if name in data:
                 raise ManifestError(f"{where}: field '{name}' is only for mapping 'transformer'.")
+    manifest.check_paths()
     return manifest
 
 

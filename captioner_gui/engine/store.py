@@ -10,7 +10,6 @@ Downloads go through huggingface_hub (progress bar, resume of an interrupted fil
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -19,7 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFilesMissing
+from .integrity import problem_with, record, recorded
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
+from .pins import Pin, pin_for
 from .tokenizer import TOKENIZER_FILES
 
 TOKENIZER_FOLDER = "gpt2-tokenizer"
@@ -101,6 +102,7 @@ def find_manifest(spec: str, models_dir: Path) -> Path:
             return path / MANIFEST_NAME
         raise ModelFilesMissing(f"{path} is a folder without a {MANIFEST_NAME}.")
     by_name = models_dir / spec / MANIFEST_NAME
+    _recover_interrupted_import(models_dir, spec, keep_staging=True)
     if by_name.is_file():
         return by_name
     if os.sep in spec or "/" in spec or spec.endswith(".json"):
@@ -130,6 +132,7 @@ class ModelInfo:
     complete: bool
     missing: list[str] = field(default_factory=list)
     problem: str = ""
+    damaged: list[str] = field(default_factory=list)  # what differs from what was installed
 
 
 def manifest_files(manifest: Manifest, models_dir: Path) -> tuple[list[Path], list[str]]:
@@ -162,7 +165,7 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
     infos = []
     if not models_dir.is_dir():
         return infos
-    for manifest_path in sorted(models_dir.glob(f"*/{MANIFEST_NAME}")):
+    for manifest_path in installed_manifests(models_dir):
         folder = manifest_path.parent
         try:
             manifest = read_manifest(manifest_path)
@@ -170,8 +173,86 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
             infos.append(ModelInfo(folder.name, folder, _size(folder.glob("*")), False, problem=str(exc)))
             continue
         present, missing = manifest_files(manifest, models_dir)
-        infos.append(ModelInfo(folder.name, folder, _size(present), not missing, missing))
+        damaged = damaged_files(present, models_dir, hash_it=False)
+        infos.append(ModelInfo(folder.name, folder, _size(present), not missing, missing, damaged=damaged))
     return infos
+
+
+def installed_manifests(models_dir: Path) -> list[Path]:
+    """The manifests of the models folder's models. Hidden folders are the work of an import that has not
+    finished (or was cut off): never a model."""
+    return sorted(p for p in models_dir.glob(f"*/{MANIFEST_NAME}") if not p.parent.name.startswith("."))
+
+
+def expected_of(path: Path, models_dir: Path) -> Pin | None:
+    """What a file must be: its pin when it is a built-in model's file from the Hub, else what was recorded when
+    it was installed, else None (nothing known: only its header can be checked)."""
+    pin = _pinned_locations(models_dir).get(path.resolve())
+    if pin is not None and pin.sha256:
+        return pin
+    return recorded(path)
+
+
+def damaged_files(files: list[Path], models_dir: Path, hash_it: bool = True) -> list[str]:
+    """What is wrong with each damaged file among a model's files (one phrase each)."""
+    problems = []
+    for file in files:
+        problem = problem_with(file, expected_of(file, models_dir), hash_it)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _pinned_locations(models_dir: Path) -> dict[Path, Pin]:
+    """Where the built-in models' Hub files land in the models folder, with their pins."""
+    locations = {}
+    for builtin in BUILTINS.values():
+        try:
+            remotes = files_for(builtin, models_dir)
+        except CaptionerError:
+            continue
+        for remote in remotes:
+            locations[remote.path.resolve()] = pin_for(remote.repo_id, remote.filename)
+    for remote in _gpt2_files(models_dir):
+        locations[remote.path.resolve()] = pin_for(remote.repo_id, remote.filename)
+    return locations
+
+
+@dataclass
+class ModelCheck:
+    name: str
+    files: int  # how many files were checked
+    missing: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    problem: str = ""  # a manifest that cannot be read
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.damaged or self.problem)
+
+
+def verify_models(models_dir: Path, name: str | None = None) -> list[ModelCheck]:
+    """Checks every file of the installed models (or of one) against its pin or its recorded digest, and every
+    safetensors file's header against the file."""
+    from .checkpoint import safetensors_copy_of
+
+    manifests = installed_manifests(models_dir) if models_dir.is_dir() else []
+    if name is not None:
+        manifests = [m for m in manifests if m.parent.name == name]
+        if not manifests:
+            raise ModelFilesMissing(f"Model '{name}' is not installed in {models_dir}.{get_hint(name)}")
+    checks = []
+    for manifest_path in manifests:
+        try:
+            manifest = read_manifest(manifest_path)
+        except CaptionerError as exc:
+            checks.append(ModelCheck(manifest_path.parent.name, 0, problem=str(exc)))
+            continue
+        present, missing = manifest_files(manifest, models_dir)
+        copy = safetensors_copy_of(manifest.weights_path)
+        files = list(dict.fromkeys([*present, *([copy] if copy.is_file() else [])]))
+        checks.append(ModelCheck(manifest.name, len(files), missing, damaged_files(files, models_dir)))
+    return checks
 
 
 def human_size(size: float) -> str:
@@ -228,9 +309,11 @@ def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
     from huggingface_hub.errors import (EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled,
                                         RepositoryNotFoundError)
 
+    pin = pin_for(remote.repo_id, remote.filename)
     remote.folder.mkdir(parents=True, exist_ok=True)
     try:
-        path = Path(hf_hub_download(remote.repo_id, remote.filename, local_dir=remote.folder, tqdm_class=tqdm_class))
+        path = Path(hf_hub_download(remote.repo_id, remote.filename, revision=pin.revision, local_dir=remote.folder,
+                                    tqdm_class=tqdm_class))
     except DownloadCancelled:
         raise
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
@@ -244,65 +327,71 @@ def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
         raise DownloadError(f"Could not save {remote.filename} in {remote.folder} ({exc.strerror or exc}).") from None
     except Exception as exc:  # httpx and the hub raise many kinds for network trouble
         raise DownloadError(f"Download of {remote.filename} failed: {str(exc).splitlines()[0]}") from None
-    _check_hash(remote, path)
+    _check_download(remote, path, pin)
     return path
 
 
-def _check_hash(remote: RemoteFile, path: Path) -> None:
-    """Large files on the Hub carry their SHA-256 as ETag; a file that does not match is removed."""
+def _check_download(remote: RemoteFile, path: Path, pin: Pin) -> None:
+    """A pinned file must have the pin's size and SHA-256, whatever the Hub says. An unpinned one is checked
+    against the SHA-256 the Hub gives for large files (when it gives one), and its digest is recorded beside it,
+    so that `models verify` finds later damage. A file that does not match is removed."""
+    from .integrity import file_sha256
+
+    expected = pin.sha256 or _hub_sha256(remote, pin.revision)
+    if (pin.size is not None and path.stat().st_size != pin.size) or (expected and file_sha256(path) != expected):
+        path.unlink()
+        raise DownloadError(f"{remote.filename} arrived damaged (checksum mismatch) and was removed; try again.")
+    if not pin.sha256:
+        record([path])
+
+
+def _hub_sha256(remote: RemoteFile, revision: str) -> str:
+    """The SHA-256 the Hub gives as ETag for a large file; '' for small files (a git hash) or no answer."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     try:
-        etag = get_hf_file_metadata(hf_hub_url(remote.repo_id, remote.filename)).etag or ""
+        etag = get_hf_file_metadata(hf_hub_url(remote.repo_id, remote.filename, revision=revision)).etag or ""
     except Exception:
-        return  # the file arrived; the hash is a second check that needs the network once more
-    if len(etag) != 64 or not all(c in "0123456789abcdef" for c in etag):
-        return  # small files carry a git hash, not a SHA-256 of the content
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != etag:
-        path.unlink()
-        raise DownloadError(f"{remote.filename} arrived damaged (checksum mismatch) and was removed; try again.")
+        return ""  # the file arrived; this second check needs the network once more
+    return etag if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) else ""
+
+
+def _fetch_unless_sound(remote: RemoteFile, models_dir: Path, tqdm_class, report) -> None:
+    """Downloads a file unless it is there and sound: a file left by a download that was cut off between its
+    arrival and its check, or damaged since, is fetched again."""
+    if remote.path.is_file() and not problem_with(remote.path, expected_of(remote.path, models_dir)):
+        return
+    remote.path.unlink(missing_ok=True)
+    report(f"Downloading {remote.filename} from {remote.repo_id}")
+    download_file(remote, tqdm_class)
 
 
 def download_gpt2(models_dir: Path, tqdm_class=None, report: Callable[[str], None] = lambda message: None) -> Path:
     """GPT-2 124M's pretrained weights and tokenizer, which `captioner train` starts from."""
+    for remote in _gpt2_files(models_dir):
+        _fetch_unless_sound(remote, models_dir, tqdm_class, report)
+    return models_dir / GPT2_FOLDER
+
+
+def _gpt2_files(models_dir: Path) -> list[RemoteFile]:
     folder = models_dir / GPT2_FOLDER
-    wanted = tokenizer_files(models_dir) + [RemoteFile(TOKENIZER_REPO, n, folder)
-                                            for n in ("config.json", "model.safetensors")]
-    for remote in wanted:
-        if not remote.path.is_file():
-            report(f"Downloading {remote.filename} from {remote.repo_id}")
-            download_file(remote, tqdm_class)
-    return folder
+    return tokenizer_files(models_dir) + [RemoteFile(TOKENIZER_REPO, n, folder)
+                                          for n in ("config.json", "model.safetensors")]
 
 
 @dataclass(frozen=True)
 class PlannedFile:
     remote: RemoteFile
-    size: int | None  # bytes, from the Hub; None when it could not be asked
+    size: int | None  # bytes, from the pinned table (approximate where the exact size is not known)
 
 
-def download_plan(name: str, models_dir: Path) -> tuple[list[PlannedFile], bool]:
-    """What `download_model(name)` would fetch, with sizes, and whether the Hub answered (False: offline)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
+def download_plan(name: str, models_dir: Path) -> list[PlannedFile]:
+    """What `download_model(name)` would fetch, with the sizes of the pinned table: nothing is asked of the Hub."""
     builtin = BUILTINS.get(name)
     if builtin is None or not builtin.hub_repo:
         raise CaptionerError(get_hint(name).strip())
     wanted = [remote for remote in files_for(builtin, models_dir) if not remote.path.is_file()]
-    planned, reachable = [], True
-    for remote in wanted:
-        size = None
-        if reachable:
-            try:
-                size = get_hf_file_metadata(hf_hub_url(remote.repo_id, remote.filename)).size
-            except Exception:  # offline, or the Hub is down: the dialog says so
-                reachable = False
-        planned.append(PlannedFile(remote, size))
-    return planned, reachable
+    return [PlannedFile(remote, pin_for(remote.repo_id, remote.filename).shown_size) for remote in wanted]
 
 
 def download_model(name: str, models_dir: Path, tqdm_class=None,
@@ -330,14 +419,24 @@ def download_model(name: str, models_dir: Path, tqdm_class=None,
         except CaptionerError:
             pass  # a broken manifest is rewritten below
     for remote in files_for(builtin, models_dir):
-        if remote.path.is_file() and remote.folder.name != name:
-            continue  # shared files (tokenizer, CLIP) that an earlier download brought
-        report(f"Downloading {remote.filename} from {remote.repo_id}")
-        download_file(remote, tqdm_class)
+        if remote.folder.name == name:  # the checkpoint: hf_hub_download resumes or confirms it, then it is checked
+            report(f"Downloading {remote.filename} from {remote.repo_id}")
+            download_file(remote, tqdm_class)
+        else:  # shared files (tokenizer, CLIP), perhaps brought by an earlier download
+            _fetch_unless_sound(remote, models_dir, tqdm_class, report)
     manifest = builtin.manifest(models_dir / name)
     verify_weights(manifest, models_dir)
-    manifest.save()
+    _record_safetensors_copy(manifest)
+    manifest.save()  # last: a download cut off before this line leaves no model that the next start trusts
     return manifest
+
+
+def _record_safetensors_copy(manifest: Manifest) -> None:
+    from .checkpoint import safetensors_copy_of
+
+    copy = safetensors_copy_of(manifest.weights_path)
+    if copy != manifest.weights_path and copy.is_file():
+        record([copy])
 
 
 def verify_weights(manifest: Manifest, models_dir: Path) -> None:
@@ -387,7 +486,7 @@ def import_model(
     # relative paths), and only then moved into place: a failed import leaves no half-made model behind.
     folder = models_dir / name
     staging = models_dir / f".{name}.importing"
-    shutil.rmtree(staging, ignore_errors=True)
+    _recover_interrupted_import(models_dir, name)
     staging.mkdir(parents=True)
     try:
         weights = _copy_file(file, staging, file.name if file.suffix in WEIGHT_SUFFIXES else file.name + ".pt")
@@ -400,12 +499,12 @@ def import_model(
             path=staging.resolve() / MANIFEST_NAME, name=name, weights=weights, mapping=mapping,
             prefix_length=prefix_length or (base.prefix_length if base else 10), normalize_prefix=normalize_prefix,
             clip=ClipSpec(clip_model, clip_value),
-            tokenizer=(os.path.relpath(Path(tokenizer).resolve(), staging.resolve()).replace(os.sep, "/")
-                       if tokenizer is not None else f"../{TOKENIZER_FOLDER}"),
+            tokenizer=_copy_tokenizer(Path(tokenizer), staging) if tokenizer is not None else f"../{TOKENIZER_FOLDER}",
             clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
         )
         _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
         verify_weights(manifest, models_dir)
+        record([p for p in staging.rglob("*") if p.is_file() and p.name not in (MANIFEST_NAME, "checksums.json")])
         manifest.save()
         if folder.exists():
             replaced = models_dir / f".{name}.replaced"
@@ -418,6 +517,25 @@ def import_model(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return read_manifest(folder / MANIFEST_NAME)
+
+
+def _recover_interrupted_import(models_dir: Path, name: str, keep_staging: bool = False) -> None:
+    """Clears what an import cut off (by a crash or kill) left: its staging folder goes, and a model it had moved
+    aside to replace comes back, so that nothing the user had is lost."""
+    if not keep_staging:
+        shutil.rmtree(models_dir / f".{name}.importing", ignore_errors=True)
+    replaced = models_dir / f".{name}.replaced"
+    if replaced.is_dir() and not (models_dir / name).exists():
+        replaced.rename(models_dir / name)
+
+
+def _copy_tokenizer(source: Path, model_folder: Path) -> str:
+    """Copies a tokenizer folder the user gave into the model's folder; returns the manifest's value."""
+    target = model_folder / "tokenizer"
+    target.mkdir()
+    for needed in TOKENIZER_FILES:
+        _copy_file(source / needed, target, needed)
+    return "tokenizer"
 
 
 def _copy_file(source: Path, folder: Path, name: str) -> str:
@@ -444,5 +562,4 @@ def _fetch_missing_shared(manifest: Manifest, models_dir: Path, tqdm_class, repo
         except ModelFilesMissing:
             wanted.append(clip_file(manifest.clip.model, manifest.clip.weights, models_dir))
     for remote in wanted:
-        report(f"Downloading {remote.filename} from {remote.repo_id}")
-        download_file(remote, tqdm_class)
+        _fetch_unless_sound(remote, models_dir, tqdm_class, report)

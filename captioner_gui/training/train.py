@@ -185,10 +185,10 @@ def set_train_mode(clipcap: ClipCap, freeze_lm: bool) -> None:
 def manifest_for(folder: Path, options: TrainOptions, clipcap: ClipCap, clip: ClipSpec) -> Manifest:
     clip_weights = clip.weights
     if is_path_like(clip_weights):
-        clip_weights = os.path.relpath(clip_weights, folder.resolve()).replace(os.sep, "/")
+        clip_weights = _inside(Path(clip_weights), folder)
     clip_model = clip.model
     if clip_model.endswith(".json"):
-        clip_model = os.path.relpath(clip_model, folder.resolve()).replace(os.sep, "/")
+        clip_model = _inside(Path(clip_model), folder)
     return Manifest(
         path=folder.resolve() / MANIFEST_NAME, name=folder.name, weights=WEIGHTS, mapping=options.mapping,
         prefix_length=options.prefix_length, normalize_prefix=clipcap.normalize_prefix,
@@ -420,6 +420,19 @@ def _mixed_precision(device: torch.device):
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _inside(file: Path, folder: Path) -> str:
+    """A CLIP file for the trained model's manifest, which may only name files in the model's folder or the models
+    folder around it: one elsewhere is copied into the model's folder first."""
+    folder, file = folder.resolve(), file.resolve()
+    if not (file.is_relative_to(folder) or file.is_relative_to(folder.parent)):
+        target = folder / "clip" / file.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.is_file() or target.stat().st_size != file.stat().st_size:
+            shutil.copy2(file, target)
+        file = target
+    return os.path.relpath(file, folder).replace(os.sep, "/")
 
 
 def _copy_tokenizer(source: Path, target: Path) -> None:
