@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from captioner_gui.engine import ManifestError, load_model
+from captioner_gui.engine import load_model
 from cli_helpers import one_line_error, run_captioner
 from conftest import noise_image
 
