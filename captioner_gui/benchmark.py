@@ -240,3 +240,110 @@ def format_table(results: dict) -> str:
             continue
         lines.append(f"| {label} | {results[key]} {unit} |".replace("  |", " |"))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- describe
+
+SCREEN = (1366, 768)
+DESCRIBE_STAGES = ("capture", "ocr_detection", "ocr_recognition", "pictures", "kind", "captions", "total")
+
+
+def benchmark_screen(pictures: int, seed: int = 0) -> Image.Image:
+    """A 1366x768 screenshot: a title bar, paragraphs of 14 px text, and `pictures` photo-like pictures (noise
+    under soft shapes, 300x200) beside the text. Timing depends on how much there is to read and see, not on
+    what it says."""
+    from PIL import ImageDraw, ImageFilter, ImageFont
+
+    rng = __import__("random").Random(seed)
+    words = ("the report for next week is attached please read it before the meeting on friday and send your "
+             "comments to the team so that we can agree on the budget and the schedule").split()
+    screen = Image.new("RGB", SCREEN, (255, 255, 255))
+    draw = ImageDraw.Draw(screen)
+    draw.rectangle((0, 0, SCREEN[0], 36), fill=(232, 232, 236))
+    font = ImageFont.load_default(size=14)
+    text_left = 48 + (340 if pictures else 0)
+    for index in range(pictures):
+        noise = Image.effect_noise((300, 200), 40).convert("RGB")
+        blobs = ImageDraw.Draw(noise)
+        for _ in range(8):
+            x, y = rng.randrange(0, 260), rng.randrange(0, 160)
+            blobs.ellipse((x, y, x + 60, y + 60), fill=tuple(rng.randrange(256) for _ in range(3)))
+        screen.paste(noise.filter(ImageFilter.GaussianBlur(1)), (48, 60 + index * 240))
+    y = 60
+    while y < SCREEN[1] - 30:
+        line = " ".join(rng.choice(words) for _ in range(14 if pictures else 20))
+        draw.text((text_left, y), line.capitalize(), font=font, fill=(20, 20, 20))
+        y += 22 if rng.random() > 0.2 else 40
+    return screen
+
+
+def run_describe_benchmark(model: str = "random", models_dir: Path | None = None, repeats: int = 3,
+                           precision: str = "auto", device: str = "auto", report=lambda message: None) -> dict:
+    """From the picture of a 1366x768 screen to the words to speak, stage by stage: a screen of text, and one
+    with two pictures. With the random model, captions stop at 20 tokens (a real caption has 10 to 15)."""
+    import resource
+
+    from captioner_gui.engine.describe import Describer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        options = DecodeOptions(method="beam", beam_size=5)
+        if model == "random":
+            report("Writing a real-size model with random weights ...")
+            model = str(write_random_model(Path(scratch) / "random"))
+            options = DecodeOptions(method="beam", beam_size=5, max_tokens=TOKENS)
+        started = time.perf_counter()
+        describer = Describer(load_model(model, models_dir, device, precision))
+        describer.start_reader()
+        load_seconds = time.perf_counter() - started
+    if describer.reader_problem:
+        raise RuntimeError(describer.reader_problem)
+    capture_seconds = _capture_seconds()
+    results = {"model": describer.captioner.name, "precision": describer.captioner.precision,
+               "device": describer.captioner.device_name, "threads": torch.get_num_threads(),
+               "load_with_reader_s": round(load_seconds, 2)}
+    for name, pictures in (("text", 0), ("two_pictures", 2)):
+        screen = benchmark_screen(pictures)
+        describer.describe(screen, "screen", "Mail", options)  # warm-up
+        runs = []
+        for _ in range(repeats):
+            report(f"Describing the screen with {pictures} pictures ...")
+            runs.append(describer.describe(screen, "screen", "Mail", options))
+        stages = {stage: statistics.median(r.timings.get(stage, 0.0) for r in runs) for stage in DESCRIBE_STAGES}
+        if capture_seconds is not None:
+            stages["capture"] = capture_seconds
+            stages["total"] += capture_seconds
+        results[name] = {stage: round(seconds * 1000) for stage, seconds in stages.items()
+                         if stage != "capture" or capture_seconds is not None}
+        results[name]["lines"], results[name]["pictures"] = len(runs[0].text_lines), len(runs[0].pictures)
+    results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KB
+    return results
+
+
+def _capture_seconds() -> float | None:
+    """The median time to take a picture of the screen, where there is a screen to take (None elsewhere)."""
+    try:
+        from captioner_gui.app.capture import CaptureError, take
+    except ImportError:
+        return None
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        try:
+            take("screen")
+        except CaptureError:
+            return None
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def format_describe_table(results: dict) -> str:
+    lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['threads']} threads), "
+             "a 1366x768 screen, medians in ms", "| stage | text only | two pictures |", "|---|---|---|"]
+    for stage in DESCRIBE_STAGES:
+        if stage in results["text"]:
+            lines.append(f"| {stage.replace('_', ' ')} | {results['text'][stage]} | {results['two_pictures'][stage]} |")
+    lines.append(f"| lines, pictures found | {results['text']['lines']}, {results['text']['pictures']} | "
+                 f"{results['two_pictures']['lines']}, {results['two_pictures']['pictures']} |")
+    lines.append(f"\nmodel and text reader load: {results['load_with_reader_s']} s; peak memory: "
+                 f"{results['peak_memory_mb']} MB")
+    return "\n".join(lines)

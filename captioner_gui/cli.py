@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--precision", choices=PRECISIONS, default="auto")
     benchmark.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     benchmark.add_argument("--repeats", type=int, default=5)
+    benchmark.add_argument("--describe", action="store_true",
+                           help="instead: a 1366x768 screenshot from capture to the words to speak, stage by stage "
+                                "(text reading, picture finding, captions), with and without pictures")
     benchmark.add_argument("--soak", type=int, metavar="N",
                            help="instead: describe N pictures in a row in the app's window (offscreen) and report "
                                 "memory and time per description at the start and at the end (e.g. 1000)")
@@ -610,6 +613,13 @@ def run_evaluate(args) -> int:
 def run_benchmark(args) -> int:
     if args.soak is not None:
         return run_soak(args)
+    if args.describe:
+        from captioner_gui.benchmark import format_describe_table, run_describe_benchmark
+
+        results = run_describe_benchmark(args.model, args.models_dir, min(args.repeats, 3), args.precision,
+                                         args.device, _report)
+        print(json.dumps(results, indent=2) if args.json else format_describe_table(results))
+        return EXIT_OK
     from captioner_gui.benchmark import format_table, run_benchmark as measure
 
     results = measure(args.model, args.models_dir, args.repeats, args.precision, args.device, _report)
