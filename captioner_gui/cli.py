@@ -447,7 +447,7 @@ def _describe_by_itself(args, what: str, region) -> dict:
     if settings.speech and not args.no_speech:
         speaker = Speaker(record_dir=recording_dir())
         speaker.configure(settings.voice, settings.rate, settings.volume / 100)
-        SpeechRoute(speaker, settings).say(description.spoken)
+        SpeechRoute(speaker, settings).say(description.spoken_parts)
         speaker.wait_until_quiet(120)
         speaker.close()
     return {"text": "\n".join(description.lines()), "blank": description.blank,

@@ -159,9 +159,9 @@ def test_a_qt_dialog_is_read_and_has_no_pictures(reader, qapp):
     image = load_image_bytes(image_to_png(box.grab().toImage()))
     box.close()
     lines = reader.read(image)
-    text = " ".join(line.text for line in lines)
-    for words in ("Do you want to save the changes to the report before closing?", "Save", "Discard", "Cancel"):
-        assert words.lower().replace(" ", "") in text.lower().replace(" ", ""), text
+    read = read_lines(reader, image)
+    want = ["Do you want to save the changes to the report before closing?", "Save", "Discard", "Cancel"]
+    assert error_rate(want, read) <= 0.05, read
     assert find_pictures(image, [line.box for line in lines]) == []
 
 
@@ -262,7 +262,8 @@ def test_describe_command_prints_the_description_and_its_json(tiny_mlp, tmp_path
     screen.image.save(path)
     plain = run_captioner("describe", path, "--model", tiny_mlp.folder, "--device", "cpu")
     assert plain.returncode == 0, plain.stderr
-    assert screen.lines[0] in plain.stdout and screen.lines[-1] in plain.stdout
+    printed = plain.stdout.splitlines()
+    assert error_rate(screen.lines, printed[-len(screen.lines):]) <= 0.05, printed  # every line, in order
 
     answer = run_captioner("describe", path, "--model", tiny_mlp.folder, "--device", "cpu", "--json")
     assert answer.returncode == 0, answer.stderr

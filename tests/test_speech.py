@@ -135,3 +135,29 @@ def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypa
         orca.kill()
         orca.wait()
     assert screen_reader.detect() is None
+
+
+def test_text_in_another_language_is_spoken_with_a_voice_of_that_language(tmp_path):
+    """A Chinese line read from the screen is said by espeak-ng's Mandarin voice, the app's own words by the
+    user's voice: the recorded sound is exactly what `espeak-ng -v cmn` makes of the line."""
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    from captioner_gui.app.speech import SpeechRoute
+
+    chinese = "今天下午三点在会议室开会。"
+    speaker = Speaker(record_dir=tmp_path / "said")
+    settings = SimpleNamespace(speech=True, use_screen_reader=False)
+    try:
+        SpeechRoute(speaker, settings).say([("Page of text, 1 line.", "en"), (chinese, "zh")])
+        assert speaker.wait_until_quiet(30)
+    finally:
+        speaker.close()
+    first, second = sorted((tmp_path / "said").glob("*.wav"))
+    for voice, path in (("cmn", tmp_path / "mandarin.wav"), ("en", tmp_path / "english.wav")):
+        subprocess.run([shutil.which("espeak-ng"), "-w", str(path), "-s", "180", "-a", "100", "-v", voice, "--",
+                        chinese], check=True)
+    assert second.read_bytes() == (tmp_path / "mandarin.wav").read_bytes()
+    assert second.read_bytes() != (tmp_path / "english.wav").read_bytes()
+    assert loudness(second)[1] > 300 and loudness(first)[1] > 300

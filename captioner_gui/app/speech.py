@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Callable
 
 
+UI_LANGUAGE = "en"  # the language of the voice chosen in Settings
+
+
 @dataclass(frozen=True)
 class Voice:
     id: str
@@ -39,6 +42,7 @@ class _Order:
     kind: str  # say, stop, configure, voices, quit
     text: str = ""
     interrupt: bool = True
+    language: str = ""  # say: a language the text is in, when its voice should be one of that language
     settings: tuple = ()  # (voice id, words per minute, volume 0..1)
     reply: object = None  # a list and an Event, for "voices"
 
@@ -99,6 +103,11 @@ class EspeakProgram:
     def __init__(self, program: str):
         self.program = program
 
+    VOICES = {"zh": "cmn"}  # a language -> espeak-ng's voice for it (Mandarin)
+
+    def voice_for(self, language: str) -> str | None:
+        return self.VOICES.get(language, language or None)
+
     def write(self, text: str, path: Path, voice: str, rate: int, volume: float) -> bool:
         command = [self.program, "-w", str(path), "-s", str(int(rate)), "-a", str(int(round(volume * 100)))]
         if voice:
@@ -148,6 +157,15 @@ class Pyttsx3Engine:
 
     def voices(self) -> list[Voice]:
         return [Voice(v.id, v.name) for v in self.engine.getProperty("voices")]
+
+    def voice_for(self, language: str) -> str | None:
+        """The first system voice that speaks `language` ("zh": zh_CN, zh-TW, ...), if any."""
+        for voice in self.engine.getProperty("voices"):
+            for spoken in getattr(voice, "languages", None) or []:
+                name = spoken.decode(errors="ignore") if isinstance(spoken, bytes) else str(spoken)
+                if name.lstrip("\x05").lower().replace("_", "-").startswith(language):
+                    return voice.id
+        return None
 
 
 def make_synthesizer():
@@ -205,12 +223,13 @@ class Speaker:
 
     # ------------------------------------------------------------------ any thread
 
-    def say(self, text: str, interrupt: bool = True) -> None:
+    def say(self, text: str, interrupt: bool = True, language: str = "") -> None:
+        """`language`: the text's own language ("zh"), said with a voice of that language where there is one."""
         text = speakable(text)
         if text.strip():
             with self._quiet:
                 self._unfinished += 1
-            self._orders.put(_Order("say", text, interrupt))
+            self._orders.put(_Order("say", text, interrupt, language=language))
 
     def stop(self) -> None:
         self._orders.put(_Order("stop"))
@@ -265,7 +284,7 @@ class Speaker:
                     order.reply[0].extend(synthesizer.voices())
                     order.reply[1].set()
                 elif order.kind == "say":
-                    sound = self._synthesize(synthesizer, order.text, scratch)
+                    sound = self._synthesize(synthesizer, order.text, scratch, order.language)
                     if sound is not None:
                         try:
                             player.play(sound)
@@ -323,11 +342,14 @@ class Speaker:
             self.on_error(f"Speech is not available ({str(exc).splitlines()[0] if str(exc) else exc!r}).{hint}")
             return None
 
-    def _synthesize(self, synthesizer, text: str, scratch: Path) -> Path | None:
+    def _synthesize(self, synthesizer, text: str, scratch: Path, language: str = "") -> Path | None:
         path = scratch / f"{self.spoken % 4}.wav"
         path.unlink(missing_ok=True)
+        voice, rate, volume = self.settings
+        if language and language != UI_LANGUAGE:  # the user's voice speaks the app's language
+            voice = synthesizer.voice_for(language) or voice
         try:
-            written = synthesizer.write(text, path, *self.settings)
+            written = synthesizer.write(text, path, voice, rate, volume)
         except Exception as exc:
             path.unlink(missing_ok=True)
             self.on_error(f"Speech failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
@@ -376,17 +398,21 @@ class SpeechRoute:
             self._reader_cache = (time.monotonic(), reader)
         return reader
 
-    def say(self, text: str, interrupt: bool = True, reader_hears_window: bool = False) -> None:
-        """Says `text`, unless speech is off. `reader_hears_window`: our window has the focus, so its announcement
-        already reaches the screen reader, which must not be told twice."""
+    def say(self, text: str | list[tuple[str, str]], interrupt: bool = True,
+            reader_hears_window: bool = False) -> None:
+        """Says `text`, unless speech is off: words, or (words, language) parts, each said by our voice in its own
+        language. `reader_hears_window`: our window has the focus, so its announcement already reaches the screen
+        reader, which must not be told twice."""
         if not self.settings.speech:
             return
+        parts = [(text, "")] if isinstance(text, str) else text
         reader = self.screen_reader() if self.settings.use_screen_reader else None
         if reader is not None:
             if not reader_hears_window:
-                reader.speak(text)
+                reader.speak(" ".join(words for words, _ in parts))
             return
-        self.speaker.say(text, interrupt)
+        for index, (words, language) in enumerate(parts):
+            self.speaker.say(words, interrupt and index == 0, language)
 
     def stop(self) -> None:
         self.speaker.stop()

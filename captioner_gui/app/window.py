@@ -472,7 +472,8 @@ class MainWindow(QMainWindow):
             self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
         self.announce(spoken)
-        self.say(spoken, interrupt=request.interrupt)
+        self.say(answer.short_parts if answer.short_parts and not request.show_name else spoken,
+                 interrupt=request.interrupt)
         if not answer.error:
             if self.settings.auto_copy:
                 QGuiApplication.clipboard().setText(answer.text)
@@ -503,7 +504,7 @@ class MainWindow(QMainWindow):
                             else QAccessible.AnnouncementPoliteness.Assertive)
         QAccessible.updateAccessibility(event)
 
-    def say(self, text: str, interrupt: bool = True) -> None:
+    def say(self, text: str | list[tuple[str, str]], interrupt: bool = True) -> None:
         """Our own voice, or the user's screen reader where one runs and they asked for it."""
         self.voice.say(text, interrupt, reader_hears_window=self.isActiveWindow())
 
@@ -516,14 +517,14 @@ class MainWindow(QMainWindow):
 
     def speak_again(self) -> None:
         if self.last is not None and not self.last.error and self.result.toPlainText() == self.last.text:
-            self.say(self.last.spoken, interrupt=True)
+            self.say(self.last.short_parts or self.last.spoken, interrupt=True)
         elif self.result.toPlainText():
             self.say(self.result.toPlainText(), interrupt=True)
 
     def speak_more(self) -> None:
         """Reads on: the rest of the text that the short form left out."""
         if self.last is not None and self.last.more:
-            self.say(self.last.more, interrupt=True)
+            self.say(self.last.more_parts, interrupt=True)
         else:
             self.say("Nothing more.", interrupt=True)
 

@@ -45,6 +45,8 @@ class Answer:
     text: str = ""  # the whole description, one line per line (what the window shows and Copy copies)
     short: str = ""  # the words said at once
     more: str = ""  # the rest, said on request
+    short_parts: list = field(default_factory=list, repr=False)  # `short` as (words, language) parts
+    more_parts: list = field(default_factory=list, repr=False)
     error: str = ""
     seconds: float = 0.0
     model: str = ""
@@ -220,7 +222,9 @@ class CaptionWorker(QObject):
             description = self._describer.describe(image, request.source, request.title,
                                                    DecodeOptions(**self.options), request.text_only)
             answer.model, answer.blank = description.model, description.blank
-            answer.text, answer.short, answer.more = "\n".join(description.lines()), description.spoken, description.more
+            answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
+                                                      description.more)
+            answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
             answer.details = description.as_json(request.source)
         except CaptionerError as exc:
             answer.error = str(exc)

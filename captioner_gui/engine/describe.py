@@ -24,6 +24,7 @@ from .pictures import find_pictures, where
 
 CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
 FIRST_LINES = 3  # lines of text in the short spoken form; the rest is read on request
+SPOKEN_LANGUAGE = "en"  # the language of the app's own words (the kinds, "more lines", the captions)
 PHOTO_SHARE = 0.6  # a picture that covers this much of a screen capture makes it a photo
 PHOTO_MAX_TEXT = 0.1  # a file whose text covers more than this share of it is not described as a photo
 DOCUMENT_MIN_TEXT = 0.08  # without CLIP's opinion: text covering this share makes a page of text
@@ -57,12 +58,21 @@ class Description:
     pictures: list[FoundPicture] = field(default_factory=list)
     caption: str | None = None  # the sentence about the whole picture (photos, charts, drawings)
     summary: str = ""  # the first sentence: kind, title, what was found
-    spoken: str = ""  # the short form: said at once
-    more: str = ""  # the rest of the text: said on request
+    spoken_parts: list[tuple[str, str]] = field(default_factory=list)  # the short form, as (words, language)
+    more_parts: list[tuple[str, str]] = field(default_factory=list)  # the rest of the text, said on request
     notes: list[str] = field(default_factory=list)  # what went wrong on the way (the text could not be read)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     model: str = ""
+
+    @property
+    def spoken(self) -> str:
+        """The short form: said at once."""
+        return " ".join(words for words, _ in self.spoken_parts)
+
+    @property
+    def more(self) -> str:
+        return " ".join(words for words, _ in self.more_parts)
 
     @property
     def text(self) -> str:
@@ -117,8 +127,8 @@ class Describer:
         title = title.strip() or None if title else None
         if is_blank(image):
             return Description(kind=None, blank=True, title=title, summary=blank_message(source),
-                               spoken=blank_message(source), seconds=time.perf_counter() - started,
-                               model=self.captioner.name)
+                               spoken_parts=[(blank_message(source), SPOKEN_LANGUAGE)],
+                               seconds=time.perf_counter() - started, model=self.captioner.name)
         lines, problem = self._read(image, timings)
         blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(lines)]
         if text_only:
@@ -168,36 +178,37 @@ class Describer:
         if problem is not None:
             described.notes.append(problem if problem.startswith("The text") else f"The text was not read: "
                                                                                    f"{problem}")
-        text_lines = described.text_lines
+        lines = _lines_in_their_language(blocks)
         if caption is not None:
             sentence = wording(caption.text, kind, caption.kind_scores, caption.agreement)
             described.caption = _in_window(sentence, title)
             described.summary = described.caption
-            spoken = [described.caption]
-            if text_lines:
-                spoken.append("Text in it: " + _say_lines(text_lines[:FIRST_LINES]))
+            ours = [described.caption] + (["Text in it:"] if lines else [])
         else:
-            described.summary = _summary(kind, title, len(inside), len(text_lines))
-            spoken = [described.summary, *(p.spoken for p in inside), _say_lines(text_lines[:FIRST_LINES])]
-        if len(text_lines) > FIRST_LINES:
-            left = len(text_lines) - FIRST_LINES
-            spoken.append(f"{left} more line{'s' if left > 1 else ''}.")
-            described.more = _say_lines(text_lines[FIRST_LINES:])
-        spoken += described.notes
-        described.spoken = " ".join(part for part in spoken if part)
+            described.summary = _summary(kind, title, len(inside), len(lines))
+            ours = [described.summary, *(p.spoken for p in inside)]
+        spoken = [(words, SPOKEN_LANGUAGE) for words in ours] + lines[:FIRST_LINES]
+        if len(lines) > FIRST_LINES:
+            left = len(lines) - FIRST_LINES
+            spoken.append((f"{left} more line{'s' if left > 1 else ''}.", SPOKEN_LANGUAGE))
+            described.more_parts = _joined(lines[FIRST_LINES:])
+        spoken += [(note, SPOKEN_LANGUAGE) for note in described.notes]
+        described.spoken_parts = _joined(spoken)
         return described
 
     def _text_only(self, blocks, title, problem) -> Description:
         described = Description(kind="screenshot", title=title, blocks=blocks)
-        lines = described.text_lines
+        lines = _lines_in_their_language(blocks)
         if problem is not None:
             described.summary = problem
         elif not lines:
             described.summary = f"No text found in {title}." if title else "No text found."
         else:
             described.summary = f"{title}: {len(lines)} lines." if title else f"{len(lines)} lines of text."
-        described.spoken = " ".join(p for p in (f"{title}." if title and lines else "", _say_lines(lines))
-                                    if p) or described.summary
+        if lines:
+            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + lines)
+        else:
+            described.spoken_parts = [(described.summary, SPOKEN_LANGUAGE)]
         return described
 
 
@@ -269,9 +280,21 @@ def _found(box: Box, caption, size: tuple[int, int]) -> FoundPicture:
     return FoundPicture(box, caption.text, place, spoken)
 
 
-def _say_lines(lines: list[str]) -> str:
-    """Lines as sentences, so that a voice pauses between them."""
-    return " ".join(line if line[-1:] in ".!?:;。！？：；…" else line + "." for line in lines)
+def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
+    """Every line as a sentence (so that a voice pauses between them), with its block's language."""
+    return [(line if line[-1:] in ".!?:;。！？：；…" else line + ("。" if block.language == "zh" else "."),
+             block.language) for block in blocks for line in block.text.splitlines()]
+
+
+def _joined(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Neighbouring words in the same language joined: one utterance per change of voice."""
+    joined: list[tuple[str, str]] = []
+    for words, language in parts:
+        if joined and joined[-1][1] == language:
+            joined[-1] = (f"{joined[-1][0]} {words}", language)
+        elif words:
+            joined.append((words, language))
+    return joined
 
 
 def _corners(box: Box) -> tuple[int, int, int, int]:

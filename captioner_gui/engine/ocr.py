@@ -94,7 +94,7 @@ class TextReader:
         lines = []
         for (x, y, w, h), text, score in zip(boxes, read.txts, read.scores):
             text = " ".join(text.split())
-            if text and score >= MIN_SCORE:
+            if text and score >= MIN_SCORE and _shaped_like(text, w, h):
                 lines.append(Line((x * scale, y * scale, w * scale, h * scale), text, round(float(score), 4)))
         return lines
 
@@ -137,7 +137,8 @@ def join_pieces(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, 
         for other in joined:
             ox, oy, ow, oh = other
             shared = min(y + h, oy + oh) - max(y, oy)
-            if shared >= 0.6 * min(h, oh) and x <= ox + ow + 0.3 * min(h, oh) and ox <= x + w:
+            alike = max(h, oh) <= 1.5 * min(h, oh)  # a line is never joined with a block the detector misread
+            if alike and shared >= 0.6 * min(h, oh) and x <= ox + ow + 0.3 * min(h, oh) and ox <= x + w:
                 right, bottom = max(ox + ow, x + w), max(oy + oh, y + h)
                 other[0], other[1] = min(ox, x), min(oy, y)
                 other[2], other[3] = right - other[0], bottom - other[1]
@@ -145,3 +146,12 @@ def join_pieces(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, 
         else:
             joined.append([x, y, w, h])
     return [tuple(box) for box in joined]
+
+
+def _shaped_like(text: str, width: int, height: int) -> bool:
+    """Whether a box can hold this text on one line: a glyph is at most about twice as wide as the line is high,
+    and one or two glyphs in a box over 96 pixels each way are a photo that the detector took for text (it reads
+    as "8" or "0")."""
+    if len(text) <= 2 and min(width, height) > 96:
+        return False
+    return width <= 2.5 * height * max(1, len(text)) and height <= 2.5 * width
