@@ -216,7 +216,7 @@ def test_every_control_is_named_and_reachable_with_tab(app):
         assert widget.accessibleName() and widget.accessibleDescription(), widget
 
 
-def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_path, photos):
+def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_path, photos, monkeypatch):
     from captioner_gui.app.settings import Settings
 
     missing = []
@@ -228,6 +228,16 @@ def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_p
     drop(app.window.drop_area, [photos[0]])
     [answer] = app.described(qtbot)
     assert "No model is loaded" in answer.error
+
+    # After "Not now", File > Get the model opens the download again.
+    from captioner_gui.app.first_run import ModelSetupDialog
+
+    opened = []
+    monkeypatch.setattr(ModelSetupDialog, "exec", lambda dialog: opened.append(dialog.model) or 0)
+    assert app.window.get_model_action.isEnabled()
+    app.window.get_model_action.trigger()
+    assert opened == ["coco"]
+    assert "Get the model in the File menu" in app.window.result.toPlainText()
     stop_app(app)
 
 
@@ -369,5 +379,43 @@ def test_a_history_that_cannot_be_written_is_said_once_and_the_answer_still_come
         assert len(problems) == 1 and "Settings" in problems[0]
         assert "history could not be saved" in app.window.statusBar().currentMessage()
         assert not_a_folder.read_text().startswith("a file")  # nothing the user had was touched
+    finally:
+        stop_app(app)
+
+
+def test_high_contrast_a_thick_focus_ring_and_a_text_size_that_is_kept(qtbot, tiny_mlp, tmp_path):
+    """Low vision: the high-contrast theme is white on black with a yellow focus ring at least 2 px thick; Ctrl+Plus
+    and Ctrl+0 change the text size, which the next start keeps; the description is larger than the rest."""
+    from captioner_gui.app.settings import Settings
+
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder), theme="high_contrast"), tmp_path / "data",
+                    tmp_path / "speech")
+    try:
+        window = app.window
+        window.activateWindow()
+        window.drop_area.setFocus()
+        qtbot.waitUntil(window.drop_area.hasFocus, timeout=5000)
+        image = window.drop_area.grab().toImage()
+        middle = image.height() // 2
+        ring = [image.pixelColor(x, middle).name() for x in range(4)]
+        assert ring[:2] == ["#ffff00", "#ffff00"], ring  # the focus ring: yellow, 2 px and more
+        inside = image.pixelColor(image.width() // 2, 8).name()
+        assert inside == "#000000", inside  # black behind the white text
+
+        button = window.open_button.font().pointSizeF()
+        assert window.result.font().pointSizeF() >= 1.4 * button
+        window.change_text_size(10)
+        assert window.open_button.font().pointSizeF() == pytest.approx(button * 1.1, rel=0.02)
+        assert Settings.load().text_size == 110  # kept for the next start
+        window.change_text_size(0)
+        assert window.open_button.font().pointSizeF() == pytest.approx(button, rel=0.02)
+
+        # "Describing..." reaches the screen reader too, not only our voice.
+        announced = []
+        window.announce = lambda text, polite=False: announced.append(text)
+        window.pending[10_000] = None
+        window._still_working(10_000)
+        assert announced == ["Describing..."]
+        window.pending.clear()
     finally:
         stop_app(app)

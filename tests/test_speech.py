@@ -1,5 +1,6 @@
 """Our own voice: pyttsx3 with espeak-ng, in its thread, rendered to files that the test listens to."""
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ DESCRIPTIONS = ["A bunch of bananas on a table.", "A dog sitting on a couch next
                 "A red circle above a blue square."]
 
 
-def test_three_descriptions_in_a_row_are_all_spoken_aloud(tmp_path):
+def test_three_descriptions_in_a_row_are_all_spoken_aloud(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAPTIONER_PLAYER", "true")  # a machine with a sound player (this one may have none)
     errors = []
     speaker = Speaker(record_dir=tmp_path, on_error=errors.append)
     try:
@@ -161,3 +163,49 @@ def test_text_in_another_language_is_spoken_with_a_voice_of_that_language(tmp_pa
     assert second.read_bytes() == (tmp_path / "mandarin.wav").read_bytes()
     assert second.read_bytes() != (tmp_path / "english.wav").read_bytes()
     assert loudness(second)[1] > 300 and loudness(first)[1] > 300
+
+
+def only_espeak_on_path(tmp_path, monkeypatch, plays: bool) -> Path:
+    """A PATH with espeak-ng and no sound player. espeak-ng is a wrapper that logs its arguments; a call that is not
+    writing a file (-w) ends as if it had played (`plays`), or fails as espeak-ng does without a sound device."""
+    real = shutil.which("espeak-ng")
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    log = tmp_path / "espeak.log"
+    wrapper = folder / "espeak-ng"
+    playing = "exit 0" if plays else "echo 'error: No such file or directory' >&2; exit 0"
+    played = f'case " $* " in *" -w "*) ;; *) {playing};; esac\n'
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {log}\n{played}exec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    monkeypatch.delenv("CAPTIONER_PLAYER", raising=False)
+    return log
+
+
+def test_without_a_sound_player_espeak_plays_the_words_itself(tmp_path, monkeypatch):
+    log = only_espeak_on_path(tmp_path, monkeypatch, plays=True)
+    errors = []
+    speaker = Speaker(on_error=errors.append)
+    try:
+        speaker.say(DESCRIPTIONS[0])
+        assert speaker.wait_until_quiet(30)
+    finally:
+        speaker.close()
+    calls = log.read_text().splitlines()
+    assert any(DESCRIPTIONS[0] in call and " -w " not in f" {call} " for call in calls), calls
+    assert errors == []
+
+
+def test_when_nothing_can_play_the_user_is_told_once(tmp_path, monkeypatch):
+    only_espeak_on_path(tmp_path, monkeypatch, plays=False)
+    errors = []
+    speaker = Speaker(record_dir=tmp_path / "speech", on_error=errors.append)
+    try:
+        for text in DESCRIPTIONS:
+            speaker.say(text, interrupt=False)
+        assert speaker.wait_until_quiet(30)
+    finally:
+        speaker.close()
+    assert len(errors) == 1 and errors[0].startswith("Speech cannot be heard: no sound player was found"), errors
+    assert "\n" not in errors[0]
+    assert len(list((tmp_path / "speech").glob("*.wav"))) == 3  # the copies for troubleshooting are still written

@@ -55,20 +55,23 @@ class Xvfb:
     def clipboard(self) -> str:
         return self.run("xclip", "-o", "-selection", "clipboard")
 
-    def screenshot(self, window: str, path: Path) -> Path:
-        """The window's part of the screen, as a PNG."""
+    def screenshot(self, window: str | None, path: Path) -> Path:
+        """The window's part of the screen (None: the whole screen), as a PNG."""
         import mss
         from PIL import Image
 
-        geometry = dict(line.split("=") for line in self.run("xdotool", "getwindowgeometry", "--shell",
-                                                             window).split())
-        box = {"left": int(geometry["X"]), "top": int(geometry["Y"]), "width": int(geometry["WIDTH"]),
-               "height": int(geometry["HEIGHT"])}
+        if window is None:
+            box = None
+        else:
+            geometry = dict(line.split("=") for line in self.run("xdotool", "getwindowgeometry", "--shell",
+                                                                 window).split())
+            box = {"left": int(geometry["X"]), "top": int(geometry["Y"]), "width": int(geometry["WIDTH"]),
+                   "height": int(geometry["HEIGHT"])}
         previous = os.environ.get("DISPLAY")
         os.environ["DISPLAY"] = self.display
         try:
             with getattr(mss, "MSS", mss.mss)() as screen:
-                shot = screen.grab(box)
+                shot = screen.grab(box or screen.monitors[0])
         finally:
             if previous is None:
                 os.environ.pop("DISPLAY")

@@ -63,7 +63,8 @@ class ModelSetupDialog(QDialog):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
                                           | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.files.setAccessibleName("Files to download")
-        self.message.setAccessibleName("Download status")
+        # No fixed name: a label's name is what a screen reader reads, so it stays the message itself.
+        self.message.setAccessibleDescription("Download status")
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Download progress")
         self.progress.setVisible(False)

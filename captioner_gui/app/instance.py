@@ -1,6 +1,7 @@
 """One running app per user: a QLocalServer that a second `captioner-gui` and `captioner describe-screen` reach.
 
-The protocol is one JSON object per line. Requests: {"command": "show"} or {"command": "describe",
+The protocol is one JSON object per line. Requests: {"command": "show"}, {"command": "open", "paths": [...]}
+(a second `captioner-gui` hands over its image files, absolute paths) or {"command": "describe",
 "what": "screen"|"window"|"region"|"clipboard", "region": [x, y, w, h]?, "all_monitors": bool?}. The app answers
 a describe with {"text": ...} or {"error": ...} once the description is done (the socket stays open until then).
 Only QtCore and QtNetwork are used, so the command line can be a client without starting a GUI.

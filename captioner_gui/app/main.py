@@ -44,17 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     instance = InstanceServer()
     instance_problem = None
     try:
-        if not instance.listen():  # the app runs already: bring its window to the front instead of loading a model
-            send({"command": "show"}, timeout_ms=5000)
-            print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
-            return 0
+        if not instance.listen():  # the app runs already: it shows its window (and describes our images)
+            return hand_over(args.images, send)
     except InstanceError as exc:  # the app works, but `captioner describe-screen` cannot reach it
         instance_problem = f"captioner describe-screen cannot reach the app: {exc}"
         print(instance_problem, file=sys.stderr)
 
     from captioner_gui.engine import default_models_dir
 
-    from .first_run import ModelSetupDialog
     from .history import History
     from .hotkeys import Hotkeys
     from .settings import Settings
@@ -73,14 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(settings, worker, speaker, History(), models_dir)
     speaker.on_error = window.speech_problem.emit  # called in the speech thread; the signal crosses to the GUI
 
-    def offer_download(message: str) -> None:
-        dialog = ModelSetupDialog(window.settings.model, models_dir, message, window)
-        if dialog.exec():
-            window.load_model()
-        else:
-            window.tell(f"No model is loaded. {message}")
-
-    window.model_missing.connect(offer_download, Qt.ConnectionType.QueuedConnection)
+    window.model_missing.connect(window.get_model, Qt.ConnectionType.QueuedConnection)
     instance.requested.connect(window.handle_remote)
     hotkeys = Hotkeys()
     hotkeys.pressed.connect(window.on_hotkey)
@@ -106,6 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         hotkeys.unregister()
         worker.stop()
         speaker.close()
+
+
+def hand_over(images: list[str], send) -> int:
+    """A second `captioner-gui`: the running app describes our images (or just shows its window)."""
+    if images:
+        answer = send({"command": "open", "paths": [str(Path(p).resolve()) for p in images]}, timeout_ms=5000)
+        if answer is None or "error" in answer:
+            print(f"captioner-gui: {(answer or {}).get('error', 'The running app did not answer.')}", file=sys.stderr)
+            return 1
+        print("captioner-gui is already running; it describes the images there.", file=sys.stderr)
+        return 0
+    send({"command": "show"}, timeout_ms=5000)
+    print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
+    return 0
 
 
 def quit_on_signals(app: QApplication, close) -> None:

@@ -4,12 +4,14 @@ drawn with the mouse, or moved and sized with the arrow keys by people who canno
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QDialog
 
 INSTRUCTIONS = ("Choose a region. Arrow keys move the rectangle, Shift with the arrow keys changes its size, "
                 "Control makes the steps small. Enter describes the region, Escape cancels. Or drag with the mouse.")
 STEP, FINE_STEP = 40, 4
+SHOWN_INSTRUCTIONS = ("Arrow keys: move.  Shift+arrows: size.  Ctrl: small steps.\n"
+                      "Enter: describe.  Escape: cancel.  Or drag with the mouse.")
 
 
 def pixmap_from_pil(image) -> QPixmap:
@@ -18,9 +20,10 @@ def pixmap_from_pil(image) -> QPixmap:
     return QPixmap.fromImage(QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy())
 
 
-class RegionPicker(QWidget):
+class RegionPicker(QDialog):
     """Shows `screenshot` (of the monitor at `origin`) full screen; `chosen` gives the region in the screenshot's
-    pixels. The rectangle starts in the middle, half the screen's width and height."""
+    pixels. The rectangle starts in the middle, half the screen's width and height. A dialog, so that a screen
+    reader presents it as one (name and instructions), with the instructions shown large at the top."""
 
     chosen = Signal(QRect)
     cancelled = Signal()
@@ -46,6 +49,26 @@ class RegionPicker(QWidget):
         painter.drawPixmap(self.selection, self.picture, self.selection)
         painter.setPen(QPen(QColor(255, 200, 0), 3))
         painter.drawRect(self.selection.adjusted(-2, -2, 1, 1))
+        self._paint_instructions(painter)
+
+    def _paint_instructions(self, painter: QPainter) -> None:
+        """The keys, large, white on black with a yellow edge, at the top (or the bottom while the rectangle is
+        there, so they never hide it)."""
+        font = QFont(self.font())
+        font.setPixelSize(max(18, self.height() // 28))
+        font.setBold(True)
+        painter.setFont(font)
+        flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+        area = self.rect().adjusted(16, 16, -16, -16)
+        needed = painter.boundingRect(area, flags, SHOWN_INSTRUCTIONS).adjusted(-16, -12, 16, 12)
+        box = QRect(area.left(), area.top(), area.width(), needed.height())
+        if box.intersects(self.selection):
+            box.moveBottom(area.bottom())
+        painter.fillRect(box, QColor(0, 0, 0))
+        painter.setPen(QPen(QColor(255, 255, 0), 3))
+        painter.drawRect(box)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(box, flags, SHOWN_INSTRUCTIONS)
 
     def keyPressEvent(self, event):
         key, modifiers = event.key(), event.modifiers()

@@ -10,6 +10,8 @@ from PySide6.QtCore import QSettings
 HISTORY_LIMITS = (10, 100_000)  # what "keep at most N descriptions" may be set to
 DECODINGS = ("beam", "greedy")
 DEVICES = ("auto", "cpu", "cuda")
+THEMES = ("system", "standard", "high_contrast")
+TEXT_SIZES = (70, 300)  # percent of the system's font size
 # Ctrl+Alt+Shift+letter: free in NVDA, JAWS, Narrator and the common applications.
 DEFAULT_HOTKEYS = {"screen": "Ctrl+Alt+Shift+S", "window": "Ctrl+Alt+Shift+W", "region": "Ctrl+Alt+Shift+R",
                    "clipboard": "Ctrl+Alt+Shift+V", "text": "Ctrl+Alt+Shift+T"}
@@ -37,6 +39,8 @@ class Settings:
     hotkey_region: str = DEFAULT_HOTKEYS["region"]
     hotkey_clipboard: str = DEFAULT_HOTKEYS["clipboard"]
     hotkey_text: str = DEFAULT_HOTKEYS["text"]  # read the text of the active window (the screen on Wayland)
+    theme: str = "system"  # system (high contrast when the system asks for it), standard or high_contrast
+    text_size: int = 100  # percent of the system's font size (Ctrl+Plus, Ctrl+Minus, Ctrl+0)
 
     @classmethod
     def load(cls, store: QSettings | None = None) -> Settings:
@@ -76,6 +80,9 @@ class Settings:
         self.rate = min(max(self.rate, 80), 450)
         self.volume = min(max(self.volume, 0), 100)
         self.history_limit = min(max(self.history_limit, HISTORY_LIMITS[0]), HISTORY_LIMITS[1])
+        if self.theme not in THEMES:
+            self.theme = defaults.theme
+        self.text_size = min(max(self.text_size, TEXT_SIZES[0]), TEXT_SIZES[1])
         if not self.model.strip():
             self.model = defaults.model
 

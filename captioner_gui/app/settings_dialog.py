@@ -8,10 +8,10 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QKeySequenceEdit, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout,
-                               QWidget)
+                               QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QScrollArea, QSlider,
+                               QSpinBox, QVBoxLayout, QWidget)
 
-from .settings import DEFAULT_HOTKEYS, HISTORY_LIMITS, Settings
+from .settings import DEFAULT_HOTKEYS, HISTORY_LIMITS, TEXT_SIZES, Settings
 from .speech import Speaker
 
 
@@ -122,19 +122,38 @@ class SettingsDialog(QDialog):
                                    "Off: 'describe the screen' takes the monitor the mouse pointer is on.")
         self.all_monitors.setChecked(settings.all_monitors)
 
+        # Appearance
+        self.theme = _named(QComboBox(), "Theme", "High contrast: white on black with a yellow focus ring. Follow "
+                                                  "the system: high contrast when the system is set to it.")
+        for label, value in (("Follow the system", "system"), ("Standard", "standard"),
+                             ("High contrast", "high_contrast")):
+            self.theme.addItem(label, value)
+        self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
+        self.text_size = _named(QSpinBox(), "Text size", "Also Control+Plus, Control+Minus and Control+0 in the "
+                                                         "window.")
+        self.text_size.setRange(*TEXT_SIZES)
+        self.text_size.setSingleStep(10)
+        self.text_size.setSuffix(" %")
+        self.text_size.setValue(settings.text_size)
+        appearance_box = QGroupBox("Appearance")
+        appearance_form = QFormLayout(appearance_box)
+        appearance_form.addRow("&Theme:", self.theme)
+        appearance_form.addRow("Te&xt size:", self.text_size)
+
         # Hotkeys
         hotkey_box = QGroupBox("Hotkeys (work in any program)")
         hotkey_form = QFormLayout(hotkey_box)
         self.hotkeys: dict[str, QKeySequenceEdit] = {}
         labels = {"screen": "Describe the scree&n:", "window": "Describe the active &window:",
                   "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:",
-                  "text": "Read the te&xt of the active window:"}
+                  "text": "Read the text of the active window:"}
         for key, label in labels.items():
             edit = _named(QKeySequenceEdit(QKeySequence(getattr(settings, f"hotkey_{key}"))),
                           label.replace("&", "").rstrip(":"),
                           f"Press the new key combination. The default is {DEFAULT_HOTKEYS[key]}.")
             edit.setMaximumSequenceLength(1)
             edit.setClearButtonEnabled(True)
+            _name_key_field(edit)
             self.hotkeys[key] = edit
             hotkey_form.addRow(label, edit)
 
@@ -144,15 +163,27 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._restore_defaults)
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.addWidget(model_box)
         layout.addWidget(speech_box)
+        layout.addWidget(appearance_box)
         layout.addWidget(self.auto_copy)
         layout.addWidget(self.history)
         layout.addLayout(history_form)
         layout.addWidget(self.all_monitors)
         layout.addWidget(hotkey_box)
-        layout.addWidget(buttons)
+        # At 200% the dialog is taller than a laptop's screen: it scrolls, and keeps the focused control in view.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        outer = QVBoxLayout(self)
+        outer.addWidget(scroll)
+        outer.addWidget(buttons)
+        screen = self.screen().availableGeometry()
+        self.resize(min(content.sizeHint().width() + 40, screen.width() - 16),
+                    min(content.sizeHint().height() + 80, screen.height() - 48))
 
     def _history_toggled(self, keep: bool) -> None:
         self.history_limit.setEnabled(keep)
@@ -180,6 +211,8 @@ class SettingsDialog(QDialog):
         self.history_limit.setValue(defaults.history_limit)
         self.keep_screen_pictures.setChecked(defaults.keep_screen_pictures)
         self.all_monitors.setChecked(defaults.all_monitors)
+        self.theme.setCurrentIndex(self.theme.findData(defaults.theme))
+        self.text_size.setValue(defaults.text_size)
         for key, edit in self.hotkeys.items():
             edit.setKeySequence(QKeySequence(DEFAULT_HOTKEYS[key]))
 
@@ -195,8 +228,18 @@ class SettingsDialog(QDialog):
             voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
             history_limit=self.history_limit.value(), keep_screen_pictures=self.keep_screen_pictures.isChecked(),
-            all_monitors=self.all_monitors.isChecked(), **hotkeys,
+            all_monitors=self.all_monitors.isChecked(), theme=self.theme.currentData(),
+            text_size=self.text_size.value(), **hotkeys,
         )
+
+
+def _name_key_field(edit: QKeySequenceEdit) -> None:
+    """A key field is a container around an unnamed text field, where the focus goes and whose text is the key: that
+    field gets the action's name, so a screen reader says "Describe the screen, Ctrl+Alt+Shift+S"."""
+    field = edit.findChild(QLineEdit)
+    if field is not None:
+        field.setAccessibleName(edit.accessibleName())
+        field.setAccessibleDescription(edit.accessibleDescription())
 
 
 def _model_names(models_dir: Path | None) -> list[str]:

@@ -80,6 +80,21 @@ class Player:
             self._process = subprocess.Popen([*self.command, str(path)], stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL)
 
+    def play_itself(self, command: list[str]) -> None:
+        """Runs a program that makes the sound itself (espeak-ng without -w), stoppable like a player."""
+        self.stop()
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def failure(self) -> str | None:
+        """After `play_itself` ended by itself: why no sound came out, or None when it played."""
+        process = self._process
+        if process is None or process.poll() is None:
+            return None
+        errors = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        if process.returncode == 0 and not any(line.startswith("error") for line in errors.splitlines()):
+            return None
+        return errors.strip().splitlines()[-1] if errors.strip() else f"exit status {process.returncode}"
+
     def playing(self) -> bool:
         if sys.platform == "win32" and not self.command:
             return time.monotonic() < self._until
@@ -94,6 +109,8 @@ class Player:
         elif self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if self._process is not None and self._process.stderr is not None:
+            self._process.stderr.close()
         self._process = None
 
 
@@ -107,6 +124,11 @@ class EspeakProgram:
 
     def voice_for(self, language: str) -> str | None:
         return self.VOICES.get(language, language or None)
+
+    def speak_command(self, text: str, voice: str, rate: int, volume: float) -> list[str]:
+        """espeak-ng playing the text through its own sound output (for machines without a sound player)."""
+        command = [self.program, "-s", str(int(rate)), "-a", str(int(round(volume * 100)))]
+        return [*command, *(["-v", voice] if voice else []), "--", text]
 
     def write(self, text: str, path: Path, voice: str, rate: int, volume: float) -> bool:
         command = [self.program, "-w", str(path), "-s", str(int(rate)), "-a", str(int(round(volume * 100)))]
@@ -215,6 +237,7 @@ class Speaker:
         self.spoken = 0  # utterances written so far
         self.settings: tuple[str, int, float] = ("", 180, 1.0)  # voice id, words per minute, volume 0..1
         self.available = True
+        self._told_silent = False  # "no sound can be played" was said (once is enough)
         self._orders: queue.Queue[_Order] = queue.Queue()
         self._unfinished = 0  # utterances asked for and not yet played, stopped or dropped
         self._quiet = threading.Condition()
@@ -283,6 +306,8 @@ class Speaker:
                 elif order.kind == "voices":
                     order.reply[0].extend(synthesizer.voices())
                     order.reply[1].set()
+                elif order.kind == "say" and player.command is None and sys.platform.startswith("linux"):
+                    self._say_without_player(synthesizer, order.text, scratch, player, pending, order.language)
                 elif order.kind == "say":
                     sound = self._synthesize(synthesizer, order.text, scratch, order.language)
                     if sound is not None:
@@ -297,6 +322,30 @@ class Speaker:
             player.stop()
             shutil.rmtree(scratch, ignore_errors=True)
             self._finished(sum(o.kind == "say" for o in pending))
+
+    def _say_without_player(self, synthesizer, text: str, scratch: Path, player: Player, pending: deque,
+                            language: str = "") -> None:
+        """Linux without paplay, pw-play or aplay: espeak-ng plays the words itself. When that cannot make a sound
+        either, the user hears of it once (on_error), instead of silence with no reason given."""
+        if self.record_dir is not None:  # the copy for tests and troubleshooting is still written
+            sound = self._synthesize(synthesizer, text, scratch, language)
+            if sound is not None:
+                sound.unlink(missing_ok=True)
+        if not isinstance(synthesizer, EspeakProgram):
+            self._tell_silent("no sound player was found")
+            return
+        player.play_itself(synthesizer.speak_command(text, *self._voice_settings(synthesizer, language)))
+        self._wait_while_playing(player, pending, stop_after=False)
+        failure = player.failure()
+        player.stop()
+        if failure is not None:
+            self._tell_silent(f"no sound player was found and espeak-ng could not play ({failure})")
+
+    def _tell_silent(self, reason: str) -> None:
+        if not self._told_silent:
+            self._told_silent = True
+            self.on_error(f"Speech cannot be heard: {reason}. Install pulseaudio-utils or alsa-utils, or set "
+                          "CAPTIONER_PLAYER.")
 
     def _finished(self, count: int) -> None:
         with self._quiet:
@@ -320,7 +369,7 @@ class Speaker:
             except queue.Empty:
                 return
 
-    def _wait_while_playing(self, player: Player, pending: deque) -> None:
+    def _wait_while_playing(self, player: Player, pending: deque, stop_after: bool = True) -> None:
         while player.playing():
             try:
                 order = self._orders.get(timeout=0.05)
@@ -328,8 +377,10 @@ class Speaker:
                 continue
             self._take(order, pending)
             if _interrupts(order):
+                player.stop()
                 break
-        player.stop()
+        if stop_after:
+            player.stop()
 
     def _start_synthesizer(self):
         if not self.available:
@@ -342,14 +393,19 @@ class Speaker:
             self.on_error(f"Speech is not available ({str(exc).splitlines()[0] if str(exc) else exc!r}).{hint}")
             return None
 
+    def _voice_settings(self, synthesizer, language: str) -> tuple[str, int, float]:
+        """The user's voice, rate and volume; for text in another language than the app's, a voice of that
+        language where the engine has one (the user's voice speaks the app's language)."""
+        voice, rate, volume = self.settings
+        if language and language != UI_LANGUAGE:
+            voice = synthesizer.voice_for(language) or voice
+        return voice, rate, volume
+
     def _synthesize(self, synthesizer, text: str, scratch: Path, language: str = "") -> Path | None:
         path = scratch / f"{self.spoken % 4}.wav"
         path.unlink(missing_ok=True)
-        voice, rate, volume = self.settings
-        if language and language != UI_LANGUAGE:  # the user's voice speaks the app's language
-            voice = synthesizer.voice_for(language) or voice
         try:
-            written = synthesizer.write(text, path, voice, rate, volume)
+            written = synthesizer.write(text, path, *self._voice_settings(synthesizer, language))
         except Exception as exc:
             path.unlink(missing_ok=True)
             self.on_error(f"Speech failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")

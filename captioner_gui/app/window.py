@@ -13,10 +13,11 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAccessible, QAccessibleAnnouncementEvent, QAction, QCursor, QGuiApplication, QIcon,
                            QImage, QKeySequence, QPixmap)
-from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QSystemTrayIcon, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSystemTrayIcon, QVBoxLayout, QWidget)
 
+from . import appearance
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .history import History, HistoryEntry
 from .settings import Settings
@@ -27,13 +28,7 @@ IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ic
                 "All files (*)")
 DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
 HISTORY_SHOWN = 200  # newest entries in the window's list (the file keeps up to Settings' limit)
-
-
-def _scaled_font(widget: QWidget, factor: float):
-    """The system font, larger: the window scales with the user's font size instead of fixing pixel sizes."""
-    font = QApplication.font()
-    font.setPointSizeF(font.pointSizeF() * factor)
-    widget.setFont(font)
+MAX_OPENED = 1000  # image files one request from a second `captioner-gui` may hand over
 
 
 def _name(widget: QWidget, name: str, description: str) -> QWidget:
@@ -42,36 +37,45 @@ def _name(widget: QWidget, name: str, description: str) -> QWidget:
     return widget
 
 
+def _offers_images(mime) -> bool:
+    return any(url.isLocalFile() for url in mime.urls()) or mime.hasImage()
+
+
+def _take_drop(event, files_dropped, image_dropped) -> None:
+    """Hands a drop on: its local files, else the image itself (a browser's image offers no file)."""
+    mime = event.mimeData()
+    paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
+    if paths:
+        files_dropped.emit(paths)
+    elif mime.hasImage():
+        image_dropped.emit(image_to_png(QImage(mime.imageData())))
+    event.acceptProposedAction()
+
+
 class DropArea(QPushButton):
-    """A large button: drop image files (or an image) on it, or press it to choose files."""
+    """A large button: drop image files (or an image) on it, or press it to choose files. (The window takes drops
+    anywhere else, the description field included.)"""
 
     files_dropped = Signal(list)  # paths
     image_dropped = Signal(bytes)  # an image dragged from a program that offers no file (a browser)
 
     def __init__(self):
         super().__init__("Drop images here\nor press Enter to open one")
+        self.setObjectName("dropArea")  # its font size in the style sheet
         self.setAcceptDrops(True)
-        self.setMinimumHeight(140)
-        _scaled_font(self, 1.4)
+        self.setMinimumHeight(60)  # shrinks before anything else when the text is large (200% on a laptop)
         _name(self, "Drop area", "Drop image files here to hear what they show, or press Enter or Space to choose "
                                  "image files.")
 
     def dragEnterEvent(self, event):
-        mime = event.mimeData()
-        if any(url.isLocalFile() for url in mime.urls()) or mime.hasImage():
+        if _offers_images(event.mimeData()):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event):
         event.acceptProposedAction()
 
     def dropEvent(self, event):
-        mime = event.mimeData()
-        paths = [url.toLocalFile() for url in mime.urls() if url.isLocalFile()]
-        if paths:
-            self.files_dropped.emit(paths)
-        elif mime.hasImage():
-            self.image_dropped.emit(image_to_png(QImage(mime.imageData())))
-        event.acceptProposedAction()
+        _take_drop(event, self.files_dropped, self.image_dropped)
 
 
 def image_to_png(image: QImage) -> bytes:
@@ -106,12 +110,26 @@ class MainWindow(QMainWindow):
         self._run_on_gui_thread.connect(lambda function: function(), Qt.ConnectionType.QueuedConnection)
         self.setWindowTitle("Captioner")
         self.setWindowIcon(app_icon())
+        self._spoken_problems: set[str] = set()  # speech problems already said (each once)
+        self.setAcceptDrops(True)  # an image dropped anywhere on the window is described
         self._build_widgets()
         self._build_actions()
         self._build_tray()
         self._connect_worker()
         self.load_history()
-        self.resize(QSettings().value("window/size", self.sizeHint().expandedTo(QSize(640, 720))))
+        self.apply_appearance()
+        self.resize(self._first_size())
+
+    def _first_size(self) -> QSize:
+        """The size the user left it at, or a comfortable one; never larger than the screen (at 200% a laptop's
+        1280x800 screen is 640x400 of Qt's pixels)."""
+        size = QSettings().value("window/size", QSize(720, 760))
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if not isinstance(size, QSize):
+            size = QSize(720, 760)
+        if screen is not None:
+            size = size.boundedTo(QSize(screen.width() - 16, screen.height() - 48))
+        return size
 
     # ------------------------------------------------------------------ building
 
@@ -131,8 +149,10 @@ class MainWindow(QMainWindow):
         self.result.setTabChangesFocus(True)
         self.result.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.result.setPlaceholderText("The description appears here.")
-        self.result.setMinimumHeight(90)
-        _scaled_font(self.result, 1.25)
+        self.result.setMinimumHeight(60)
+        self.result.setObjectName("description")  # larger text in the style sheet
+        self.result.setAcceptDrops(False)  # its drops go to the window, which describes them
+        self.result.viewport().setAcceptDrops(False)
         _name(self.result, "Description", "The latest description. Read it word by word with the arrow keys.")
         self.result_label.setBuddy(self.result)
         self.copy_button = _name(QPushButton("&Copy"), "Copy description",
@@ -163,7 +183,14 @@ class MainWindow(QMainWindow):
         history_buttons.addStretch()
         history_buttons.addWidget(self.clear_button)
 
+        self.notice = QLabel("")  # a problem that stays until it is solved (speech that cannot be heard)
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
+                                            | Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.setVisible(False)
+
         layout = QVBoxLayout()
+        layout.addWidget(self.notice)
         layout.addWidget(self.drop_area)
         layout.addLayout(sources)
         layout.addWidget(self.result_label)
@@ -172,9 +199,17 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.history_label)
         layout.addWidget(self.history_list, 1)
         layout.addLayout(history_buttons)
-        central = QWidget()
-        central.setLayout(layout)
-        self.setCentralWidget(central)
+        content = QWidget()
+        content.setLayout(layout)
+        # At 200% on a small screen the controls need more room than there is: they scroll, and the focused one is
+        # always scrolled into view.
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setWidget(content)
+        self.scroll_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setCentralWidget(self.scroll_area)
+        QApplication.instance().focusChanged.connect(self._show_focused)
 
         order = [self.drop_area, self.open_button, self.paste_button, self.screen_button, self.settings_button,
                  self.result, self.copy_button, self.speak_button, self.stop_button, self.history_list,
@@ -182,8 +217,11 @@ class MainWindow(QMainWindow):
         for first, second in zip(order, order[1:]):
             QWidget.setTabOrder(first, second)
 
-        self.status_label = _name(QLabel("Starting..."), "Status", "What the app is doing.")
-        self.device_label = _name(QLabel(""), "Device", "Where the model runs: the CPU or a GPU.")
+        # No accessible names here: a label's name is what a screen reader reads, so it must be its text.
+        self.status_label = QLabel("Starting...")
+        self.status_label.setAccessibleDescription("Status: what the app is doing.")
+        self.device_label = QLabel("")
+        self.device_label.setAccessibleDescription("Where the model runs: the CPU or a GPU.")
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.device_label)
 
@@ -216,6 +254,8 @@ class MainWindow(QMainWindow):
         self.paste_action = self._action(file_menu, "&Paste image", lambda: self.paste(),
                                          QKeySequence.StandardKey.Paste)
         self.screen_action = self._action(file_menu, "Describe &screen", self.describe_screen)
+        self.get_model_action = self._action(file_menu, "&Get the model...", self.get_model)
+        self.get_model_action.setEnabled(False)  # until the model turns out to be missing
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         edit_menu = bar.addMenu("&Edit")
@@ -226,6 +266,12 @@ class MainWindow(QMainWindow):
         self._action(speech_menu, "Speak &again", self.speak_again, "F5")
         self.more_action = self._action(speech_menu, "&More", self.speak_more, "F6")
         self.stop_action = self._action(speech_menu, "&Stop speech", self.stop_speech, "Escape")
+        view_menu = bar.addMenu("&View")
+        self._action(view_menu, "&Larger text", lambda: self.change_text_size(appearance.TEXT_STEP),
+                     QKeySequence.StandardKey.ZoomIn)
+        self._action(view_menu, "&Smaller text", lambda: self.change_text_size(-appearance.TEXT_STEP),
+                     QKeySequence.StandardKey.ZoomOut)
+        self._action(view_menu, "&Normal text size", lambda: self.change_text_size(0), "Ctrl+0")
 
     def _build_tray(self) -> None:
         self.tray = None
@@ -263,7 +309,15 @@ class MainWindow(QMainWindow):
             request.on_done({"error": "A newer request replaced this one."})
 
     def _speech_problem(self, message: str) -> None:
-        self.statusBar().showMessage(message, 15000)
+        """Speech cannot be heard: said once, in the window (where it stays) and in the status bar, and announced
+        (the screen reader, if any, can still say it)."""
+        if message in self._spoken_problems:
+            return
+        self._spoken_problems.add(message)
+        self.notice.setText(message)
+        self.notice.setVisible(True)
+        self.set_status(message)
+        self.announce(message, polite=True)
 
     # ------------------------------------------------------------------ model
 
@@ -275,8 +329,10 @@ class MainWindow(QMainWindow):
 
     def _model_ready(self, model: str, device: str) -> None:
         self.model_ready = True
+        self.get_model_action.setEnabled(False)
         self.device_label.setText(device)
         self.set_status(f"Ready: model '{model}' on {device}.")
+        self.announce(f"Ready. Model {model} on {device}.", polite=True)
         waiting, self.waiting_for_model = self.waiting_for_model, []
         if waiting:
             self.describe_files(waiting)
@@ -290,6 +346,7 @@ class MainWindow(QMainWindow):
     def _model_failed(self, message: str, missing: bool) -> None:
         self.set_status("No model loaded.")
         if missing:
+            self.get_model_action.setEnabled(True)
             self.model_missing.emit(message)
         else:
             self.tell(message)
@@ -377,10 +434,18 @@ class MainWindow(QMainWindow):
                           lambda: threading.Thread(target=run, name="capture", daemon=True).start())
 
     def _show_quietly(self) -> None:
-        """Shows the window again without taking the focus from the program the user is in."""
+        """Shows the window again without taking the focus from the program the user is in. The widget attribute
+        alone reaches only a window not created yet: the platform plugins (xcb, Windows, macOS) read the window's
+        `_q_showWithoutActivating` property at each show, so that is set too (on X11 it shows with a user time of
+        0, which window managers such as openbox take as "do not focus")."""
+        handle = self.windowHandle()
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, True)
+        if handle is not None:
+            handle.setProperty("_q_showWithoutActivating", True)
         self.show()
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating, False)
+        if handle is not None:
+            handle.setProperty("_q_showWithoutActivating", False)
 
     @staticmethod
     def _screenshot_under(pointer: QPoint):
@@ -436,6 +501,15 @@ class MainWindow(QMainWindow):
             if command == "show":
                 self.bring_to_front()
             reply({"ok": True})
+        elif command == "open":
+            paths = request.get("paths")
+            if not (isinstance(paths, list) and 0 < len(paths) <= MAX_OPENED
+                    and all(isinstance(p, str) and p for p in paths)):
+                reply({"error": f"'open' takes a list of 1 to {MAX_OPENED} file paths."})
+                return
+            self.bring_to_front()  # the user asked for it: they opened images with the app
+            self.describe_when_ready(paths)
+            reply({"ok": True})
         elif command == "describe":
             region = None
             if request.get("region"):
@@ -456,6 +530,8 @@ class MainWindow(QMainWindow):
 
     def _still_working(self, request_id: int) -> None:
         if request_id in self.pending and request_id == min(self.pending):
+            self.set_status("Describing...")
+            self.announce("Describing...")
             self.say("Describing...", interrupt=True)
 
     # ------------------------------------------------------------------ results
@@ -471,7 +547,7 @@ class MainWindow(QMainWindow):
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.announce(spoken)
+        self.announce(spoken, polite=not request.interrupt)  # the later ones of a batch wait their turn
         self.say(answer.short_parts if answer.short_parts and not request.show_name else spoken,
                  interrupt=request.interrupt)
         if not answer.error:
@@ -613,13 +689,43 @@ class MainWindow(QMainWindow):
         from .settings_dialog import SettingsDialog
 
         dialog = SettingsDialog(self.settings, self.speaker, self.models_dir, self)
-        if dialog.exec():
-            self.apply_settings(dialog.result_settings())
+        try:
+            if dialog.exec():
+                self.apply_settings(dialog.result_settings())
+        finally:
+            dialog.deleteLater()  # else it stays in the accessibility tree as a hidden dialog
+
+    def get_model(self, message: str = "") -> None:
+        """The first-run download (or import) of the chosen model; also from File > Get the model."""
+        from .first_run import ModelSetupDialog
+
+        dialog = ModelSetupDialog(self.settings.model, self.models_dir, message, self)
+        try:
+            if dialog.exec():
+                self.load_model()
+            else:
+                later = "To download it later, choose Get the model in the File menu (Alt+F, G)."
+                self.tell(" ".join(part for part in ("No model is loaded.", message, later) if part))
+        finally:
+            dialog.deleteLater()
+
+    def apply_appearance(self) -> None:
+        appearance.apply(self.settings.theme, self.settings.text_size)
+
+    def change_text_size(self, step: int) -> None:
+        """Ctrl+Plus and Ctrl+Minus change the text size by `step` percent, Ctrl+0 (step 0) restores it; kept."""
+        size = appearance.clamp_text_size(self.settings.text_size + step) if step else 100
+        self.settings.text_size = size
+        self.settings.save()
+        self.apply_appearance()
+        self.set_status(f"Text size {size}%.")
+        self.announce(f"Text size {size} percent.")
 
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
         self.voice.settings = new
         new.save()
+        self.apply_appearance()
         self.speaker.configure(new.voice, new.rate, new.volume / 100)
         self.worker.set_decoding(new.decoding, new.beam_size, new.rerank)
         if (new.model, new.device) != (old.model, old.device):
@@ -635,10 +741,24 @@ class MainWindow(QMainWindow):
             self.load_history()
         self.settings_changed.emit()
 
+    def _show_focused(self, _old, new) -> None:
+        if new is not None and self.scroll_area.widget().isAncestorOf(new):
+            self.scroll_area.ensureWidgetVisible(new, 8, 8)
+
     def bring_to_front(self) -> None:
         self.showNormal()
         self.raise_()
         self.activateWindow()
+
+    def dragEnterEvent(self, event):
+        if _offers_images(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event):
+        event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        _take_drop(event, self.drop_area.files_dropped, self.drop_area.image_dropped)
 
     def closeEvent(self, event):
         QSettings().setValue("window/size", self.size())
