@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_helpers import expected_caption, start_app, stop_app
+from app_helpers import expected_caption, expected_description, same_description, start_app, stop_app
 from test_app import isolated_settings  # noqa: F401 (autouse: the app's settings in the test's folder)
 
 FAKE_PORTAL = Path(__file__).parent / "fake_portal.py"
@@ -83,13 +83,15 @@ def test_the_screen_comes_from_the_portal(session_bus, tmp_path, desktop, tiny_m
         portal.kill()
     assert whole.returncode == 0, whole.stderr
     answer = json.loads(whole.stdout)
-    assert answer["what"] == "screen" and answer["text"] == expected_caption(tiny_mlp.folder, desktop)
+    expected = expected_description(tiny_mlp.folder, desktop, source="screen")
+    assert answer["what"] == "screen" and answer["title"] is None and same_description(answer, expected)
     assert answered[:2] == ["answered", "allow"]
     assert not Path(answered[2].removeprefix("file://")).exists()  # the portal's file is not left behind
 
     Image.open(desktop).crop((300, 200, 600, 400)).save(tmp_path / "region.png")
     assert region.returncode == 0, region.stderr
-    assert region.stdout.strip() == expected_caption(tiny_mlp.folder, tmp_path / "region.png")
+    expected = expected_description(tiny_mlp.folder, tmp_path / "region.png", source="region")
+    assert region.stdout.split(":")[0] == expected.spoken.split(":")[0]  # the kind (see same_description)
 
 
 def test_a_refused_screenshot_is_one_clear_line(session_bus, tmp_path, desktop, tiny_mlp):
@@ -123,9 +125,10 @@ def test_the_apps_screen_and_region_come_from_the_portal(qtbot, session_bus, tmp
         qtbot.waitUntil(lambda: getattr(app.window, "_picker", None) is not None and app.window._picker.isVisible())
         qtbot.keyClick(app.window._picker, Qt.Key.Key_Return)
         [region] = app.described(qtbot)
-    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop, source="screen")
     Image.open(desktop).crop((200, 150, 600, 450)).save(tmp_path / "middle.png")
-    assert not region.error and region.text == expected_caption(tiny_mlp.folder, tmp_path / "middle.png")
+    assert not region.error and region.text == expected_caption(tiny_mlp.folder, tmp_path / "middle.png",
+                                                                        source="region")
 
 
 def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, tmp_path, desktop, tiny_mlp,
@@ -153,7 +156,7 @@ def test_the_window_keeps_answering_while_the_desktop_asks(qtbot, session_bus, t
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert max(gaps) < 0.25, f"the window froze for {max(gaps):.2f} s"  # ... without freezing the window
     assert second and "Still taking the last picture" in second[0]["error"]
-    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+    assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop, source="screen")
 
 
 @pytest.mark.parametrize("desktop_has_shortcuts", [True, False])
@@ -181,10 +184,11 @@ def test_the_desktop_binds_the_hotkeys_and_a_press_describes_the_screen(qtbot, s
             hotkeys.unregister()
     if desktop_has_shortcuts:
         assert said[:2] == ["registered io.github.captioner.Captioner",
-                            "bound screen=CTRL+ALT+SHIFT+s region=CTRL+ALT+SHIFT+r clipboard=CTRL+ALT+SHIFT+v"]
+                            "bound screen=CTRL+ALT+SHIFT+s region=CTRL+ALT+SHIFT+r clipboard=CTRL+ALT+SHIFT+v "
+                            "text=CTRL+ALT+SHIFT+t"]
         assert said[2].startswith("answered allow")
         assert not problems
-        assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop)
+        assert not screen.error and screen.text == expected_caption(tiny_mlp.folder, desktop, source="screen")
     else:
         [problem] = problems
         assert "no global shortcuts portal" in problem and "captioner describe-screen" in problem
