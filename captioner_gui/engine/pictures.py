@@ -2,10 +2,11 @@
 
 The picture is cut into cells of 8x8 pixels. Interface is drawn in solid colours: most pixels of its cells have
 exactly the same colour, a border or a line through them included. A photo's pixels differ, even in a smooth sky
-(a camera's noise, JPEG's rounding). So a cell is busy when no one colour holds most of its pixels; text is masked
-out with the boxes the text reader found. Busy cells that touch form regions; a region that fills most of its
-bounding box and is at least 64 pixels each way is a picture (smaller ones are icons). Its edges are then moved to
-the exact pixel where the picture meets the flat interface around it.
+(a camera's noise, JPEG's rounding). So a cell is busy when no one colour holds most of its pixels and it holds
+more than a few colours (an edge between two flat areas holds two); text is masked out with the boxes the text
+reader found. Busy cells that touch form regions; a region that, its holes filled, fills most of its bounding box
+and is at least 64 pixels each way is a picture (smaller ones are icons). Its edges are then moved to the exact
+pixel where the picture meets the flat interface around it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ Box = tuple[int, int, int, int]  # x, y, width, height
 
 CELL = 8
 MIN_SIDE = 64  # pixels: smaller regions are icons
-FLAT_SHARE = 0.75  # a cell whose commonest colour holds this share of its pixels is flat interface
+FLAT_SHARE = 0.75  # a cell whose commonest colour holds this share of its pixels is flat interface,
+MIN_COLOURS = 6  # and so is one of fewer distinct colours (an edge between two flat areas, a gradient's step)
 MIN_FILL = 0.6  # the share of a region's bounding box that its busy cells must fill
 MAX_SIDE_RATIO = 8  # a region longer than this many times its width is a rule or a toolbar, not a picture
 WORKING_SIDE = 2048  # larger pictures are searched on a reduced copy
@@ -41,14 +43,25 @@ def find_pictures(image: Image.Image, text_boxes: list[Box] = ()) -> list[Box]:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     found = []
     for label in range(1, count):
-        cx, cy, cw, ch, cells = (int(v) for v in stats[label])
-        if cells < MIN_FILL * cw * ch or max(cw, ch) > MAX_SIDE_RATIO * min(cw, ch):
+        cx, cy, cw, ch, _ = (int(v) for v in stats[label])
+        region = (labels[cy:cy + ch, cx:cx + cw] == label).astype(np.uint8)
+        if _filled(region) < MIN_FILL * cw * ch or max(cw, ch) > MAX_SIDE_RATIO * min(cw, ch):
             continue
         box = _refine(rgb, (cx * CELL, cy * CELL, cw * CELL, ch * CELL))
         box = tuple(v * scale for v in box)
         if min(box[2], box[3]) >= MIN_SIDE:
             found.append(box)
     return sorted(found, key=lambda b: (b[1] // max(1, MIN_SIDE), b[0]))
+
+
+def _filled(region: np.ndarray) -> int:
+    """The cells of a region with its holes filled: a photo's flat parts (a white wall, a blue sky in a drawing)
+    are holes inside it, not outside it."""
+    import cv2
+
+    outside = np.pad(region, 1)
+    cv2.floodFill(outside, None, (0, 0), 2)
+    return int(np.count_nonzero(outside[1:-1, 1:-1] != 2))
 
 
 def _colour_codes(rgb: np.ndarray) -> np.ndarray:
@@ -67,7 +80,8 @@ def _busy_cells(rgb: np.ndarray) -> np.ndarray:
     starts[:, 1:] = cells[:, 1:] != cells[:, :-1]
     run_start = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
     commonest = (position - run_start + 1).max(axis=1)
-    return (commonest < FLAT_SHARE * CELL * CELL).reshape(rows, columns)
+    colours = starts.sum(axis=1)  # an edge between two flat areas has two or three, a photo's cell dozens
+    return ((commonest < FLAT_SHARE * CELL * CELL) & (colours >= MIN_COLOURS)).reshape(rows, columns)
 
 
 def _varied(strip: np.ndarray) -> bool:
