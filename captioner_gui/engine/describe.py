@@ -176,37 +176,37 @@ class Describer:
         timings["captions"] = time.perf_counter() - began
         described = Description(kind=kind, title=title, blocks=blocks, pictures=inside)
         if problem is not None:
-            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: "
-                                                                                   f"{problem}")
-        lines = _lines_in_their_language(blocks)
+            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: {problem}")
+        sentences = _lines_in_their_language(blocks)
         if caption is not None:
             sentence = wording(caption.text, kind, caption.kind_scores, caption.agreement)
             described.caption = _in_window(sentence, title)
             described.summary = described.caption
-            ours = [described.caption] + (["Text in it:"] if lines else [])
+            ours = [described.caption] + (["Text in it:"] if sentences else [])
         else:
-            described.summary = _summary(kind, title, len(inside), len(lines))
+            described.summary = _summary(kind, title, len(inside), len(sentences))
             ours = [described.summary, *(p.spoken for p in inside)]
-        spoken = [(words, SPOKEN_LANGUAGE) for words in ours] + lines[:FIRST_LINES]
-        if len(lines) > FIRST_LINES:
-            left = len(lines) - FIRST_LINES
+        spoken = [(words, SPOKEN_LANGUAGE) for words in ours] + sentences[:FIRST_LINES]
+        if len(sentences) > FIRST_LINES:
+            left = len(sentences) - FIRST_LINES
             spoken.append((f"{left} more line{'s' if left > 1 else ''}.", SPOKEN_LANGUAGE))
-            described.more_parts = _joined(lines[FIRST_LINES:])
+            described.more_parts = _joined(sentences[FIRST_LINES:])
         spoken += [(note, SPOKEN_LANGUAGE) for note in described.notes]
         described.spoken_parts = _joined(spoken)
         return described
 
     def _text_only(self, blocks, title, problem) -> Description:
         described = Description(kind="screenshot", title=title, blocks=blocks)
-        lines = _lines_in_their_language(blocks)
+        sentences = _lines_in_their_language(blocks)
         if problem is not None:
             described.summary = problem
-        elif not lines:
+        elif not sentences:
             described.summary = f"No text found in {title}." if title else "No text found."
         else:
-            described.summary = f"{title}: {len(lines)} lines." if title else f"{len(lines)} lines of text."
-        if lines:
-            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + lines)
+            count = len(sentences)
+            described.summary = f"{title}: {count} lines." if title else f"{count} lines of text."
+        if sentences:
+            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + sentences)
         else:
             described.spoken_parts = [(described.summary, SPOKEN_LANGUAGE)]
         return described
