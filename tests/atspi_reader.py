@@ -27,6 +27,7 @@ def find_app(name):
 
 
 def text_of(node):
+    """The node's text, or None: pyatspi raises NotImplementedError for an object without that interface."""
     try:
         text = node.queryText()
     except NotImplementedError:
@@ -35,6 +36,7 @@ def text_of(node):
 
 
 def extents_of(node):
+    """The node's box on the desktop, or None where it has no component interface (NotImplementedError)."""
     try:
         box = node.queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
     except NotImplementedError:
