@@ -638,10 +638,10 @@ def run_soak(args) -> int:
     with tempfile.TemporaryDirectory(prefix="captioner-soak-model-") as scratch:
         model = args.model
         if model == "random":
-            from captioner_gui.benchmark import write_random_model
+            from captioner_gui.benchmark import write_random_model_apart
 
             _report("Writing a real-size model with random weights...")
-            model = str(write_random_model(Path(scratch) / "random"))
+            model = str(write_random_model_apart(Path(scratch) / "random"))
         results = soak(model, args.models_dir, args.soak, _report)
     print(json.dumps(results, indent=2) if args.json else format_soak(results))
     return EXIT_FAILED if results["errors"] else EXIT_OK

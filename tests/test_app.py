@@ -358,6 +358,29 @@ def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tin
     assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
 
 
+def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app, qtbot):
+    from screens import text_page
+
+    from captioner_gui.app.worker import Request
+
+    said, say = [], app.window.say
+    app.window.say = lambda text, interrupt=True: (said.append((text, len(app.answers))), say(text, interrupt))
+    page = text_page(14, lines=14, seed=8)
+    app.window.submit(Request(name="Screen", source="screen", image=page.image, title="Notes"))
+    [answer] = app.described(qtbot)
+    spoken = [(text, answers) for text, answers in said if text != "Describing..."]
+    assert spoken == [(answer.short_parts, 0)]  # the short form, once, before all the text was read
+    assert answer.text.splitlines()[-1] == page.lines[-1]  # and the window shows all of it
+
+    said.clear()
+    app.window.submit(Request(name="Screen", source="screen", image=page.image, title="Notes", text_only=True))
+    [answer] = app.described(qtbot)
+    (first, before), (rest, after) = [(text, answers) for text, answers in said if text != "Describing..."]
+    assert (before, after) == (len(app.answers) - 1, len(app.answers))  # the first lines, then the rest
+    assert " ".join(words for words, _ in first + rest) == answer.short
+    assert answer.short.startswith("Notes. " + page.lines[0]) and answer.short.endswith(page.lines[-1] + ".")
+
+
 def test_a_history_that_cannot_be_written_is_said_once_and_the_answer_still_comes(qtbot, tiny_mlp, tmp_path,
                                                                                  photos):
     from captioner_gui.app.settings import Settings

@@ -242,7 +242,7 @@ def test_blank_8k_all_photo_and_a_failing_reader_never_crash(describer, monkeypa
     def broken(image):
         raise OCRError("The text could not be read (the reader's model is damaged).")
 
-    monkeypatch.setattr(describer.reader, "read", broken)
+    monkeypatch.setattr(describer.reader, "find", broken)
     described = describer.describe(text_page(14, lines=5).image, "screen", "Mail")
     assert described.caption and described.notes == ["The text could not be read (the reader's model is damaged)."]
     assert described.spoken.endswith(described.notes[0])
@@ -254,6 +254,44 @@ def test_read_the_text_gives_the_text_alone(describer):
     assert not described.pictures and described.caption is None
     assert described.spoken.startswith("Notes. " + page.lines[0])
     assert error_rate(page.lines, described.text_lines) <= 0.05
+
+
+def test_a_capture_is_spoken_before_all_its_text_is_read(describer, monkeypatch):
+    fix_kind(describer, monkeypatch, "screenshot")
+    screen = web_page(photos=("astronaut.png", "chelsea.png"))
+    read_calls, first = [], []
+    recognize = describer.reader.recognize
+    monkeypatch.setattr(describer.reader, "recognize",
+                        lambda page, boxes: read_calls.append(len(boxes)) or recognize(page, boxes))
+    whole = describer.describe(screen.image, "window", "Browser",
+                               on_first_words=lambda early: first.append((early, list(read_calls))))
+    [(early, read_then)] = first
+    assert sum(read_then) < len(screen.lines) == sum(read_calls)  # said while most lines were still unread
+    assert early.spoken == whole.spoken and whole.follow_parts == []  # the short form, the same at once
+    assert early.timings["first_words"] < whole.timings["total"]
+    assert len(whole.text_lines) == len(screen.lines)
+
+    # Reading the text alone: the first lines at once, the rest after them, nothing said twice or lost.
+    page = text_page(14, lines=12, seed=7)
+    first.clear()
+    whole = describer.describe(page.image, "screen", "Notes", text_only=True,
+                               on_first_words=lambda early: first.append((early, None)))
+    [(early, _)] = first
+    assert early.spoken.startswith("Notes. " + page.lines[0]) and len(early.spoken) < len(whole.spoken)
+    assert f"{early.spoken} {' '.join(w for w, _ in whole.follow_parts)}" == whole.spoken
+
+    # The text could not be read on after the first words: the user hears why.
+    def broken(page, boxes):
+        if len(boxes) > 3:
+            raise OCRError("The text could not be read (out of memory).")
+        return recognize(page, boxes)
+
+    from captioner_gui.engine.ocr import OCRError
+
+    monkeypatch.setattr(describer.reader, "recognize", broken)
+    whole = describer.describe(page.image, "screen", "Notes", on_first_words=lambda early: None)
+    assert whole.follow_parts == [("The text could not be read (out of memory).", "en")]
+    assert 3 <= len(whole.text_lines) < len(page.lines)  # what was read is kept
 
 
 def test_describe_command_prints_the_description_and_its_json(tiny_mlp, tmp_path):

@@ -1,7 +1,8 @@
 """`captioner benchmark --soak N`: the app's own window and worker describe N pictures in a row, offscreen, as months
-of daily use would. Reports memory, time per description and Python's count of references to None at the start
-and at the end: a Qt binding that loses references (PySide6 6.12.0 on Python 3.11) or a leak shows there long
-before a user's app dies of it. Settings and history go to a temporary folder; the user's are not touched."""
+of daily use would: files, and (every other one) screens whose text is read. Reports memory, time per description
+and Python's count of references to None at the start and at the end: a Qt binding that loses references (PySide6
+6.12.0 on Python 3.11) or a leak shows there long before a user's app dies of it. Settings and history go to a
+temporary folder; the user's are not touched."""
 
 from __future__ import annotations
 
@@ -25,10 +26,15 @@ def resident_megabytes() -> float:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     except OSError:
-        import resource
+        return peak_megabytes()
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
+
+def peak_megabytes() -> float:
+    """The process's peak resident memory so far."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3  # bytes on macOS, KB elsewhere
 
 
 def _pictures(folder: Path, count: int = 20) -> list[Path]:
@@ -53,11 +59,13 @@ def run_soak(model: str, models_dir: Path | None, count: int,
     from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings
     from PySide6.QtWidgets import QApplication
 
+    from captioner_gui.benchmark import benchmark_screen
+
     from .history import History
     from .settings import Settings
     from .speech import Speaker
     from .window import MainWindow
-    from .worker import CaptionWorker
+    from .worker import CaptionWorker, Request
 
     with tempfile.TemporaryDirectory(prefix="captioner-soak-") as scratch:
         folder = Path(scratch)
@@ -67,6 +75,7 @@ def run_soak(model: str, models_dir: Path | None, count: int,
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder / "settings"))
         application = QApplication.instance() or QApplication([sys.argv[0]])
         pictures = _pictures(folder)
+        screens = [benchmark_screen(0), benchmark_screen(2)]
         speaker = Speaker()
         worker = CaptionWorker()
         answers: list = []
@@ -94,7 +103,10 @@ def run_soak(model: str, models_dir: Path | None, count: int,
             report(f"Describing {count} pictures...")
             for index in range(count):
                 started = time.perf_counter()
-                window.describe_files([str(pictures[index % len(pictures)])])
+                if index % 2:  # a screen, as the hotkey takes it: its text read, its pictures captioned
+                    window.submit(Request(name="Screen", source="screen", image=screens[index // 2 % 2]))
+                else:
+                    window.describe_files([str(pictures[index // 2 % len(pictures)])])
                 wait_for(lambda: len(answers) > index and not window.pending)
                 rows.append((time.perf_counter() - started, resident_megabytes(), sys.getrefcount(None)))
                 if (index + 1) % 100 == 0:
@@ -109,7 +121,7 @@ def run_soak(model: str, models_dir: Path | None, count: int,
         "descriptions": len(rows), "errors": len(errors), "first_error": errors[0] if errors else None,
         "seconds_per_description": {"start": round(statistics.median(r[0] for r in first), 4),
                                     "end": round(statistics.median(r[0] for r in last), 4)},
-        "memory_mb": {"start": round(first[-1][1], 1), "end": round(last[-1][1], 1)},
+        "memory_mb": {"start": round(first[-1][1], 1), "end": round(last[-1][1], 1), "peak": round(peak_megabytes())},
         "references_to_none": {"start": first[0][2], "end": last[-1][2]},
     }
 
@@ -120,7 +132,8 @@ def format_soak(results: dict) -> str:
     lines = [f"descriptions          {results['descriptions']} ({results['errors']} failed)",
              f"time per description  {seconds['start'] * 1000:.0f} ms at the start, {seconds['end'] * 1000:.0f} ms "
              f"at the end (medians of {WINDOW})",
-             f"memory                {memory['start']:.0f} MB after {WINDOW}, {memory['end']:.0f} MB at the end",
+             f"memory                {memory['start']:.0f} MB after {WINDOW}, {memory['end']:.0f} MB at the end, "
+             f"{memory['peak']:.0f} MB at most",
              f"references to None    {nones['start']} at the start, {nones['end']} at the end"]
     if results["first_error"]:
         lines.append(f"first error           {results['first_error']}")

@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.history.limit = settings.history_limit
         self._history_failing = False  # a history write failed and the user was told; said again after a success
         self.pending: dict[int, Request] = {}
+        self.spoken_early: set[int] = set()  # requests whose first words were said before the rest was read
         self.waiting_for_model: list[str] = []  # files to describe once a model is ready
         self.last: Answer | None = None
         self.model_ready = False
@@ -296,6 +297,7 @@ class MainWindow(QMainWindow):
         self.worker.ready.connect(self._model_ready)
         self.worker.load_failed.connect(self._model_failed)
         self.worker.notice.connect(self.tell)
+        self.worker.first_words.connect(self.say_first_words)
         self.worker.described.connect(self.show_description)
         self.worker.dropped.connect(self._request_dropped)
         self.speech_problem.connect(self._speech_problem)
@@ -529,12 +531,21 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(DESCRIBING_AFTER_MS, lambda: self._still_working(request_id))
 
     def _still_working(self, request_id: int) -> None:
-        if request_id in self.pending and request_id == min(self.pending):
+        if request_id in self.pending and request_id == min(self.pending) and request_id not in self.spoken_early:
             self.set_status("Describing...")
             self.announce("Describing...")
             self.say("Describing...", interrupt=True)
 
     # ------------------------------------------------------------------ results
+
+    def say_first_words(self, answer: Answer) -> None:
+        """A capture's short form, said while the rest of its text is still being read."""
+        request = answer.request
+        if request.id not in self.pending or request.show_name:  # replaced meanwhile; or said with its name
+            return
+        self.spoken_early.add(request.id)
+        self.announce(answer.short, polite=not request.interrupt)
+        self.say(answer.short_parts, interrupt=request.interrupt)
 
     def show_description(self, answer: Answer) -> None:
         request = answer.request
@@ -547,9 +558,16 @@ class MainWindow(QMainWindow):
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
-        self.announce(spoken, polite=not request.interrupt)  # the later ones of a batch wait their turn
-        self.say(answer.short_parts if answer.short_parts and not request.show_name else spoken,
-                 interrupt=request.interrupt)
+        if request.id in self.spoken_early and not answer.error:  # its first words were said: what follows them
+            self.spoken_early.discard(request.id)
+            if answer.follow_parts:
+                self.announce(" ".join(words for words, _ in answer.follow_parts), polite=True)
+                self.say(answer.follow_parts, interrupt=False)
+        else:
+            self.spoken_early.discard(request.id)
+            self.announce(spoken, polite=not request.interrupt)  # the later ones of a batch wait their turn
+            self.say(answer.short_parts if answer.short_parts and not request.show_name else spoken,
+                     interrupt=request.interrupt)
         if not answer.error:
             if self.settings.auto_copy:
                 QGuiApplication.clipboard().setText(answer.text)

@@ -47,6 +47,7 @@ class Answer:
     more: str = ""  # the rest, said on request
     short_parts: list = field(default_factory=list, repr=False)  # `short` as (words, language) parts
     more_parts: list = field(default_factory=list, repr=False)
+    follow_parts: list = field(default_factory=list, repr=False)  # said after `first_words` (see the signal)
     error: str = ""
     seconds: float = 0.0
     model: str = ""
@@ -102,6 +103,7 @@ class CaptionWorker(QObject):
     ready = Signal(str, str)  # model name, device name ("CPU" or the CUDA card's name)
     load_failed = Signal(str, bool)  # message, whether the model is simply not installed (first run)
     notice = Signal(str)  # something the user should know that is not an error (a fallback to the CPU)
+    first_words = Signal(object)  # Answer whose `short_parts` can be said while the rest of the text is read
     described = Signal(object)  # Answer
     dropped = Signal(int)  # request id of a stale screen request that was replaced by a newer one
 
@@ -219,12 +221,16 @@ class CaptionWorker(QObject):
             if self._describer is None:
                 answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
                 return answer
+            def say_first(early) -> None:
+                self.first_words.emit(Answer(request, short=early.spoken, short_parts=early.spoken_parts))
+
             description = self._describer.describe(image, request.source, request.title,
-                                                   DecodeOptions(**self.options), request.text_only)
+                                                   DecodeOptions(**self.options), request.text_only, say_first)
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)
             answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
+            answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
         except CaptionerError as exc:
             answer.error = str(exc)

@@ -13,17 +13,19 @@ inside it are captioned.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
 
 from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, blank_message, is_blank, wording
 from .layout import read_in_order
-from .ocr import OCRError, TextReader
+from .ocr import Line, OCRError, Page, TextReader
 from .pictures import find_pictures, where
 
 CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
 FIRST_LINES = 3  # lines of text in the short spoken form; the rest is read on request
+FIRST_READ = FIRST_LINES  # lines of a capture read before its first words are said (more where some were not text)
 SPOKEN_LANGUAGE = "en"  # the language of the app's own words (the kinds, "more lines", the captions)
 PHOTO_SHARE = 0.6  # a picture that covers this much of a screen capture makes it a photo
 PHOTO_MAX_TEXT = 0.1  # a file whose text covers more than this share of it is not described as a photo
@@ -60,6 +62,7 @@ class Description:
     summary: str = ""  # the first sentence: kind, title, what was found
     spoken_parts: list[tuple[str, str]] = field(default_factory=list)  # the short form, as (words, language)
     more_parts: list[tuple[str, str]] = field(default_factory=list)  # the rest of the text, said on request
+    follow_parts: list[tuple[str, str]] = field(default_factory=list)  # said after the first words (describe())
     notes: list[str] = field(default_factory=list)  # what went wrong on the way (the text could not be read)
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
@@ -119,9 +122,15 @@ class Describer:
                 self.reader_problem = str(exc)
 
     def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
-                 text_only: bool = False) -> Description:
+                 text_only: bool = False, on_first_words: Callable[[Description], None] | None = None
+                 ) -> Description:
         """Describes one picture. `source` is where it came from (a file, "clipboard", or one of CAPTURES: then it
-        is never captioned as a whole); `text_only` reads its text and nothing else."""
+        is never captioned as a whole); `text_only` reads its text and nothing else.
+
+        A capture's words are ready before all its text is read: the lines said first are read first, and
+        `on_first_words` gets a Description whose `spoken_parts` can be said at once while the rest is read (its
+        `timings["first_words"]` says when). The Description returned is whole; its `follow_parts` are what to say
+        after those first words (the rest of the text, in `text_only`)."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
         title = title.strip() or None if title else None
@@ -129,12 +138,20 @@ class Describer:
             return Description(kind=None, blank=True, title=title, summary=blank_message(source),
                                spoken_parts=[(blank_message(source), SPOKEN_LANGUAGE)],
                                seconds=time.perf_counter() - started, model=self.captioner.name)
-        lines, problem = self._read(image, timings)
-        blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(lines)]
-        if text_only:
-            described = self._text_only(blocks, title, problem)
-        else:
-            described = self._describe(image, source, title, lines, blocks, problem, options, timings)
+        reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings)
+        seen = None if text_only else self._see(image, source, reading, options, timings)
+        early = None
+        if reading.unread:  # words to say now, while the rest is read
+            early = self._words(seen, title, reading, lines=reading.count)
+            timings["first_words"] = time.perf_counter() - started
+            early.timings = dict(timings)
+            if on_first_words is not None:
+                on_first_words(early)
+            self._read_rest(reading, timings)
+        described = self._words(seen, title, reading, lines=reading.count)
+        if early is not None:  # the text read on; or, after the short form, what went wrong since
+            described.follow_parts = (_rest_of(early, described) if text_only else
+                                      [(note, SPOKEN_LANGUAGE) for note in described.notes if note not in early.notes])
         described.seconds = time.perf_counter() - started
         described.timings = timings | {"total": described.seconds}
         described.model = self.captioner.name
@@ -142,74 +159,138 @@ class Describer:
 
     # ------------------------------------------------------------------ the stages
 
-    def _read(self, image: Image.Image, timings: dict[str, float]) -> tuple[list, str | None]:
-        """The text's lines, or none and the reason the text could not be read."""
+    def _read_first(self, image: Image.Image, first: int | None, timings: dict[str, float]) -> _Reading:
+        """Finds the lines of text and reads the first `first` in reading order (all of them where None)."""
         self.start_reader()
         if self.reader is None:
-            return [], self.reader_problem
+            return _Reading(problem=self.reader_problem)
         try:
-            lines = self.reader.read(image)
+            page = self.reader.find(image)
+            unread = [Line(box, "", 0.0) for box in page.boxes]
+            ordered = [line.box for block in read_in_order(unread) for line in block.lines]
+            reading = _Reading(page, unread=ordered)
+            step = first or len(ordered)
+            while reading.unread and (len(reading.lines) < FIRST_LINES or first is None):  # boxes that were no
+                reading.lines += self.reader.recognize(page, reading.unread[:step])  # text are left out: read on
+                reading.unread = reading.unread[step:]
         except OCRError as exc:
-            return [], str(exc)
+            return _Reading(problem=str(exc))
         timings.update(self.reader.timings)
-        return lines, None
+        return reading
 
-    def _describe(self, image, source, title, lines, blocks, problem, options, timings) -> Description:
+    def _read_rest(self, reading: _Reading, timings: dict[str, float]) -> None:
+        try:
+            reading.lines += self.reader.recognize(reading.page, reading.unread)
+        except OCRError as exc:
+            reading.problem = str(exc)
+        reading.unread = []
+        timings.update(self.reader.timings)
+
+    def _see(self, image, source, reading: _Reading, options, timings) -> _Seen:
+        """The pictures inside, the kind, and the captions."""
         began = time.perf_counter()
-        boxes = find_pictures(image, [line.box for line in lines]) if problem is None else []
+        text_boxes = [line.box for line in reading.lines] + reading.unread
+        boxes = find_pictures(image, text_boxes) if reading.problem is None else []
         timings["pictures"] = time.perf_counter() - began
         began = time.perf_counter()
         [scores] = self.captioner.kinds([image])
         timings["kind"] = time.perf_counter() - began
-        text_share = sum(line.box[2] * line.box[3] for line in lines) / (image.width * image.height)
-        kind, whole = choose_kind(scores, source, image.size, text_share, boxes, problem is not None)
+        text_share = sum(box[2] * box[3] for box in text_boxes) / (image.width * image.height)
+        kind, whole = choose_kind(scores, source, image.size, text_share, boxes, reading.problem is not None)
         began = time.perf_counter()
         if whole is not None:  # one picture: the image itself, or the photo that fills the capture
             picture = image if whole == (0, 0, *image.size) else image.crop(_corners(whole))
             [caption] = self.captioner.caption([picture], options)
-            inside = []
+            seen = _Seen(kind, wording(caption.text, kind, caption.kind_scores, caption.agreement))
         else:
-            caption = None
             crops = [image.crop(_corners(box)) for box in boxes]
             captions = self.captioner.caption(crops, options) if crops else []
-            inside = [_found(box, c, image.size) for box, c in zip(boxes, captions)]
+            seen = _Seen(kind, None, [_found(box, c, image.size) for box, c in zip(boxes, captions)])
         timings["captions"] = time.perf_counter() - began
-        described = Description(kind=kind, title=title, blocks=blocks, pictures=inside)
-        if problem is not None:
-            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: {problem}")
+        return seen
+
+    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading, lines: int) -> Description:
+        """The description of what has been read so far (`lines`: how many lines of text there are), with the words
+        to speak: for `seen` None, the text alone ("Read the text")."""
+        blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines)]
         sentences = _lines_in_their_language(blocks)
-        if caption is not None:
-            sentence = wording(caption.text, kind, caption.kind_scores, caption.agreement)
-            described.caption = _in_window(sentence, title)
+        left = max(0, lines - len(sentences))  # lines found but not yet read
+        if seen is None:
+            return self._text_only(blocks, sentences, left, title, reading.problem)
+        described = Description(kind=seen.kind, title=title, blocks=blocks, pictures=seen.pictures)
+        if reading.problem is not None:
+            problem = reading.problem
+            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: {problem}")
+        if seen.caption is not None:
+            described.caption = _in_window(seen.caption, title)
             described.summary = described.caption
             ours = [described.caption] + (["Text in it:"] if sentences else [])
         else:
-            described.summary = _summary(kind, title, len(inside), len(sentences))
-            ours = [described.summary, *(p.spoken for p in inside)]
+            described.summary = _summary(seen.kind, title, len(seen.pictures), len(sentences) + left)
+            ours = [described.summary, *(p.spoken for p in seen.pictures)]
         spoken = [(words, SPOKEN_LANGUAGE) for words in ours] + sentences[:FIRST_LINES]
-        if len(sentences) > FIRST_LINES:
-            left = len(sentences) - FIRST_LINES
-            spoken.append((f"{left} more line{'s' if left > 1 else ''}.", SPOKEN_LANGUAGE))
+        more = len(sentences) + left - FIRST_LINES
+        if more > 0:
+            spoken.append((f"{more} more line{'s' if more > 1 else ''}.", SPOKEN_LANGUAGE))
             described.more_parts = _joined(sentences[FIRST_LINES:])
         spoken += [(note, SPOKEN_LANGUAGE) for note in described.notes]
         described.spoken_parts = _joined(spoken)
         return described
 
-    def _text_only(self, blocks, title, problem) -> Description:
+    def _text_only(self, blocks, sentences, left, title, problem) -> Description:
         described = Description(kind="screenshot", title=title, blocks=blocks)
-        sentences = _lines_in_their_language(blocks)
         if problem is not None:
             described.summary = problem
+            described.notes.append(problem)
         elif not sentences:
             described.summary = f"No text found in {title}." if title else "No text found."
         else:
-            count = len(sentences)
+            count = len(sentences) + left
             described.summary = f"{title}: {count} lines." if title else f"{count} lines of text."
         if sentences:
-            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + sentences)
+            notes = [(problem, SPOKEN_LANGUAGE)] if problem is not None else []
+            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + sentences + notes)
         else:
             described.spoken_parts = [(described.summary, SPOKEN_LANGUAGE)]
         return described
+
+
+@dataclass
+class _Reading:
+    """The text of a picture as far as it has been read: the lines read, and the boxes still to read in reading
+    order; or why it could not be read."""
+
+    page: Page | None = None
+    lines: list[Line] = field(default_factory=list)
+    unread: list[Box] = field(default_factory=list)
+    problem: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.lines) + len(self.unread)
+
+
+@dataclass
+class _Seen:
+    """What the picture is: its kind, the hedged sentence about the whole of it, or the pictures inside it."""
+
+    kind: str | None
+    caption: str | None = None
+    pictures: list[FoundPicture] = field(default_factory=list)
+
+
+def _rest_of(early: Description, whole: Description) -> list[tuple[str, str]]:
+    """The parts of `whole` after those said in `early`, whose last part may begin one of whole's (parts in one
+    language are joined). All of `whole` where the first words are not its beginning."""
+    said = len(early.spoken_parts)
+    if whole.spoken_parts[:said - 1] != early.spoken_parts[:said - 1] or len(whole.spoken_parts) < said:
+        return list(whole.spoken_parts)
+    (last_said, language), (going_on, its_language) = early.spoken_parts[-1], whole.spoken_parts[said - 1]
+    if (going_on, its_language) == (last_said, language):
+        return whole.spoken_parts[said:]
+    if its_language != language or not going_on.startswith(last_said):
+        return list(whole.spoken_parts)
+    return [(going_on[len(last_said):].strip(), language)] + whole.spoken_parts[said:]
 
 
 def choose_kind(scores: dict[str, float], source: str, size: tuple[int, int], text_share: float,
