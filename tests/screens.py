@@ -138,3 +138,16 @@ def web_page(theme: str = "light", screen=(1366, 768), photos=("astronaut.png", 
             line_y += int(size * 1.6)
         y += max(picture.height, line_y - y) + 40
     return Screen(image, spoken, boxes, title)
+
+
+def scanned_page(size: int = 18, screen=(1366, 768), lines: int = 10, seed: int = 22) -> Screen:
+    """A page of text as a scanner gives it: slightly blurred, greyish paper, and grain in every pixel (so every
+    cell of the paper is busy, as in a photo)."""
+    import numpy as np
+    from PIL import ImageFilter
+
+    page = text_page(size, "light", screen=screen, lines=lines, seed=seed)
+    grey = np.asarray(page.image.filter(ImageFilter.GaussianBlur(0.6)), dtype=np.float32) * 0.85 + 20
+    grain = np.random.default_rng(seed).normal(0, 6, grey.shape)
+    image = Image.fromarray(np.clip(grey + grain, 0, 255).astype(np.uint8))
+    return Screen(image, page.lines)

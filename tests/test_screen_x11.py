@@ -136,6 +136,42 @@ def test_the_read_the_text_hotkey_reads_the_active_windows_text(xserver, app, tm
     assert lines[1:] == page.lines
 
 
+def test_a_new_user_hears_a_mail_a_web_page_a_scanned_page_and_a_photo(xserver, app, tmp_path):
+    """The issue's walk: the screen hotkey over each of them. A mail: the window and its text. A web page: its
+    pictures with captions, then its text. A scanned page: its text. A photo: its caption, and no text."""
+    from screens import photo, scanned_page, text_page, web_page
+
+    mail = text_page(15, "light", screen=SCREEN, lines=12, seed=21)
+    web = web_page(screen=SCREEN)
+    scan = scanned_page(screen=SCREEN)
+    pictures = {"mail": (mail.image, mail.lines), "web": (web.image, web.lines), "scan": (scan.image, scan.lines),
+                "photo": (photo("astronaut.png").resize(SCREEN), [])}
+    entries = {}
+    for name, (image, _) in pictures.items():
+        image.save(tmp_path / f"{name}.png")
+        viewer, _ = show_picture(xserver, tmp_path / f"{name}.png")
+        try:
+            xserver.run("xdotool", "key", "ctrl+alt+shift+s")
+            entries[name] = wait_for(lambda: history(tmp_path)[len(entries):], 90, f"the {name}'s description")[0]
+        finally:
+            viewer.kill()
+        time.sleep(0.5)
+    heard = {name: entry["text"].splitlines() for name, entry in entries.items()}
+    for name in ("mail", "scan"):  # the window (or the page), how much text, then every line in order
+        summary, *lines = heard[name]
+        assert summary.startswith(("Screenshot of picture:", "Page of text in picture,", "Screenshot:",
+                                   "Page of text,")) and f"{len(pictures[name][1])} lines" in summary, summary
+        assert lines == pictures[name][1]
+    summary, first, second, *lines = heard["web"]
+    assert "2 pictures" in summary  # each said with its place, before the text (its kind: the tiny CLIP's guess)
+    assert [said.split(":")[0].split(".")[0].split(" at ")[1] for said in (first, second)] == ["top left", "left"]
+    assert lines == web.lines
+    assert heard["photo"][0].startswith(("Photo in picture", "Photo"))  # the caption first (then what the reader
+    assert len(heard["photo"]) <= 2  # saw on the astronaut's suit, if anything)
+    spoken = sorted((tmp_path / "speech").glob("*.wav"))
+    assert len(spoken) >= 4 and all(loudness(path)[0] > 0.5 for path in spoken)
+
+
 def test_a_region_chosen_with_the_arrow_keys(xserver, app, tmp_path, tiny_mlp):
     picture = picture_file(tmp_path, "screen.png", SCREEN, seed=3)
     viewer, _ = show_picture(xserver, picture)

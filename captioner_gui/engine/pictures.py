@@ -5,8 +5,9 @@ exactly the same colour, a border or a line through them included. A photo's pix
 (a camera's noise, JPEG's rounding). So a cell is busy when no one colour holds most of its pixels and it holds
 more than a few colours (an edge between two flat areas holds two); text is masked out with the boxes the text
 reader found. Busy cells that touch form regions; a region that, its holes filled, fills most of its bounding box
-and is at least 64 pixels each way is a picture (smaller ones are icons). Its edges are then moved to the exact
-pixel where the picture meets the flat interface around it.
+and is at least 64 pixels each way is a picture (smaller ones are icons), unless it is mostly lines of text (a
+scanned page, whose paper is grainy). Its edges are then moved to the exact pixel where the picture meets the flat
+interface around it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ MIN_COLOURS = 6  # and so is one of fewer distinct colours (an edge between two 
 MIN_FILL = 0.6  # the share of a region's bounding box that its busy cells must fill
 MAX_SIDE_RATIO = 8  # a region longer than this many times its width is a rule or a toolbar, not a picture
 WORKING_SIDE = 2048  # larger pictures are searched on a reduced copy
+TEXT_LINES_INSIDE, TEXT_SHARE_INSIDE = 3, 0.12  # a region holding this many lines covering this share is a page
 
 
 def find_pictures(image: Image.Image, text_boxes: list[Box] = ()) -> list[Box]:
@@ -49,9 +51,18 @@ def find_pictures(image: Image.Image, text_boxes: list[Box] = ()) -> list[Box]:
             continue
         box = _refine(rgb, (cx * CELL, cy * CELL, cw * CELL, ch * CELL))
         box = tuple(v * scale for v in box)
-        if min(box[2], box[3]) >= MIN_SIDE:
+        if min(box[2], box[3]) >= MIN_SIDE and not _mostly_text(box, text_boxes):
             found.append(box)
     return sorted(found, key=lambda b: (b[1] // max(1, MIN_SIDE), b[0]))
+
+
+def _mostly_text(box: Box, text_boxes: list[Box]) -> bool:
+    """Whether a region is a page of text on a grainy ground (a scan, a photo of a letter: every cell of its paper
+    is busy) rather than a picture: several lines of text lie inside it and cover much of it. A photo with a sign or
+    a caption in it has a line or two."""
+    x, y, w, h = box
+    inside = [b for b in text_boxes if x <= b[0] + b[2] / 2 <= x + w and y <= b[1] + b[3] / 2 <= y + h]
+    return len(inside) >= TEXT_LINES_INSIDE and sum(b[2] * b[3] for b in inside) >= TEXT_SHARE_INSIDE * w * h
 
 
 def _filled(region: np.ndarray) -> int:
