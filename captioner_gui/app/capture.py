@@ -145,6 +145,8 @@ def active_window() -> tuple[Box, str, int]:
         return _active_window_windows()
     if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
         return _active_window_x11()
+    if sys.platform == "darwin":
+        return _active_window_macos()
     if on_wayland():
         raise CaptureError("On Wayland, programs cannot find the active window: describe the screen or a region "
                            "instead.")
@@ -222,6 +224,33 @@ def _active_window_windows() -> tuple[Box, str, int]:
     title = ctypes.create_unicode_buffer(512)
     user32.GetWindowTextW(handle, title, 512)
     return Box(rect.left, rect.top, rect.right - rect.left, rect.bottom - rect.top), title.value, int(handle)
+
+
+def _active_window_macos() -> tuple[Box, str, int]:
+    """The frontmost application's front window, from Quartz's list of windows (front to back), in points as mss
+    takes them. Its title needs the Screen Recording permission that taking the screen needs anyway; without a
+    title, the application's name ("Mail") is said instead."""
+    try:
+        import Quartz
+        from AppKit import NSWorkspace
+    except ImportError:
+        raise CaptureError("Finding the active window needs pyobjc: pip install pyobjc-framework-Quartz. Describe "
+                           "the screen instead.") from None
+    application = NSWorkspace.sharedWorkspace().frontmostApplication()
+    if application is None:
+        raise CaptureError("No window has the focus.")
+    owner = int(application.processIdentifier())
+    if owner == os.getpid():  # our window is hidden while the picture is taken, but we are still in front
+        raise CaptureError("Captioner itself is the active window. Switch to the window to describe, then press the "
+                           "key again.")
+    options = Quartz.kCGWindowListOptionOnScreenOnly | Quartz.kCGWindowListExcludeDesktopElements
+    for info in Quartz.CGWindowListCopyWindowInfo(options, Quartz.kCGNullWindowID) or []:
+        if int(info.get("kCGWindowOwnerPID", -1)) == owner and int(info.get("kCGWindowLayer", -1)) == 0:
+            bounds = info["kCGWindowBounds"]
+            box = Box(int(bounds["X"]), int(bounds["Y"]), int(bounds["Width"]), int(bounds["Height"]))
+            title = str(info.get("kCGWindowName") or "") or str(application.localizedName() or "")
+            return box, title, int(info["kCGWindowNumber"])
+    raise CaptureError("The active program shows no window; describe the screen instead.")
 
 
 def _active_window_x11() -> tuple[Box, str, int]:
