@@ -142,13 +142,13 @@ class Describer:
         seen = None if text_only else self._see(image, source, reading, options, timings)
         early = None
         if reading.unread:  # words to say now, while the rest is read
-            early = self._words(seen, title, reading, lines=reading.count)
+            early = self._words(seen, title, reading)
             timings["first_words"] = time.perf_counter() - started
             early.timings = dict(timings)
             if on_first_words is not None:
                 on_first_words(early)
             self._read_rest(reading, timings)
-        described = self._words(seen, title, reading, lines=reading.count)
+        described = self._words(seen, title, reading)
         if early is not None:  # the text read on; or, after the short form, what went wrong since
             described.follow_parts = (_rest_of(early, described) if text_only else
                                       [(note, SPOKEN_LANGUAGE) for note in described.notes if note not in early.notes])
@@ -209,12 +209,12 @@ class Describer:
         timings["captions"] = time.perf_counter() - began
         return seen
 
-    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading, lines: int) -> Description:
-        """The description of what has been read so far (`lines`: how many lines of text there are), with the words
-        to speak: for `seen` None, the text alone ("Read the text")."""
+    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading) -> Description:
+        """The description of what has been read so far, with the words to speak: for `seen` None, the text alone
+        ("Read the text")."""
         blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines)]
         sentences = _lines_in_their_language(blocks)
-        left = max(0, lines - len(sentences))  # lines found but not yet read
+        left = len(reading.unread)  # lines found but not yet read
         if seen is None:
             return self._text_only(blocks, sentences, left, title, reading.problem)
         described = Description(kind=seen.kind, title=title, blocks=blocks, pictures=seen.pictures)
