@@ -8,6 +8,8 @@
    folder mounted over every Python installation), a bare environment, and the working folder outside the project:
    - `captioner --version`;
    - `captioner caption IMAGE --model TINY --decoding greedy --json`: the same caption as the engine run from source;
+   - `captioner describe PAGE --text-only --json` of a generated page of text: the text the engine reads from source
+     (the text reader's models and onnxruntime are in the bundle);
    - `captioner-gui IMAGE --model TINY` on Qt's offscreen platform: the description appears in the history, as the
      engine words it, and is spoken to a WAV file.
 Prints each check and exits 1 at the first that fails.
@@ -31,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from captioner_gui import __version__  # noqa: E402
+from screens import text_page  # noqa: E402 (the tests' generated screens)
 from x11 import wait_for  # noqa: E402 (the tests' helper)
 
 
@@ -81,6 +84,14 @@ def run_checks(archive: Path, scratch: Path) -> None:
     [result] = json.loads(caption.stdout)
     check(result.get("caption") == greedy, f"the bundle captioned {result!r}, the engine from source {greedy!r}")
 
+    page = scratch / "page.png"
+    text_page(16, lines=6, seed=5).image.save(page)
+    described = run_bundled([bundle / "captioner", "describe", page, "--model", model_folder, "--text-only",
+                             "--json"], home)
+    [result], expected = json.loads(described.stdout), read_from_source(model_folder, page)
+    check(bool(result["text"]), "the bundle's text reader read nothing (its models missing?)")
+    check(result["text"] == expected, f"the bundle read {result['text']!r}, the engine from source {expected!r}")
+
     data, speech = scratch / "data", scratch / "speech"
     gui = start_bundled([bundle / "captioner-gui", image, "--model", model_folder], home,
                         {"QT_QPA_PLATFORM": "offscreen", "CAPTIONER_DATA": str(data),
@@ -120,6 +131,14 @@ def expected_results(model_folder: Path, image: Path) -> tuple[str, str]:
     [greedy] = model.caption([picture], DecodeOptions(method="greedy"))
     [beam] = model.caption([picture], DecodeOptions(method="beam"))
     return greedy.text, beam.spoken
+
+
+def read_from_source(model_folder: Path, page: Path) -> str:
+    """The text the engine run from source reads on a page."""
+    from captioner_gui.engine import load_image, load_model
+    from captioner_gui.engine.describe import Describer
+
+    return Describer(load_model(str(model_folder), device="cpu")).describe(load_image(page), text_only=True).text
 
 
 def python_hidden(command: list[str]) -> list[str]:
