@@ -11,8 +11,10 @@ from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, 
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
+from captioner_gui.engine.options import DecodeOptions
+
 from app_helpers import expected_caption, start_app, stop_app
-from conftest import noise_image
+from builders import noise_image
 
 
 @pytest.fixture(autouse=True)
@@ -169,9 +171,9 @@ def test_settings_dialog_choices_are_kept_across_restarts(app, qtbot, monkeypatc
 
     again = Settings.load()
     assert again == chosen
-    assert (again.decoding, again.rate, again.auto_copy, again.hotkey_screen) == ("greedy", 220, True,
+    assert (again.decoding, again.rate, again.auto_copy, again.hotkeys["screen"]) == ("greedy", 220, True,
                                                                                   "Ctrl+Alt+Shift+D")
-    assert app.worker.options == {"method": "greedy", "beam_size": 5, "rerank": False}
+    assert app.worker.options == DecodeOptions(method="greedy", beam_size=5, rerank=False)
     QSettings().setValue("rate", "fast")  # a damaged value falls back to the default
     assert Settings.load().rate == Settings().rate
 
@@ -345,14 +347,14 @@ def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tin
 
     from captioner_gui.app.worker import Request
 
-    app.window.submit(Request(name="Screen", source="screen", image=noise_image(5, (160, 100))))
+    app.window.submit(Request(name="Screen", source="screen", picture=noise_image(5, (160, 100))))
     app.described(qtbot)
     [line] = history_lines(app)
     assert line["source"] == "screen" and line["text"] and line["thumbnail"] == ""
     assert not app.history.thumbnails.exists()
 
     app.window.apply_settings(replace(app.window.settings, keep_screen_pictures=True))
-    app.window.submit(Request(name="Window", source="window", image=noise_image(6, (160, 100))))
+    app.window.submit(Request(name="Window", source="window", picture=noise_image(6, (160, 100))))
     app.described(qtbot)
     line = history_lines(app)[-1]
     assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
