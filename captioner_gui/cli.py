@@ -422,7 +422,7 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     from captioner_gui.app import capture
     from captioner_gui.app.settings import Settings
     from captioner_gui.app.speech import Speaker, SpeechRoute, recording_dir
-    from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
+    from captioner_gui.engine import load_image_bytes, load_model
     from captioner_gui.engine.describe import Describer
 
     settings = Settings.load()

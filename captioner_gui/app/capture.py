@@ -177,7 +177,7 @@ class Capture:
     source: Target  # what the picture shows: one of CAPTURES (or the clipboard, for `describe-screen --clipboard`)
 
 
-def take(target: Target | str, region: Box | None = None, pointer: tuple[int, int] | None = None,
+def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | None = None,
          all_monitors: bool = False, own_window: int | None = None) -> Capture:
     """The one way a picture of the screen is taken, for the app and for `captioner describe-screen`.
 

@@ -316,13 +316,13 @@ class Speaker:
                     self._take(self._orders.get(), pending)
                 self._drain(pending)
                 order = pending.popleft()
-                if isinstance(order, Quit):
-                    break
-                if isinstance(order, Stop):
-                    player.stop()
-                    continue
-                synthesizer = synthesizer or self._start_synthesizer()
+                if not isinstance(order, (Quit, Stop)):
+                    synthesizer = synthesizer or self._start_synthesizer()  # None where speech cannot work
                 match order:
+                    case Quit():
+                        break
+                    case Stop():
+                        player.stop()
                     case ListVoices(answer, done):
                         if synthesizer is not None:
                             answer.extend(synthesizer.voices())

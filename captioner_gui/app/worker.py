@@ -222,7 +222,7 @@ class CaptionWorker(QObject):
                     pass
                 case bytes() as data:
                     image = load_image_bytes(data, request.name)
-                case path:
+                case path:  # a file
                     image = load_image(path)
             answer.thumbnail_png = _thumbnail(image)
             if self._describer is None:

@@ -20,12 +20,12 @@ from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .decoding import Backend, PrefixLM, decode
 from .errors import CaptionerError, GPUOutOfMemory, ManifestError
 from .fast_gpt2 import FastGPT2, FastPrefixLM
-from .quantize import release_freed_memory
 from .guard import KindGuard, blank_message, closest, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
-from .options import DEVICES, PRECISIONS, DecodeOptions
 from .mapping import MLPMapper, TransformerMapper
+from .options import DEVICES, PRECISIONS, DecodeOptions
+from .quantize import release_freed_memory
 from .tokenizer import load_tokenizer, stop_token_id
 
 
