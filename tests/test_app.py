@@ -64,7 +64,7 @@ def history_lines(app):
 def test_dropping_several_images_describes_each_in_turn(app, qtbot, photos, tiny_mlp):
     drop(app.window.drop_area, photos)
     answers = app.described(qtbot, 3)
-    assert [a.request.path for a in answers] == [str(p) for p in photos]
+    assert [a.request.picture for a in answers] == [Path(p) for p in photos]
     expected = [expected_caption(tiny_mlp.folder, p) for p in photos]
     assert [a.text for a in answers] == expected
     assert app.window.result.toPlainText() == f"photo2.png: {expected[2]}"
@@ -92,7 +92,7 @@ def test_paste_an_image_or_an_image_file_and_copy_the_result(app, qtbot, photos,
     clipboard.setMimeData(mime)
     app.window.paste_button.click()
     [answer] = app.described(qtbot)
-    assert answer.request.path == str(photos[1])
+    assert answer.request.picture == Path(photos[1])
     assert app.window.result.toPlainText() == expected_caption(tiny_mlp.folder, photos[1])
 
     qtbot.keyClick(app.window.result, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier
