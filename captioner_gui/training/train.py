@@ -231,11 +231,13 @@ class Run:
 
     @classmethod
     def here(cls, device: torch.device) -> Run:
-        """This process's run, from torchrun's environment (one process without it)."""
+        """This process's run, from torchrun's environment (one process without it). Under torchrun on CUDA, each
+        process takes the GPU of its local rank (set before anything asks CUDA about it)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
         if world > 1 and device.type == "cuda":
             device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
         return cls(rank, world, device, *_mixed_precision(device))
 
 
@@ -243,11 +245,8 @@ def train(emb: Path, out: Path, options: TrainOptions, resume: bool = False, mod
           progress: bool = True, max_length: int | None = None) -> Path:
     """Trains (or with resume, continues) a model into `out`; `progress` shows per-batch bars."""
     run = Run.here(resolve_device(options.device))
-    if run.world > 1:
-        if run.device.type == "cuda":
-            torch.cuda.set_device(run.device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo")
+    if run.world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo")
     try:
         return _train(emb, out, options, run, resume, models_dir, progress, max_length)
     finally:
