@@ -395,7 +395,7 @@ def run_describe_screen(args) -> int:
     QCoreApplication.setOrganizationName("captioner")
     QCoreApplication.setApplicationName("captioner")
     # The clipboard needs a GUI application (and a display); everything else only an event loop's core.
-    application = QCoreApplication.instance() or (QGuiApplication([sys.argv[0]]) if what is Target.CLIPBOARD
+    application = QCoreApplication.instance() or (QGuiApplication([sys.argv[0]]) if what == Target.CLIPBOARD
                                                   else QCoreApplication([sys.argv[0]]))
     request = {"command": "describe", "what": what, "all_monitors": args.all_monitors}
     if region is not None:
@@ -427,7 +427,7 @@ def _describe_by_itself(args, what: Target, region) -> dict:
 
     settings = Settings.load()
     started = time.perf_counter()
-    if what is Target.CLIPBOARD:
+    if what == Target.CLIPBOARD:
         from PySide6.QtGui import QGuiApplication
 
         from captioner_gui.app.window import image_to_png
@@ -442,7 +442,7 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     captured = time.perf_counter() - started
     describer = Describer(load_model(args.model or settings.model, _models_dir(args), args.device or settings.device))
     options = settings.decode_options()
-    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what is Target.TEXT)
+    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT)
     description.timings["capture"] = captured
     if settings.speech and not args.no_speech:
         speaker = Speaker(record_dir=recording_dir())

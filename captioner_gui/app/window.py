@@ -387,15 +387,15 @@ class MainWindow(QMainWindow):
         """Describes the screen (the monitor under the pointer, or all of them as Settings say), the active window,
         a region (given, or chosen on an overlay), the text of the active window ("text") or the clipboard. Our
         own window is hidden while the picture is taken, so it never appears in it."""
-        if what is Target.CLIPBOARD:
+        if what == Target.CLIPBOARD:
             self.paste(on_done)
-        elif what is Target.REGION and region is None:
+        elif what == Target.REGION and region is None:
             pointer = QCursor.pos()
             self._hidden_capture(lambda: self._screenshot_under(pointer), on_done, then=self._pick_region)
         else:
             pointer, own = QCursor.pos(), int(self.winId())
             self._hidden_capture(lambda: take(what, region, (pointer.x(), pointer.y()), self.settings.all_monitors,
-                                              own), on_done, text_only=what is Target.TEXT)
+                                              own), on_done, text_only=what == Target.TEXT)
 
     def _hidden_capture(self, grab, on_done, then=None, text_only: bool = False) -> None:
         """Hides the window, runs `grab` on a thread of its own and hands its picture on, on the GUI thread. Off
