@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
-from captioner_gui.engine.fast_gpt2 import max_logit_error
+from captioner_gui.engine.quantize import max_logit_error
 from captioner_gui.engine.store import load_model
 
 NEVER = -1  # a stop token no model produces: every caption runs to the token limit

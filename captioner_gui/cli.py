@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from captioner_gui import __version__
+from captioner_gui.engine.options import DEVICES, METHODS, PRECISIONS, Target
 
 EXIT_OK, EXIT_FAILED = 0, 1
-PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")  # as engine.model.PRECISIONS, without importing torch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Print one caption per image. A folder means every image in it.")
     caption.add_argument("paths", nargs="+", type=Path, metavar="IMAGE", help="image files or folders")
     caption.add_argument("--model", default="coco", help="a model name, model folder or manifest (default: coco)")
-    caption.add_argument("--decoding", choices=("greedy", "beam", "nucleus"), default="beam")
+    caption.add_argument("--decoding", choices=METHODS, default="beam")
     caption.add_argument("--beam-size", type=int, default=5)
     caption.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling's probability mass")
     caption.add_argument("--temperature", type=float, default=1.0)
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--max-tokens", type=int, default=67)
     caption.add_argument("--rerank", action="store_true",
                          help="beam search: choose among the beams the caption CLIP finds closest to the image")
-    caption.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    caption.add_argument("--device", choices=DEVICES, default="auto",
                          help="auto: CUDA when available, else the CPU")
     caption.add_argument("--precision", choices=PRECISIONS, default="auto",
                          help="auto: int8 on the CPU, fp16 on CUDA; fp32 is exact but slower")
@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     full.add_argument("--model", default="coco", help="a model name, model folder or manifest (default: coco)")
     full.add_argument("--decoding", choices=("greedy", "beam"), default="beam")
     full.add_argument("--beam-size", type=int, default=5)
-    full.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    full.add_argument("--device", choices=DEVICES, default="auto")
     full.add_argument("--precision", choices=PRECISIONS, default="auto")
     full.add_argument("--text-only", action="store_true", help="read the text and nothing else")
     full.add_argument("--recursive", action="store_true", help="also look into subfolders of folders")
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "mouse pointer (by itself only)")
     describe.add_argument("--model", default=None, help="by itself: model name, folder or manifest (default: the "
                                                         "app's setting)")
-    describe.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="by itself: where to run")
+    describe.add_argument("--device", choices=DEVICES, default=None, help="by itself: where to run")
     describe.add_argument("--no-speech", action="store_true", help="by itself: print only, do not speak")
     describe.add_argument("--json", action="store_true",
                           help='print the description as `captioner describe --json` does, with "what" and "by"')
@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--model", default="random",
                            help="an installed model, or random: real-size ViT-B/32 + GPT-2 with random weights")
     benchmark.add_argument("--precision", choices=PRECISIONS, default="auto")
-    benchmark.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    benchmark.add_argument("--device", choices=DEVICES, default="auto")
     benchmark.add_argument("--repeats", type=int, default=5)
     benchmark.add_argument("--describe", action="store_true",
                            help="instead: a 1366x768 screenshot from capture to the words to speak, stage by stage "
@@ -191,7 +191,7 @@ def add_training_commands(commands, common) -> None:
     prepare.add_argument("--clip-model", default="ViT-B-32")
     prepare.add_argument("--clip-weights", default="openai", help="an open_clip pretrained tag or a weights file")
     prepare.add_argument("--batch-size", type=int, default=64)
-    prepare.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    prepare.add_argument("--device", choices=DEVICES, default="auto")
     prepare.set_defaults(run=run_prepare)
 
     train = commands.add_parser("train", parents=[common], help="train a ClipCap model on prepared embeddings",
@@ -219,7 +219,7 @@ def add_training_commands(commands, common) -> None:
     train.add_argument("--warmup", type=int, default=defaults.warmup, help="steps of linear warm-up")
     train.add_argument("--accumulate", type=int, default=defaults.accumulate, help="batches per optimizer step")
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    train.add_argument("--device", choices=DEVICES, default="auto")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.set_defaults(run=run_train)
 
@@ -230,9 +230,9 @@ def add_training_commands(commands, common) -> None:
     evaluate.add_argument("--data", type=Path, help="a data set as for captioner prepare")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--images", type=Path)
-    evaluate.add_argument("--decoding", choices=("greedy", "beam", "nucleus"), default="beam")
+    evaluate.add_argument("--decoding", choices=METHODS, default="beam")
     evaluate.add_argument("--beam-size", type=int, default=5)
-    evaluate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto")
     evaluate.add_argument("--precision", choices=PRECISIONS, default="auto")
     evaluate.add_argument("--save-predictions", type=Path, help="also write the captions as COCO results")
     evaluate.add_argument("--predictions", type=Path, help="COCO-format results: [{image_id, caption}]")
@@ -386,8 +386,8 @@ def run_describe_screen(args) -> int:
         from captioner_gui.app.instance import send
     except ImportError as exc:
         raise CaptionerError(f"describe-screen needs the app's packages ({exc}): pip install captioner") from None
-    what = ("window" if args.window else "region" if args.region else "clipboard" if args.clipboard
-            else "text" if args.text else "screen")
+    what = (Target.WINDOW if args.window else Target.REGION if args.region else Target.CLIPBOARD if args.clipboard
+            else Target.TEXT if args.text else Target.SCREEN)
     try:
         region = Box.parse(args.region) if args.region else None
     except ValueError as exc:
@@ -395,7 +395,7 @@ def run_describe_screen(args) -> int:
     QCoreApplication.setOrganizationName("captioner")
     QCoreApplication.setApplicationName("captioner")
     # The clipboard needs a GUI application (and a display); everything else only an event loop's core.
-    application = QCoreApplication.instance() or (QGuiApplication([sys.argv[0]]) if what == "clipboard"
+    application = QCoreApplication.instance() or (QGuiApplication([sys.argv[0]]) if what == Target.CLIPBOARD
                                                   else QCoreApplication([sys.argv[0]]))
     request = {"command": "describe", "what": what, "all_monitors": args.all_monitors}
     if region is not None:
@@ -418,16 +418,16 @@ def run_describe_screen(args) -> int:
     return EXIT_OK
 
 
-def _describe_by_itself(args, what: str, region) -> dict:
+def _describe_by_itself(args, what: Target, region) -> dict:
     from captioner_gui.app import capture
     from captioner_gui.app.settings import Settings
     from captioner_gui.app.speech import Speaker, SpeechRoute, recording_dir
-    from captioner_gui.engine import DecodeOptions, load_image_bytes, load_model
+    from captioner_gui.engine import load_image_bytes, load_model
     from captioner_gui.engine.describe import Describer
 
     settings = Settings.load()
     started = time.perf_counter()
-    if what == "clipboard":
+    if what == Target.CLIPBOARD:
         from PySide6.QtGui import QGuiApplication
 
         from captioner_gui.app.window import image_to_png
@@ -436,13 +436,13 @@ def _describe_by_itself(args, what: str, region) -> dict:
         if clipboard.image().isNull():
             return {"error": "The clipboard holds no image."}
         taken = capture.Capture(load_image_bytes(image_to_png(clipboard.image()), "The clipboard image"), None,
-                                "clipboard")
+                                Target.CLIPBOARD)
     else:
         taken = capture.take(what, region, capture.pointer_position(), args.all_monitors)
     captured = time.perf_counter() - started
     describer = Describer(load_model(args.model or settings.model, _models_dir(args), args.device or settings.device))
-    options = DecodeOptions(method=settings.decoding, beam_size=settings.beam_size, rerank=settings.rerank)
-    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == "text")
+    options = settings.decode_options()
+    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT)
     description.timings["capture"] = captured
     if settings.speech and not args.no_speech:
         speaker = Speaker(record_dir=recording_dir())

@@ -10,12 +10,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import open_clip
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from reference_clipcap import ClipCaptionModel
+
+def noise_image(seed: int, size=(64, 48)) -> Image.Image:
+    """A picture of random pixels (never blank to the guard), the same for the same seed."""
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
 
 WORDS = (
     "a an the of on in with and two three red blue green yellow circle circles square squares triangle "

@@ -11,11 +11,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # widgets without a screen; the X11 tests start Xvfb  # nothing in the tests may reach the network; the download tests set an endpoint
 
-from builders import build_model_folder  # noqa: E402
-
-
-def noise_image(seed: int, size=(64, 48)) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+from builders import build_model_folder, noise_image  # noqa: E402
 
 
 @pytest.fixture(scope="session")

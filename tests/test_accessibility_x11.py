@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from atspi import AccessibilityBus, events, nodes, showing
-from conftest import noise_image
+from builders import noise_image
 from test_app_x11 import history, quit_gui
 from test_screen_x11 import picture_file, show_picture
 from x11 import ARTIFACTS, Xvfb, gui_command, wait_for

@@ -11,8 +11,10 @@ from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, 
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
+from captioner_gui.engine.options import DecodeOptions
+
 from app_helpers import expected_caption, start_app, stop_app
-from conftest import noise_image
+from builders import noise_image
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +64,7 @@ def history_lines(app):
 def test_dropping_several_images_describes_each_in_turn(app, qtbot, photos, tiny_mlp):
     drop(app.window.drop_area, photos)
     answers = app.described(qtbot, 3)
-    assert [a.request.path for a in answers] == [str(p) for p in photos]
+    assert [a.request.picture for a in answers] == [Path(p) for p in photos]
     expected = [expected_caption(tiny_mlp.folder, p) for p in photos]
     assert [a.text for a in answers] == expected
     assert app.window.result.toPlainText() == f"photo2.png: {expected[2]}"
@@ -90,7 +92,7 @@ def test_paste_an_image_or_an_image_file_and_copy_the_result(app, qtbot, photos,
     clipboard.setMimeData(mime)
     app.window.paste_button.click()
     [answer] = app.described(qtbot)
-    assert answer.request.path == str(photos[1])
+    assert answer.request.picture == Path(photos[1])
     assert app.window.result.toPlainText() == expected_caption(tiny_mlp.folder, photos[1])
 
     qtbot.keyClick(app.window.result, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier
@@ -169,9 +171,9 @@ def test_settings_dialog_choices_are_kept_across_restarts(app, qtbot, monkeypatc
 
     again = Settings.load()
     assert again == chosen
-    assert (again.decoding, again.rate, again.auto_copy, again.hotkey_screen) == ("greedy", 220, True,
+    assert (again.decoding, again.rate, again.auto_copy, again.hotkeys["screen"]) == ("greedy", 220, True,
                                                                                   "Ctrl+Alt+Shift+D")
-    assert app.worker.options == {"method": "greedy", "beam_size": 5, "rerank": False}
+    assert app.worker.options == DecodeOptions(method="greedy", beam_size=5, rerank=False)
     QSettings().setValue("rate", "fast")  # a damaged value falls back to the default
     assert Settings.load().rate == Settings().rate
 
@@ -345,14 +347,14 @@ def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tin
 
     from captioner_gui.app.worker import Request
 
-    app.window.submit(Request(name="Screen", source="screen", image=noise_image(5, (160, 100))))
+    app.window.submit(Request(name="Screen", source="screen", picture=noise_image(5, (160, 100))))
     app.described(qtbot)
     [line] = history_lines(app)
     assert line["source"] == "screen" and line["text"] and line["thumbnail"] == ""
     assert not app.history.thumbnails.exists()
 
     app.window.apply_settings(replace(app.window.settings, keep_screen_pictures=True))
-    app.window.submit(Request(name="Window", source="window", image=noise_image(6, (160, 100))))
+    app.window.submit(Request(name="Window", source="window", picture=noise_image(6, (160, 100))))
     app.described(qtbot)
     line = history_lines(app)[-1]
     assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
@@ -366,14 +368,14 @@ def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app,
     said, say = [], app.window.say
     app.window.say = lambda text, interrupt=True: (said.append((text, len(app.answers))), say(text, interrupt))
     page = text_page(14, lines=14, seed=8)
-    app.window.submit(Request(name="Screen", source="screen", image=page.image, title="Notes"))
+    app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Notes"))
     [answer] = app.described(qtbot)
     spoken = [(text, answers) for text, answers in said if text != "Describing..."]
     assert spoken == [(answer.short_parts, 0)]  # the short form, once, before all the text was read
     assert answer.text.splitlines()[-1] == page.lines[-1]  # and the window shows all of it
 
     said.clear()
-    app.window.submit(Request(name="Screen", source="screen", image=page.image, title="Notes", text_only=True))
+    app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Notes", text_only=True))
     [answer] = app.described(qtbot)
     (first, before), (rest, after) = [(text, answers) for text, answers in said if text != "Describing..."]
     assert (before, after) == (len(app.answers) - 1, len(app.answers))  # the first lines, then the rest

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app_helpers import expected_caption, loudness
-from conftest import noise_image
+from builders import noise_image
 from hub_server import HubServer
 from test_download import hub_files, online, pins_for
 from x11 import ARTIFACTS, Xvfb, gui_command, wait_for

@@ -7,7 +7,7 @@ import pytest
 
 from captioner_gui.engine import DecodeOptions, load_model
 from cli_helpers import run_captioner
-from conftest import noise_image
+from builders import noise_image
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from cli_helpers import run_captioner
-from conftest import noise_image
+from builders import noise_image
 from hub_server import HubServer, _sha256
 
 REVISION = "feedfacefeedfacefeedfacefeedfacefeedface"

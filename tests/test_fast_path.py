@@ -9,7 +9,8 @@ import torch
 from builders import reference_prefix
 from captioner_gui.engine import DecodeOptions, load_model
 from captioner_gui.engine.decoding import PrefixLM, beam_search, greedy
-from captioner_gui.engine.fast_gpt2 import FastGPT2, FastPrefixLM, max_logit_error, quantize_linears
+from captioner_gui.engine.fast_gpt2 import FastGPT2, FastPrefixLM
+from captioner_gui.engine.quantize import max_logit_error, quantize_linears
 from cli_helpers import one_line_error, run_captioner
 
 

@@ -8,7 +8,7 @@ import torch
 
 from builders import reference_prefix
 from cli_helpers import run_captioner
-from conftest import noise_image
+from builders import noise_image
 from reference_clipcap import reference_greedy
 
 TOKENS = 20  # enough to compare; the random GPT-2 rarely says '.'

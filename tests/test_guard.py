@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from captioner_gui.engine import DecodeOptions, load_model
 from captioner_gui.engine.guard import KIND_PROMPTS, KindGuard, is_blank, wording
 from cli_helpers import run_captioner
-from conftest import noise_image
+from builders import noise_image
 
 
 def photo_like(size=(640, 480), seed=0) -> Image.Image:

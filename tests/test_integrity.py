@@ -9,7 +9,7 @@ import pytest
 
 from captioner_gui.engine import load_model
 from cli_helpers import one_line_error, run_captioner
-from conftest import noise_image
+from builders import noise_image
 
 
 def model_copy(built, tmp_path, name="model"):

@@ -174,7 +174,7 @@ def test_the_desktop_binds_the_hotkeys_and_a_press_describes_the_screen(qtbot, s
                         *(["--press", "screen"] if desktop_has_shortcuts else ["--no-shortcuts"])) as (app, portal):
         hotkeys.pressed.connect(app.window.on_hotkey)
         try:
-            assert hotkeys.register(Settings().hotkeys()) == []  # bound on a thread: the desktop may ask the user
+            assert hotkeys.register(Settings().hotkeys) == []  # bound on a thread: the desktop may ask the user
             if desktop_has_shortcuts:
                 [screen] = app.described(qtbot)
                 said = [portal.stdout.readline().strip() for _ in range(3)]

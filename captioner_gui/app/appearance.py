@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from .settings import TEXT_SIZES
+from .settings import Settings
 TEXT_STEP = 10  # percent, for Ctrl+Plus and Ctrl+Minus
 DESCRIPTION_SCALE = 1.5  # the description is larger than the rest of the window
 DROP_AREA_SCALE = 1.3
@@ -86,4 +86,5 @@ def apply(theme: str, text_size: int) -> None:
 
 
 def clamp_text_size(percent: int) -> int:
-    return min(max(int(percent), TEXT_SIZES[0]), TEXT_SIZES[1])
+    low, high = Settings.range_of("text_size")
+    return min(max(int(percent), low), high)

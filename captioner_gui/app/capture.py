@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from captioner_gui.engine.errors import first_line
+from captioner_gui.engine.options import CAPTURES, Target
+
 WAYLAND_HINT = "On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V)."
 
 
@@ -62,8 +65,7 @@ def _grab(area: dict) -> Image.Image:
 
 
 def _why(exc: BaseException) -> str:
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"The screen could not be captured ({detail})."
+    return f"The screen could not be captured ({first_line(exc)})."
 
 
 def monitors() -> list[Box]:
@@ -167,17 +169,17 @@ def _x11_title(screen, window) -> str:
     return str(window.get_wm_name() or "")
 
 
-TARGETS = ("screen", "window", "region", "text")  # what a hotkey or `describe-screen` can describe from the screen
+FROM_THE_SCREEN = CAPTURES | {Target.TEXT}  # the targets `take` captures (the clipboard is no picture of the screen)
 
 
 @dataclass
 class Capture:
     image: Image.Image
     title: str | None  # the active window's title, where the platform tells
-    source: str  # "screen", "window" or "region": what the picture shows
+    source: Target  # what the picture shows: one of CAPTURES (or the clipboard, for `describe-screen --clipboard`)
 
 
-def take(target: str, region: Box | None = None, pointer: tuple[int, int] | None = None,
+def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | None = None,
          all_monitors: bool = False, own_window: int | None = None) -> Capture:
     """The one way a picture of the screen is taken, for the app and for `captioner describe-screen`.
 
@@ -185,22 +187,22 @@ def take(target: str, region: Box | None = None, pointer: tuple[int, int] | None
     active window, or the screen where no program can find the active window (Wayland), for its text alone.
     The active window's title comes along for the screen and the window. `own_window` is the app's own window
     handle: the app never describes itself."""
-    if target == "region":
+    if target == Target.REGION:
         if region is None:
             raise CaptureError("No region was given: write X,Y,WIDTH,HEIGHT.")
-        return Capture(grab_box(region), None, "region")
-    if target not in TARGETS:
+        return Capture(grab_box(region), None, Target.REGION)
+    if target not in FROM_THE_SCREEN:
         raise CaptureError(f"Unknown thing to describe: {target}.")
     window = _active_window_or_none(own_window)
-    if target == "window" or (target == "text" and window is not None):
+    if target == Target.WINDOW or (target == Target.TEXT and window is not None):
         if window is None:
             active_window()  # raises the reason (Wayland, no focus, ...)
             raise CaptureError("Captioner itself is the active window. Switch to the window to describe, then "
                                "press the key again.")
         box, title = window
-        return Capture(grab_box(box), title or None, "window")
+        return Capture(grab_box(box), title or None, Target.WINDOW)
     picture = grab_screen(*(pointer or (None, None)), all_monitors=all_monitors)
-    return Capture(picture, window[1] or None if window else None, "screen")
+    return Capture(picture, window[1] or None if window else None, Target.SCREEN)
 
 
 def _active_window_or_none(own_window: int | None) -> tuple[Box, str] | None:

@@ -32,7 +32,7 @@ def data_dir() -> Path:
 class HistoryEntry:
     time: str  # ISO 8601, local time with its offset
     text: str
-    source: str  # what was described: a file path, "clipboard" or "screen"
+    source: str  # what was described: a file path, or a Target ("clipboard", "screen", ...)
     model: str = ""
     seconds: float = 0.0
     thumbnail: str = ""  # a file name in the thumbnails folder; empty when there is none

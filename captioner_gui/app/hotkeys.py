@@ -14,6 +14,8 @@ import threading
 
 from PySide6.QtCore import QAbstractNativeEventFilter, QCoreApplication, QObject, Signal
 
+from captioner_gui.engine.options import Target
+
 from .capture import on_wayland
 
 MODIFIER_NAMES = {"ctrl": "control", "control": "control", "alt": "alt", "shift": "shift", "meta": "super",
@@ -36,7 +38,7 @@ def parse_hotkey(text: str) -> tuple[set[str], str]:
 
 
 class Hotkeys(QObject):
-    """Registers the hotkeys it is given; `pressed` carries the action's name ("screen", "window", ...)."""
+    """Registers the hotkeys it is given; `pressed` carries the action (a Target value: "screen", ...)."""
 
     pressed = Signal(str)
     problem = Signal(str)  # one line for the user: a key taken by another program, no global keys here
@@ -45,7 +47,7 @@ class Hotkeys(QObject):
         super().__init__()
         self._backend = None
 
-    def register(self, hotkeys: dict[str, str]) -> list[str]:
+    def register(self, hotkeys: dict[Target, str]) -> list[str]:
         """(Re-)registers {action: "Ctrl+Alt+Shift+S", ...}; returns the problems, also sent as `problem`."""
         self.unregister()
         problems = []
@@ -72,7 +74,7 @@ class Hotkeys(QObject):
                     continue
                 try:
                     modifiers, key = parse_hotkey(text)
-                    self._backend.grab(action, modifiers, key)
+                    self._backend.grab(str(action), modifiers, key)  # a plain string for the platform
                 except ValueError as exc:
                     problems.append(f"The hotkey {text} cannot be used: {exc}. Choose another in Settings.")
                 except KeyTaken:
@@ -225,8 +227,8 @@ class _PortalHotkeys:
     dialog of its own, so binding runs on a thread). The active window cannot be found on Wayland: that action
     gets no key there."""
 
-    DESCRIPTIONS = {"screen": "Describe the screen", "region": "Describe a region of the screen",
-                    "clipboard": "Describe the image on the clipboard", "text": "Read the text on the screen"}
+    DESCRIPTIONS = {Target.SCREEN: "Describe the screen", Target.REGION: "Describe a region of the screen",
+                    Target.CLIPBOARD: "Describe the image on the clipboard", Target.TEXT: "Read the text on the screen"}
     MODIFIERS = {"control": "CTRL", "alt": "ALT", "shift": "SHIFT", "super": "LOGO"}  # the XDG shortcuts names
     KEYS = {"space": "space", "print": "Print", "ins": "Insert", "del": "Delete", "home": "Home", "end": "End",
             "pgup": "Page_Up", "pgdown": "Page_Down"}  # Qt's names -> X keysym names

@@ -2,8 +2,9 @@
 
 The protocol is one JSON object per line. Requests: {"command": "show"}, {"command": "open", "paths": [...]}
 (a second `captioner-gui` hands over its image files, absolute paths) or {"command": "describe",
-"what": "screen"|"window"|"region"|"clipboard", "region": [x, y, w, h]?, "all_monitors": bool?}. The app answers
-a describe with {"text": ...} or {"error": ...} once the description is done (the socket stays open until then).
+"what": "screen"|"window"|"region"|"clipboard"|"text" (a Target), "region": [x, y, w, h]?, "all_monitors": bool?}.
+The app answers a describe with {"text": ...} or {"error": ...} once the description is done (the socket stays open
+until then).
 Only QtCore and QtNetwork are used, so the command line can be a client without starting a GUI.
 
 Only the user's own processes may talk to it: a description of the screen is private, and a request makes the app

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     hotkeys = Hotkeys()
     hotkeys.pressed.connect(window.on_hotkey)
     hotkeys.problem.connect(window.tell)
-    window.settings_changed.connect(lambda: hotkeys.register(window.settings.hotkeys()))
+    window.settings_changed.connect(lambda: hotkeys.register(window.settings.hotkeys))
     if args.images:  # described once a model is ready (after a first-run download, if need be)
         window.describe_when_ready([str(Path(p)) for p in args.images])
     worker.start()
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     elif window.tray is None:
         window.showMinimized()
     window.drop_area.setFocus()
-    hotkeys.register(settings.hotkeys())
+    hotkeys.register(settings.hotkeys)
     if instance_problem:
         window.tell(instance_problem)
     quit_on_signals(app, window.close)

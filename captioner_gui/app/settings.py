@@ -3,61 +3,74 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from PySide6.QtCore import QSettings
 
-HISTORY_LIMITS = (10, 100_000)  # what "keep at most N descriptions" may be set to
+from captioner_gui.engine.options import DEVICES, DecodeOptions, Target
+
+VERSION = 1  # the layout of what is kept; a later layout says here how to read an older one
 DECODINGS = ("beam", "greedy")
-DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("system", "standard", "high_contrast")
-TEXT_SIZES = (70, 300)  # percent of the system's font size
 # Ctrl+Alt+Shift+letter: free in NVDA, JAWS, Narrator and the common applications.
-DEFAULT_HOTKEYS = {"screen": "Ctrl+Alt+Shift+S", "window": "Ctrl+Alt+Shift+W", "region": "Ctrl+Alt+Shift+R",
-                   "clipboard": "Ctrl+Alt+Shift+V", "text": "Ctrl+Alt+Shift+T"}
+DEFAULT_HOTKEYS = {Target.SCREEN: "Ctrl+Alt+Shift+S", Target.WINDOW: "Ctrl+Alt+Shift+W",
+                   Target.REGION: "Ctrl+Alt+Shift+R", Target.CLIPBOARD: "Ctrl+Alt+Shift+V",
+                   Target.TEXT: "Ctrl+Alt+Shift+T"}
+
+
+def ranged(default: int, low: int, high: int) -> Any:
+    """A whole number kept between `low` and `high`."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
+def one_of(default: str, choices: tuple[str, ...]) -> Any:
+    """One of `choices`; anything else falls back to the default."""
+    return field(default=default, metadata={"choices": choices})
 
 
 @dataclass
 class Settings:
-    model: str = "coco"  # a model name in the models folder, a model folder or a manifest file
-    decoding: str = "beam"
-    beam_size: int = 5
+    model: str = field(default="coco", metadata={"not_blank": True})  # a model name, a model folder or a manifest
+    decoding: str = one_of("beam", DECODINGS)
+    beam_size: int = ranged(5, 1, 20)
     rerank: bool = False  # among beam search's captions, say the one CLIP finds closest to the picture
-    device: str = "auto"
+    device: str = one_of("auto", DEVICES)
     speech: bool = True
     voice: str = ""  # a voice id of the text-to-speech engine; empty: its default
-    rate: int = 180  # words per minute
-    volume: int = 100  # percent
+    rate: int = ranged(180, 80, 450)  # words per minute
+    volume: int = ranged(100, 0, 100)  # percent
     use_screen_reader: bool = True  # send descriptions to a running screen reader instead of our own voice
     auto_copy: bool = False
     history: bool = True
-    history_limit: int = 1000  # descriptions kept on disk; the oldest are dropped first
+    history_limit: int = ranged(1000, 10, 100_000)  # descriptions kept on disk; the oldest are dropped first
     keep_screen_pictures: bool = False  # thumbnails of screen captures (they can show mail, banking, passwords)
     all_monitors: bool = False  # "describe the screen" takes every monitor, not only the one with the pointer
-    hotkey_screen: str = DEFAULT_HOTKEYS["screen"]
-    hotkey_window: str = DEFAULT_HOTKEYS["window"]
-    hotkey_region: str = DEFAULT_HOTKEYS["region"]
-    hotkey_clipboard: str = DEFAULT_HOTKEYS["clipboard"]
-    hotkey_text: str = DEFAULT_HOTKEYS["text"]  # read the text of the active window (the screen on Wayland)
-    theme: str = "system"  # system (high contrast when the system asks for it), standard or high_contrast
-    text_size: int = 100  # percent of the system's font size (Ctrl+Plus, Ctrl+Minus, Ctrl+0)
+    # The key of each action; kept as "hotkey_screen", "hotkey_window", ... (an empty key: no hotkey).
+    hotkeys: dict[Target, str] = field(default_factory=lambda: dict(DEFAULT_HOTKEYS))
+    theme: str = one_of("system", THEMES)  # system (high contrast when the system asks for it), standard, high_contrast
+    text_size: int = ranged(100, 70, 300)  # percent of the system's font size (Ctrl+Plus, Ctrl+Minus, Ctrl+0)
+
+    @staticmethod
+    def range_of(name: str) -> tuple[int, int]:
+        """The lowest and highest value of a whole-number setting (for the dialog's spin boxes)."""
+        return next(f.metadata["range"] for f in fields(Settings) if f.name == name)
+
+    def decode_options(self) -> DecodeOptions:
+        return DecodeOptions(method=self.decoding, beam_size=self.beam_size, rerank=self.rerank)
 
     @classmethod
     def load(cls, store: QSettings | None = None) -> Settings:
-        """Reads what was saved; a value of the wrong type or out of range falls back to its default."""
+        """Reads what was saved; a value of the wrong type or out of range falls back to its default. Files of
+        every version so far have the same layout; keys this version does not know are left as they are."""
         store = store or QSettings()
         settings = cls()
-        for field in fields(cls):
-            default = getattr(settings, field.name)
-            value = store.value(field.name, default)
-            try:
-                if isinstance(default, bool):  # QSettings' .ini files give back "true"/"false" strings
-                    value = value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
-                else:
-                    value = type(default)(value)
-            except (TypeError, ValueError):
-                value = default
-            setattr(settings, field.name, value)
+        for f in fields(cls):
+            if f.name == "hotkeys":
+                settings.hotkeys = {action: _read(store, f"hotkey_{action}", default)
+                                    for action, default in DEFAULT_HOTKEYS.items()}
+            else:
+                setattr(settings, f.name, _read(store, f.name, getattr(settings, f.name)))
         settings._clamp()
         _make_private(store.fileName())  # a file written by an older version, or by Qt itself, may be readable
         return settings
@@ -65,29 +78,39 @@ class Settings:
     def save(self, store: QSettings | None = None) -> None:
         store = store or QSettings()
         self._clamp()
-        for field in fields(self):
-            store.setValue(field.name, getattr(self, field.name))
+        store.setValue("version", VERSION)
+        for f in fields(self):
+            if f.name == "hotkeys":
+                for action, key in self.hotkeys.items():
+                    store.setValue(f"hotkey_{action}", key)
+            else:
+                store.setValue(f.name, getattr(self, f.name))
         store.sync()
         _make_private(store.fileName())
 
     def _clamp(self) -> None:
-        defaults = Settings()
-        if self.decoding not in DECODINGS:
-            self.decoding = defaults.decoding
-        if self.device not in DEVICES:
-            self.device = defaults.device
-        self.beam_size = min(max(self.beam_size, 1), 20)
-        self.rate = min(max(self.rate, 80), 450)
-        self.volume = min(max(self.volume, 0), 100)
-        self.history_limit = min(max(self.history_limit, HISTORY_LIMITS[0]), HISTORY_LIMITS[1])
-        if self.theme not in THEMES:
-            self.theme = defaults.theme
-        self.text_size = min(max(self.text_size, TEXT_SIZES[0]), TEXT_SIZES[1])
-        if not self.model.strip():
-            self.model = defaults.model
+        """Each value back inside the bounds its field declares."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "range" in f.metadata:
+                low, high = f.metadata["range"]
+                setattr(self, f.name, min(max(value, low), high))
+            elif "choices" in f.metadata and value not in f.metadata["choices"]:
+                setattr(self, f.name, f.default)
+            elif f.metadata.get("not_blank") and not value.strip():
+                setattr(self, f.name, f.default)
+        self.hotkeys = {action: self.hotkeys.get(action, default) for action, default in DEFAULT_HOTKEYS.items()}
 
-    def hotkeys(self) -> dict[str, str]:
-        return {action: getattr(self, f"hotkey_{action}") for action in DEFAULT_HOTKEYS}
+
+def _read(store: QSettings, key: str, default):
+    """A stored value as the default's type, or the default."""
+    value = store.value(key, default)
+    try:
+        if isinstance(default, bool):  # QSettings' .ini files give back "true"/"false" strings
+            return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
+        return type(default)(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _make_private(path: str) -> None:

@@ -11,7 +11,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from .settings import DEFAULT_HOTKEYS, HISTORY_LIMITS, TEXT_SIZES, Settings
+from captioner_gui.engine.options import Target
+
+from .settings import DEFAULT_HOTKEYS, Settings
 from .speech import Speaker
 
 
@@ -43,7 +45,7 @@ class SettingsDialog(QDialog):
         self.decoding.addItem("Greedy (faster)", "greedy")
         self.decoding.setCurrentIndex(max(0, self.decoding.findData(settings.decoding)))
         self.beam_size = _named(QSpinBox(), "Beam size", "How many candidate captions beam search keeps.")
-        self.beam_size.setRange(1, 20)
+        self.beam_size.setRange(*Settings.range_of("beam_size"))
         self.beam_size.setValue(settings.beam_size)
         self.decoding.currentIndexChanged.connect(
             lambda: self.beam_size.setEnabled(self.decoding.currentData() == "beam"))
@@ -78,12 +80,12 @@ class SettingsDialog(QDialog):
             self.voice.addItem(voice.name, voice.id)
         self.voice.setCurrentIndex(max(0, self.voice.findData(settings.voice)))
         self.rate = _named(QSpinBox(), "Speaking rate", "Words per minute.")
-        self.rate.setRange(80, 450)
+        self.rate.setRange(*Settings.range_of("rate"))
         self.rate.setSingleStep(10)
         self.rate.setSuffix(" words per minute")
         self.rate.setValue(settings.rate)
         self.volume = _named(QSlider(Qt.Orientation.Horizontal), "Volume", "Percent.")
-        self.volume.setRange(0, 100)
+        self.volume.setRange(*Settings.range_of("volume"))
         self.volume.setPageStep(10)
         self.volume.setValue(settings.volume)
         speech_box = QGroupBox("Speech")
@@ -102,7 +104,7 @@ class SettingsDialog(QDialog):
         self.history.setChecked(settings.history)
         self.history_limit = _named(QSpinBox(), "History size",
                                     "Descriptions kept; the oldest are deleted first, with their thumbnails.")
-        self.history_limit.setRange(*HISTORY_LIMITS)
+        self.history_limit.setRange(*Settings.range_of("history_limit"))
         self.history_limit.setSingleStep(100)
         self.history_limit.setSuffix(" descriptions")
         self.history_limit.setValue(settings.history_limit)
@@ -131,7 +133,7 @@ class SettingsDialog(QDialog):
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
         self.text_size = _named(QSpinBox(), "Text size", "Also Control+Plus, Control+Minus and Control+0 in the "
                                                          "window.")
-        self.text_size.setRange(*TEXT_SIZES)
+        self.text_size.setRange(*Settings.range_of("text_size"))
         self.text_size.setSingleStep(10)
         self.text_size.setSuffix(" %")
         self.text_size.setValue(settings.text_size)
@@ -143,12 +145,12 @@ class SettingsDialog(QDialog):
         # Hotkeys
         hotkey_box = QGroupBox("Hotkeys (work in any program)")
         hotkey_form = QFormLayout(hotkey_box)
-        self.hotkeys: dict[str, QKeySequenceEdit] = {}
-        labels = {"screen": "Describe the scree&n:", "window": "Describe the active &window:",
-                  "region": "Describe a re&gion:", "clipboard": "Describe the clipboard &image:",
-                  "text": "Read the text of the active window:"}
+        self.hotkeys: dict[Target, QKeySequenceEdit] = {}
+        labels = {Target.SCREEN: "Describe the scree&n:", Target.WINDOW: "Describe the active &window:",
+                  Target.REGION: "Describe a re&gion:", Target.CLIPBOARD: "Describe the clipboard &image:",
+                  Target.TEXT: "Read the text of the active window:"}
         for key, label in labels.items():
-            edit = _named(QKeySequenceEdit(QKeySequence(getattr(settings, f"hotkey_{key}"))),
+            edit = _named(QKeySequenceEdit(QKeySequence(settings.hotkeys[key])),
                           label.replace("&", "").rstrip(":"),
                           f"Press the new key combination. The default is {DEFAULT_HOTKEYS[key]}.")
             edit.setMaximumSequenceLength(1)
@@ -218,7 +220,7 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> Settings:
         """The settings as the dialog shows them."""
-        hotkeys = {f"hotkey_{key}": edit.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
+        hotkeys = {key: edit.keySequence().toString(QKeySequence.SequenceFormat.PortableText)
                    for key, edit in self.hotkeys.items()}
         return replace(
             self._settings, model=self.model.currentText().strip() or Settings.model,
@@ -229,7 +231,7 @@ class SettingsDialog(QDialog):
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
             history_limit=self.history_limit.value(), keep_screen_pictures=self.keep_screen_pictures.isChecked(),
             all_monitors=self.all_monitors.isChecked(), theme=self.theme.currentData(),
-            text_size=self.text_size.value(), **hotkeys,
+            text_size=self.text_size.value(), hotkeys=hotkeys,
         )
 
 

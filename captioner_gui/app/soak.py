@@ -104,7 +104,7 @@ def run_soak(model: str, models_dir: Path | None, count: int,
             for index in range(count):
                 started = time.perf_counter()
                 if index % 2:  # a screen, as the hotkey takes it: its text read, its pictures captioned
-                    window.submit(Request(name="Screen", source="screen", image=screens[index // 2 % 2]))
+                    window.submit(Request(name="Screen", source="screen", picture=screens[index // 2 % 2]))
                 else:
                     window.describe_files([str(pictures[index // 2 % len(pictures)])])
                 wait_for(lambda: len(answers) > index and not window.pending)

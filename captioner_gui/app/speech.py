@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from captioner_gui.engine.errors import first_line
+
 
 UI_LANGUAGE = "en"  # the language of the voice chosen in Settings
 
@@ -37,14 +39,39 @@ class Voice:
     name: str
 
 
+# The orders the speech thread takes, one frozen dataclass each.
+
 @dataclass(frozen=True)
-class _Order:
-    kind: str  # say, stop, configure, voices, quit
-    text: str = ""
-    interrupt: bool = True
-    language: str = ""  # say: a language the text is in, when its voice should be one of that language
-    settings: tuple = ()  # (voice id, words per minute, volume 0..1)
-    reply: object = None  # a list and an Event, for "voices"
+class Say:
+    text: str
+    interrupt: bool = True  # cuts off what is being said, and drops what waits
+    language: str = ""  # a language the text is in, when its voice should be one of that language
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Silence now."""
+
+
+@dataclass(frozen=True)
+class Configure:
+    voice: str  # a voice id of the engine; empty: its default
+    rate: int  # words per minute
+    volume: float  # 0..1
+
+
+@dataclass(frozen=True)
+class ListVoices:
+    answer: list[Voice]  # filled by the speech thread, which then sets `done`
+    done: threading.Event
+
+
+@dataclass(frozen=True)
+class Quit:
+    """Stop the speech thread."""
+
+
+Order = Say | Stop | Configure | ListVoices | Quit
 
 
 class Player:
@@ -238,7 +265,7 @@ class Speaker:
         self.settings: tuple[str, int, float] = ("", 180, 1.0)  # voice id, words per minute, volume 0..1
         self.available = True
         self._told_silent = False  # "no sound can be played" was said (once is enough)
-        self._orders: queue.Queue[_Order] = queue.Queue()
+        self._orders: queue.Queue[Order] = queue.Queue()
         self._unfinished = 0  # utterances asked for and not yet played, stopped or dropped
         self._quiet = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="speech", daemon=True)
@@ -252,19 +279,19 @@ class Speaker:
         if text.strip():
             with self._quiet:
                 self._unfinished += 1
-            self._orders.put(_Order("say", text, interrupt, language=language))
+            self._orders.put(Say(text, interrupt, language))
 
     def stop(self) -> None:
-        self._orders.put(_Order("stop"))
+        self._orders.put(Stop())
 
     def configure(self, voice: str = "", rate: int = 180, volume: float = 1.0) -> None:
-        self._orders.put(_Order("configure", settings=(voice, rate, volume)))
+        self._orders.put(Configure(voice, rate, volume))
 
     def voices(self, timeout: float = 10.0) -> list[Voice]:
         """The engine's voices (asked in the speech thread, where the engine lives)."""
         answer: list[Voice] = []
         done = threading.Event()
-        self._orders.put(_Order("voices", reply=(answer, done)))
+        self._orders.put(ListVoices(answer, done))
         done.wait(timeout)
         return answer
 
@@ -274,14 +301,14 @@ class Speaker:
             return self._quiet.wait_for(lambda: self._unfinished == 0, timeout)
 
     def close(self) -> None:
-        self._orders.put(_Order("quit"))
+        self._orders.put(Quit())
         self._thread.join(5)
 
     # ------------------------------------------------------------------ the speech thread
 
     def _run(self) -> None:
         synthesizer, player = None, Player()
-        pending: deque[_Order] = deque()
+        pending: deque[Order] = deque()
         scratch = Path(tempfile.mkdtemp(prefix="captioner-speech-"))
         try:
             while True:
@@ -289,39 +316,42 @@ class Speaker:
                     self._take(self._orders.get(), pending)
                 self._drain(pending)
                 order = pending.popleft()
-                if order.kind == "quit":
-                    break
-                if order.kind == "stop":
-                    player.stop()
-                    continue
-                synthesizer = synthesizer or self._start_synthesizer()
-                if synthesizer is None:
-                    if order.kind == "voices":
-                        order.reply[1].set()
-                    if order.kind == "say":
-                        self._finished(1)
-                    continue
-                if order.kind == "configure":
-                    self.settings = order.settings
-                elif order.kind == "voices":
-                    order.reply[0].extend(synthesizer.voices())
-                    order.reply[1].set()
-                elif order.kind == "say" and player.command is None and sys.platform.startswith("linux"):
-                    self._say_without_player(synthesizer, order.text, scratch, player, pending, order.language)
-                elif order.kind == "say":
-                    sound = self._synthesize(synthesizer, order.text, scratch, order.language)
-                    if sound is not None:
+                if not isinstance(order, (Quit, Stop)):
+                    synthesizer = synthesizer or self._start_synthesizer()  # None where speech cannot work
+                match order:
+                    case Quit():
+                        break
+                    case Stop():
+                        player.stop()
+                    case ListVoices(answer, done):
+                        if synthesizer is not None:
+                            answer.extend(synthesizer.voices())
+                        done.set()
+                    case Configure(voice, rate, volume):
+                        if synthesizer is not None:
+                            self.settings = (voice, rate, volume)
+                    case Say(text, _, language):
                         try:
-                            player.play(sound)
-                            self._wait_while_playing(player, pending)
+                            if synthesizer is not None:
+                                self._say(synthesizer, text, language, scratch, player, pending)
                         finally:
-                            sound.unlink(missing_ok=True)  # played (or cut off): no spoken words left on disk
-                if order.kind == "say":
-                    self._finished(1)
+                            self._finished(1)
         finally:
             player.stop()
             shutil.rmtree(scratch, ignore_errors=True)
-            self._finished(sum(o.kind == "say" for o in pending))
+            self._finished(sum(isinstance(o, Say) for o in pending))
+
+    def _say(self, synthesizer, text: str, language: str, scratch: Path, player: Player, pending: deque) -> None:
+        if player.command is None and sys.platform.startswith("linux"):
+            self._say_without_player(synthesizer, text, scratch, player, pending, language)
+            return
+        sound = self._synthesize(synthesizer, text, scratch, language)
+        if sound is not None:
+            try:
+                player.play(sound)
+                self._wait_while_playing(player, pending)
+            finally:
+                sound.unlink(missing_ok=True)  # played (or cut off): no spoken words left on disk
 
     def _say_without_player(self, synthesizer, text: str, scratch: Path, player: Player, pending: deque,
                             language: str = "") -> None:
@@ -352,11 +382,11 @@ class Speaker:
             self._unfinished = max(0, self._unfinished - count)
             self._quiet.notify_all()
 
-    def _take(self, order: _Order, pending: deque) -> None:
+    def _take(self, order: Order, pending: deque) -> None:
         """Queues an order; one that interrupts (a new description, stop, quit) drops the speech waiting."""
         if _interrupts(order):
-            dropped = [o for o in pending if o.kind == "say"]
-            kept = [o for o in pending if o.kind != "say"]
+            dropped = [o for o in pending if isinstance(o, Say)]
+            kept = [o for o in pending if not isinstance(o, Say)]
             pending.clear()
             pending.extend(kept)
             self._finished(len(dropped))
@@ -390,7 +420,7 @@ class Speaker:
         except Exception as exc:
             self.available = False
             hint = " Install espeak-ng." if sys.platform.startswith("linux") else ""
-            self.on_error(f"Speech is not available ({str(exc).splitlines()[0] if str(exc) else exc!r}).{hint}")
+            self.on_error(f"Speech is not available ({first_line(exc)}).{hint}")
             return None
 
     def _voice_settings(self, synthesizer, language: str) -> tuple[str, int, float]:
@@ -408,7 +438,7 @@ class Speaker:
             written = synthesizer.write(text, path, *self._voice_settings(synthesizer, language))
         except Exception as exc:
             path.unlink(missing_ok=True)
-            self.on_error(f"Speech failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            self.on_error(f"Speech failed: {first_line(exc)}")
             return None
         if not written:
             path.unlink(missing_ok=True)
@@ -426,8 +456,13 @@ def speakable(text: str) -> str:
     return "".join(c if c.isprintable() and c != "\ufffd" else " " for c in text)
 
 
-def _interrupts(order: _Order) -> bool:
-    return order.kind in ("stop", "quit") or (order.kind == "say" and order.interrupt)
+def _interrupts(order: Order) -> bool:
+    match order:
+        case Stop() | Quit():
+            return True
+        case Say(interrupt=interrupt):
+            return interrupt
+    return False
 
 
 def recording_dir() -> Path | None:

@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
                                QSystemTrayIcon, QVBoxLayout, QWidget)
 
+from captioner_gui.engine.options import CAPTURES, Target
+
 from . import appearance
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .history import History, HistoryEntry
 from .settings import Settings
 from .speech import Speaker, SpeechRoute
-from .worker import CAPTURES, Answer, CaptionWorker, Request
+from .worker import Answer, CaptionWorker, Reply, Request
 
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
                 "All files (*)")
@@ -326,7 +328,7 @@ class MainWindow(QMainWindow):
     def load_model(self) -> None:
         self.model_ready = False
         self.device_label.setText("")
-        self.worker.set_decoding(self.settings.decoding, self.settings.beam_size, self.settings.rerank)
+        self.worker.set_decoding(self.settings.decode_options())
         self.worker.load(self.settings.model, self.settings.device, self.models_dir)
 
     def _model_ready(self, model: str, device: str) -> None:
@@ -367,35 +369,35 @@ class MainWindow(QMainWindow):
             self.describe_files(paths, on_done)
         elif mime is not None and mime.hasImage():
             self.describe_bytes(image_to_png(QImage(QGuiApplication.clipboard().image())), "Clipboard image",
-                                "clipboard", on_done)
+                                Target.CLIPBOARD, on_done)
         else:
             self._failed("The clipboard holds no image. Copy an image, or an image file, then paste again.", on_done)
 
     def describe_files(self, paths: list[str], on_done=None) -> None:
         for index, path in enumerate(paths):
-            self.submit(Request(name=Path(path).name, source=str(Path(path).resolve()), path=path,
+            self.submit(Request(name=Path(path).name, source=str(Path(path).resolve()), picture=Path(path),
                                 show_name=len(paths) > 1, interrupt=index == 0,
                                 on_done=on_done if index == len(paths) - 1 else None))
 
     def describe_bytes(self, data: bytes, name: str, source: str = "dropped image", on_done=None) -> None:
-        self.submit(Request(name=name, source=source, image_bytes=data, on_done=on_done))
+        self.submit(Request(name=name, source=source, picture=data, on_done=on_done))
 
     def describe_screen(self) -> None:
-        self.describe_capture("screen")
+        self.describe_capture(Target.SCREEN)
 
-    def describe_capture(self, what: str, region: Box | None = None, on_done=None) -> None:
+    def describe_capture(self, what: Target, region: Box | None = None, on_done: Reply | None = None) -> None:
         """Describes the screen (the monitor under the pointer, or all of them as Settings say), the active window,
         a region (given, or chosen on an overlay), the text of the active window ("text") or the clipboard. Our
         own window is hidden while the picture is taken, so it never appears in it."""
-        if what == "clipboard":
+        if what == Target.CLIPBOARD:
             self.paste(on_done)
-        elif what == "region" and region is None:
+        elif what == Target.REGION and region is None:
             pointer = QCursor.pos()
             self._hidden_capture(lambda: self._screenshot_under(pointer), on_done, then=self._pick_region)
         else:
             pointer, own = QCursor.pos(), int(self.winId())
             self._hidden_capture(lambda: take(what, region, (pointer.x(), pointer.y()), self.settings.all_monitors,
-                                              own), on_done, text_only=what == "text")
+                                              own), on_done, text_only=what == Target.TEXT)
 
     def _hidden_capture(self, grab, on_done, then=None, text_only: bool = False) -> None:
         """Hides the window, runs `grab` on a thread of its own and hands its picture on, on the GUI thread. Off
@@ -419,7 +421,7 @@ class MainWindow(QMainWindow):
             if was_visible:
                 self._show_quietly()
             if picture is not None:
-                self.submit(Request(name=picture.source.capitalize(), source=picture.source, image=picture.image,
+                self.submit(Request(name=picture.source.capitalize(), source=picture.source, picture=picture.image,
                                     title=picture.title, text_only=text_only, on_done=on_done))
 
         def run() -> None:  # on the capture thread
@@ -471,7 +473,7 @@ class MainWindow(QMainWindow):
             if was_visible:
                 self._show_quietly()
             crop = picture.crop((rect.x(), rect.y(), rect.x() + rect.width(), rect.y() + rect.height()))
-            self.submit(Request(name="Region", source="region", image=crop, on_done=on_done))
+            self.submit(Request(name="Region", source=Target.REGION, picture=crop, on_done=on_done))
 
         def cancelled():
             if was_visible:
@@ -494,7 +496,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ hotkeys and other processes
 
     def on_hotkey(self, action: str) -> None:
-        self.describe_capture(action)
+        self.describe_capture(Target(action))
 
     def handle_remote(self, request: dict, reply) -> None:
         """A request from `captioner describe-screen` or a second `captioner-gui` (see instance.py)."""
@@ -514,13 +516,18 @@ class MainWindow(QMainWindow):
             reply({"ok": True})
         elif command == "describe":
             region = None
+            try:
+                what = Target(request.get("what", Target.SCREEN))
+            except ValueError:
+                self._failed(f"Unknown thing to describe: {request.get('what')}.", reply)
+                return
             if request.get("region"):
                 try:
                     region = Box(*(int(v) for v in request["region"]))
                 except (TypeError, ValueError):
                     reply({"error": "The region must be four whole numbers: X, Y, WIDTH, HEIGHT."})
                     return
-            self.describe_capture(request.get("what", "screen"), region, on_done=reply)
+            self.describe_capture(what, region, on_done=reply)
         else:
             reply({"error": f"Unknown command {command!r}."})
 
@@ -745,7 +752,7 @@ class MainWindow(QMainWindow):
         new.save()
         self.apply_appearance()
         self.speaker.configure(new.voice, new.rate, new.volume / 100)
-        self.worker.set_decoding(new.decoding, new.beam_size, new.rerank)
+        self.worker.set_decoding(new.decode_options())
         if (new.model, new.device) != (old.model, old.device):
             self.load_model()
         self.history.limit = new.history_limit
@@ -786,7 +793,7 @@ class MainWindow(QMainWindow):
 
 
 def _source_label(source: str) -> str:
-    if source in ("clipboard", "dropped image", *CAPTURES):
+    if source in (Target.CLIPBOARD, "dropped image", *CAPTURES):
         return source
     return Path(source).name
 

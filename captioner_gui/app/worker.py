@@ -13,27 +13,35 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal
 
+from captioner_gui.engine.errors import first_line
+from captioner_gui.engine.options import CAPTURES, DecodeOptions
+
 THUMBNAIL_SIZE = (96, 96)
-CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen (engine.describe.CAPTURES)
+
+# What to describe: a file, an image file's bytes in memory (the clipboard's, a dropped one), or a picture the app
+# made itself (a screen capture).
+Picture = Path | bytes | Image.Image
+# Called in the GUI thread with {"text", "blank"} or {"error"}, when another process asked for the description.
+Reply = Callable[[dict], None]
 
 
 @dataclass
 class Request:
-    """One thing to describe: a file (`path`) or an image in memory (`image_bytes`, e.g. the clipboard's)."""
+    """One thing to describe."""
 
     name: str  # how the user knows it, in messages: a file name, "Clipboard image", "Screen"
-    source: str  # what goes into the history: the file's path, "clipboard" or "screen"
+    source: str  # what goes into the history: the file's path, or a Target ("clipboard", "screen", ...)
+    picture: Picture
     show_name: bool = False  # start the description with the name (one of several files dropped at once)
-    path: str | None = None
-    image_bytes: bytes | None = None
-    image: object = None  # a PIL image made by the app itself (a screen capture)
     title: str | None = None  # the active window's title, for a screen capture
     text_only: bool = False  # read the text alone ("Read the text")
     interrupt: bool = True  # whether its description may cut off the one being spoken
-    on_done: object = None  # called in the GUI thread with {"text", "blank"} or {"error"} (another process asked)
+    on_done: Reply | None = None
     id: int = 0  # set by the worker
 
 
@@ -110,7 +118,7 @@ class CaptionWorker(QObject):
     def __init__(self):
         super().__init__()
         self.queue = RequestQueue()
-        self.options = {"method": "beam", "beam_size": 5, "rerank": False}
+        self.options = DecodeOptions()
         self._next_id = 1
         self._describer = None
         self._thread: QThread | None = None
@@ -135,8 +143,8 @@ class CaptionWorker(QObject):
             self.dropped.emit(stale.id)
         return request.id
 
-    def set_decoding(self, method: str, beam_size: int, rerank: bool = False) -> None:
-        self.options = {"method": method, "beam_size": beam_size, "rerank": rerank}  # read at the next request
+    def set_decoding(self, options: DecodeOptions) -> None:
+        self.options = options  # read at the next request (frozen: the worker thread sees one whole value)
 
     def stop(self, wait_ms: int = 10000) -> None:
         self.queue.put(_STOP)
@@ -177,7 +185,7 @@ class CaptionWorker(QObject):
                 except ModelFilesMissing:
                     raise
                 except Exception as exc:  # a driver problem, too little GPU memory, ...
-                    self.notice.emit(f"The GPU could not be used ({_one_line(exc)}); using the CPU instead.")
+                    self.notice.emit(f"The GPU could not be used ({first_line(exc)}); using the CPU instead.")
                     device = "cpu"
             if model is None:
                 model = load_model(order.model, order.models_dir, device)
@@ -193,7 +201,7 @@ class CaptionWorker(QObject):
             return
         except Exception as exc:
             traceback.print_exc()
-            self.load_failed.emit(f"The model '{order.model}' could not be loaded: {_one_line(exc)}", False)
+            self.load_failed.emit(f"The model '{order.model}' could not be loaded: {first_line(exc)}", False)
             return
         self._describer = Describer(model)
         try:
@@ -209,40 +217,41 @@ class CaptionWorker(QObject):
         started = time.perf_counter()
         answer = Answer(request)
         try:
-            from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_image_bytes
+            from captioner_gui.engine import CaptionerError, GPUOutOfMemory, load_image, load_image_bytes
 
-            if request.image is not None:
-                image = request.image
-            elif request.image_bytes is not None:
-                image = load_image_bytes(request.image_bytes, request.name)
-            else:
-                image = load_image(request.path)
+            match request.picture:
+                case Image.Image() as image:
+                    pass
+                case bytes() as data:
+                    image = load_image_bytes(data, request.name)
+                case path:  # a file
+                    image = load_image(path)
             answer.thumbnail_png = _thumbnail(image)
             if self._describer is None:
                 answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
                 return answer
+
             def say_first(early) -> None:
                 self.first_words.emit(Answer(request, short=early.spoken, short_parts=early.spoken_parts))
 
             description = self._describer.describe(image, request.source, request.title,
-                                                   DecodeOptions(**self.options), request.text_only, say_first)
+                                                   self.options, request.text_only, say_first)
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)
             answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
             answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
+        except GPUOutOfMemory:
+            answer.error = "The GPU ran out of memory. Choose the CPU in Settings, or close other programs."
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:
             answer.error = ("Out of memory while describing this image. Close other programs, or pick the CPU in "
                             "Settings.")
         except Exception as exc:
-            if type(exc).__name__ == "OutOfMemoryError":  # torch's, without importing torch here
-                answer.error = "The GPU ran out of memory. Choose the CPU in Settings, or close other programs."
-            else:
-                traceback.print_exc()
-                answer.error = f"This image could not be described: {_one_line(exc)}"
+            traceback.print_exc()
+            answer.error = f"This image could not be described: {first_line(exc)}"
         finally:
             answer.seconds = time.perf_counter() - started
         return answer
@@ -257,7 +266,3 @@ def _thumbnail(image) -> bytes:
     small.save(buffer, "PNG")
     return buffer.getvalue()
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -9,10 +9,23 @@ pay for importing torch.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports each name on first use
+    from .errors import (CaptionerError, DownloadCancelled, DownloadError, GPUOutOfMemory, ImageError,
+                         ManifestError, ModelFilesMissing)
+    from .images import find_images, load_image, load_image_bytes, to_rgb
+    from .manifest import Manifest, read_manifest
+    from .model import Caption, Captioner
+    from .options import DEVICES, METHODS, PRECISIONS, DecodeOptions, Target
+    from .store import (BUILTINS, default_models_dir, download_model, download_plan, import_model, list_models,
+                        load_model)
 
 _WHERE = {
-    "DecodeOptions": "decoding",
-    "CaptionerError": "errors", "DownloadCancelled": "errors", "DownloadError": "errors", "ImageError": "errors",
+    "DecodeOptions": "options", "DEVICES": "options", "METHODS": "options", "PRECISIONS": "options",
+    "Target": "options",
+    "CaptionerError": "errors", "DownloadCancelled": "errors", "DownloadError": "errors", "GPUOutOfMemory": "errors",
+    "ImageError": "errors",
     "ManifestError": "errors", "ModelFilesMissing": "errors",
     "find_images": "images", "load_image": "images", "load_image_bytes": "images", "to_rgb": "images",
     "Manifest": "manifest", "read_manifest": "manifest",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ManifestError, ModelFilesMissing
+from .errors import ManifestError, ModelFilesMissing, first_line
 
 StateDict = dict[str, torch.Tensor]
 
@@ -67,8 +67,7 @@ def damaged_message(path: Path, reason: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].removeprefix("Error while deserializing header: ") if text else type(exc).__name__
+    return first_line(exc).removeprefix("Error while deserializing header: ")
 
 
 def read_safetensors_header(path: Path) -> dict:

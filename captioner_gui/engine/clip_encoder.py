@@ -18,8 +18,8 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import read_clip_weights
-from .errors import ManifestError, ModelFilesMissing
-from .fast_gpt2 import quantize_linears, release_freed_memory
+from .errors import ManifestError, ModelFilesMissing, telling_line
+from .quantize import quantize_linears, release_freed_memory
 from .manifest import ClipSpec
 
 CLIP_FOLDER = "clip"  # inside the models folder: clip/<model>-<tag>/<file> for weights fetched by a pretrained tag
@@ -219,14 +219,14 @@ def load_clip_encoder(
             model = open_clip.create_model(build_name, device="meta", force_quick_gelu=quick_gelu)
     except (TypeError, ValueError, KeyError, AssertionError, AttributeError, RuntimeError) as exc:
         raise ManifestError(f"CLIP model '{model_name}' cannot be built from its config ({type(exc).__name__}: "
-                            f"{first_line(exc)}). Check the config file.") from None
+                            f"{telling_line(exc)}). Check the config file.") from None
     visual = model.visual
     state, text_state = read_clip_weights(weights_path)
     convert = quantize_linears if int8 else None
     try:
         load_in_blocks(visual, state, convert)
     except (RuntimeError, KeyError) as exc:
-        raise ManifestError(f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {first_line(exc)}"
+        raise ManifestError(f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {telling_line(exc)}"
                             ) from None
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
@@ -278,9 +278,3 @@ def load_in_blocks(module: nn.Module, weights: Mapping, convert: Callable[[nn.Mo
                 release_freed_memory()  # the block's full-precision weights are gone: give the memory back
     if convert is not None:
         convert(module)  # Linear layers outside the blocks, if any
-
-
-def first_line(exc: BaseException) -> str:
-    """The line of a load_state_dict error that names the tensor."""
-    lines = [line.strip() for line in str(exc).strip("'\"").splitlines() if line.strip()]
-    return lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__

@@ -11,37 +11,12 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 
-METHODS = ("greedy", "beam", "nucleus")
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    method: str = "beam"
-    beam_size: int = 5
-    top_p: float = 0.9
-    temperature: float = 1.0
-    seed: int | None = None
-    max_tokens: int = 67
-    rerank: bool = False  # beam search: say the beam whose caption CLIP finds closest to the picture
-
-    def check(self) -> None:
-        from .errors import CaptionerError
-
-        if self.method not in METHODS:
-            raise CaptionerError(f"Unknown decoding '{self.method}': use one of {', '.join(METHODS)}.")
-        if self.beam_size < 1:
-            raise CaptionerError("The beam size must be 1 or more.")
-        if not 0.0 < self.top_p <= 1.0:
-            raise CaptionerError("top-p must be above 0 and at most 1.")
-        if self.temperature <= 0.0:
-            raise CaptionerError("The temperature must be above 0.")
-        if self.max_tokens < 1:
-            raise CaptionerError("The token limit must be 1 or more.")
+from .options import DecodeOptions
 
 
 @dataclass
@@ -51,8 +26,30 @@ class Decoded:
     candidates: list[Decoded] = field(default_factory=list)  # beam search: every final beam, best first
 
 
+class Cache(Protocol):
+    """A back end's key/value cache: the two operations beam search needs besides feeding it."""
+
+    def batch_repeat_interleave(self, repeats: int) -> None: ...
+
+    def reorder_cache(self, rows: torch.Tensor) -> None: ...
+
+
+class Backend(Protocol):
+    """What decoding needs of a language model: transformers' GPT-2 (PrefixLM, exact) or the lean FastGPT2
+    (fast_gpt2.FastPrefixLM). Each call returns the fp32 logits of the last position (batch, vocab) and the
+    cache."""
+
+    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
+        """Feeds the prefix embeddings (batch, K, D); room is kept for `max_new_tokens` more."""
+        ...
+
+    def step(self, tokens: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, Cache]:
+        """Feeds one new token per row (batch,)."""
+        ...
+
+
 class PrefixLM:
-    """GPT-2 (a transformers GPT2LMHeadModel) fed prefix embeddings, then one token at a time with a cache."""
+    """GPT-2 (a transformers GPT2LMHeadModel) as a Backend: prefix embeddings, then one token at a time."""
 
     def __init__(self, gpt):
         self.gpt = gpt
@@ -60,18 +57,18 @@ class PrefixLM:
         # transformers 5 calls the key/value cache `cache`; earlier releases called it `past_key_values`.
         self.cache_name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
 
-    def start(self, prefix: torch.Tensor, max_new_tokens: int):
+    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
         return self._run(prefix, None)
 
-    def step(self, tokens: torch.Tensor, cache):
+    def step(self, tokens: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, Cache]:
         return self._run(self.embed(tokens[:, None]), cache)
 
-    def _run(self, embeds: torch.Tensor, cache):
+    def _run(self, embeds: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, Cache]:
         out = self.gpt(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self.cache_name: cache})
         return out.logits[:, -1].float(), getattr(out, self.cache_name)
 
 
-def decode(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, options: DecodeOptions) -> list[Decoded]:
+def decode(lm: Backend, prefix: torch.Tensor, stop_token: int, options: DecodeOptions) -> list[Decoded]:
     if options.method == "greedy" or (options.method == "beam" and options.beam_size == 1):
         return greedy(lm, prefix, stop_token, options.max_tokens)
     if options.method == "beam":
@@ -79,12 +76,12 @@ def decode(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, options: DecodeO
     return nucleus(lm, prefix, stop_token, options.max_tokens, options.top_p, options.temperature, options.seed)
 
 
-def greedy(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int) -> list[Decoded]:
+def greedy(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int) -> list[Decoded]:
     return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits: logits.argmax(dim=-1))
 
 
 @torch.inference_mode()
-def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, beam_size: int,
+def beam_search(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int, beam_size: int,
                 temperature: float = 1.0) -> list[Decoded]:
     """The reference's beam search, for a batch of images: rows are (image, beam), image-major."""
     batch, device = prefix.shape[0], prefix.device
@@ -129,7 +126,7 @@ def beam_search(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens:
     return results
 
 
-def nucleus(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,
+def nucleus(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,
             temperature: float, seed: int | None) -> list[Decoded]:
     """Top-p sampling. Each image has its own generator seeded with `seed`: a batch samples as singles do."""
     if seed is None:
@@ -148,7 +145,7 @@ def nucleus(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int
 
 
 @torch.inference_mode()
-def _one_token_at_a_time(lm: PrefixLM, prefix: torch.Tensor, stop_token: int, max_tokens: int,
+def _one_token_at_a_time(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int,
                          choose: Callable[[torch.Tensor], torch.Tensor]) -> list[Decoded]:
     """One sequence per image; `choose` picks each next token from the logits. A row that reached the stop
     token keeps running with the others, but its tokens after the stop are cut and not scored."""

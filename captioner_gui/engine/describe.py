@@ -21,9 +21,9 @@ from PIL import Image
 from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, blank_message, is_blank, wording
 from .layout import read_in_order
 from .ocr import Line, OCRError, Page, TextReader
+from .options import CAPTURES
 from .pictures import find_pictures, where
 
-CAPTURES = ("screen", "window", "region")  # sources that are pictures of the screen
 FIRST_LINES = 3  # lines of text in the short spoken form; the rest is read on request
 FIRST_READ = FIRST_LINES  # lines of a capture read before its first words are said (more where some were not text)
 SPOKEN_LANGUAGE = "en"  # the language of the app's own words (the kinds, "more lines", the captions)

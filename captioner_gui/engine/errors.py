@@ -17,6 +17,10 @@ class ImageError(CaptionerError):
     """An image that cannot be read or used."""
 
 
+class GPUOutOfMemory(CaptionerError):
+    """The GPU had too little memory for the model or the pictures (torch's OutOfMemoryError, said in one line)."""
+
+
 class DownloadError(CaptionerError):
     """A download that failed (offline, server error, bad file)."""
 
@@ -29,3 +33,10 @@ def first_line(exc: BaseException) -> str:
     """An exception's message reduced to its first line (or its class name), for one-line reports."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def telling_line(exc: BaseException) -> str:
+    """The line of an error that says what is wrong: a load_state_dict error's second line names the tensor (its
+    first only says that loading failed); else the first line."""
+    lines = [line.strip() for line in str(exc).strip("'\"").splitlines() if line.strip()]
+    return lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__

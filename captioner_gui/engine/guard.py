@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .options import CAPTURES
+
 BLANK_SPREAD = 6.0  # grey levels: the standard deviation of a blank picture's brightness stays under this,
 STANDING_OUT = 32  # and hardly any pixel differs from the usual brightness by more than this many levels:
 MARKS = 20  # fewer pixels than this, at any screen size (the word "OK" in a small font has about 60)
@@ -38,7 +40,7 @@ def is_blank(image: Image.Image) -> bool:
 
 def blank_message(source: str) -> str:
     """What to say about a blank picture, by where it came from."""
-    what = {"screen": "screen", "window": "window", "region": "region"}.get(source, "image")
+    what = source if source in CAPTURES else "image"
     return f"The {what} is blank."
 
 

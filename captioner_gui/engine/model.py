@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,15 @@ from torch import nn
 
 from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
-from .decoding import DecodeOptions, PrefixLM, decode
-from .errors import CaptionerError, ManifestError
-from .fast_gpt2 import FastGPT2, FastPrefixLM, release_freed_memory
+from .decoding import Backend, PrefixLM, decode
+from .errors import CaptionerError, GPUOutOfMemory, ManifestError
+from .fast_gpt2 import FastGPT2, FastPrefixLM
 from .guard import KindGuard, blank_message, closest, is_blank, wording
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
+from .options import DEVICES, PRECISIONS, DecodeOptions
+from .quantize import release_freed_memory
 from .tokenizer import load_tokenizer, stop_token_id
 
 
@@ -66,11 +69,17 @@ def gpt2_config_from_weights(state: StateDict, n_head: int):
     )
 
 
-def build_mapper(manifest: Manifest, clip_dim: int, embed_dim: int) -> nn.Module:
-    if manifest.mapping == "mlp":
-        return MLPMapper(clip_dim, embed_dim, manifest.prefix_length)
-    return TransformerMapper(clip_dim, embed_dim, manifest.prefix_length, manifest.clip_length,
-                             manifest.mapping_layers)
+def build_mapper(mapping: str, clip_dim: int, embed_dim: int, prefix_length: int, clip_length: int | None = None,
+                 layers: int | None = None) -> nn.Module:
+    """The mapping network: "mlp", or "transformer" (which also needs clip_length and layers)."""
+    if mapping == "mlp":
+        return MLPMapper(clip_dim, embed_dim, prefix_length)
+    return TransformerMapper(clip_dim, embed_dim, prefix_length, clip_length, layers)
+
+
+def manifest_mapper(manifest: Manifest, clip_dim: int, embed_dim: int) -> nn.Module:
+    return build_mapper(manifest.mapping, clip_dim, embed_dim, manifest.prefix_length, manifest.clip_length,
+                        manifest.mapping_layers)
 
 
 def build_clipcap(manifest: Manifest, state: StateDict, clip_dim: int, source: Path | str) -> ClipCap:
@@ -79,7 +88,7 @@ def build_clipcap(manifest: Manifest, state: StateDict, clip_dim: int, source: P
 
     config = gpt2_config_from_weights(state, manifest.gpt2_n_head)
     with torch.device("meta"):
-        model = ClipCap(build_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
+        model = ClipCap(manifest_mapper(manifest, clip_dim, config.n_embd), GPT2LMHeadModel(config),
                         manifest.prefix_length, manifest.normalize_prefix)
     check_state_fits({key: tuple(t.shape) for key, t in model.state_dict().items()}, state, manifest, clip_dim,
                      source)
@@ -160,9 +169,6 @@ class Caption:
         return wording(self.text, self.kind, self.kind_scores, self.agreement)
 
 
-PRECISIONS = ("auto", "fp32", "int8", "fp16", "bf16")
-
-
 def resolve_precision(choice: str, device: torch.device) -> str:
     """auto: int8 on the CPU (a quarter of the bytes to read per token), fp16 on CUDA; fp32 is exact."""
     if choice not in PRECISIONS:
@@ -185,11 +191,23 @@ def resolve_device(choice: str = "auto") -> torch.device:
         return torch.device("cuda")
     if choice == "cpu":
         return torch.device("cpu")
-    raise CaptionerError(f"Unknown device '{choice}': use auto, cpu or cuda.")
+    raise CaptionerError(f"Unknown device '{choice}': use {', '.join(DEVICES[:-1])} or {DEVICES[-1]}.")
 
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
+@contextmanager
+def gpu_memory(message: str) -> Iterator[None]:
+    """Turns torch's OutOfMemoryError into the engine's GPUOutOfMemory with `message`."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise GPUOutOfMemory(message) from None
+
+
+DESCRIBING_OOM = "The GPU ran out of memory while describing. Use the CPU, or close other programs."
 
 
 class Captioner:
@@ -197,17 +215,18 @@ class Captioner:
 
     def __init__(self, manifest: Manifest, clip: ClipImageEncoder, clipcap: ClipCap, tokenizer,
                  device: torch.device, precision: str = "fp32"):
-        """`clipcap.gpt` is transformers' GPT-2 (fp32, exact) or the lean FastGPT2 (int8, fp16, bf16)."""
+        """`clip` and `clipcap` as set_device_and_precision left them: `clipcap.gpt` is transformers' GPT-2 (fp32,
+        exact) or the lean FastGPT2 (int8, fp16, bf16)."""
         self.manifest = manifest
         self.tokenizer = tokenizer
         self.stop_token = stop_token_id(tokenizer)
         self.device = device
         self.precision = precision
         self.load_seconds = 0.0
-        self.clip, self.clipcap = clip.to(device), clipcap.to(device)
+        self.clip, self.clipcap = clip, clipcap
         self._kind_guard: KindGuard | None = None
         gpt = clipcap.gpt
-        self.lm = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
+        self.lm: Backend = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
 
     @property
     def name(self) -> str:
@@ -236,7 +255,8 @@ class Captioner:
         empty dicts without a text tower."""
         if self.kind_guard is None:
             return [{} for _ in images]
-        return self.kind_guard.kinds(self.encode(images))
+        with gpu_memory(DESCRIBING_OOM):
+            return self.kind_guard.kinds(self.encode(images))
 
     @torch.inference_mode()
     def caption(self, images: list[Image.Image], options: DecodeOptions | None = None,
@@ -250,7 +270,8 @@ class Captioner:
         started = time.perf_counter()
         blank = [guard and is_blank(image) for image in images]
         seen = [image for image, empty in zip(images, blank) if not empty]
-        captions = iter(self._caption(seen, options, guard) if seen else [])
+        with gpu_memory(DESCRIBING_OOM):
+            captions = iter(self._caption(seen, options, guard) if seen else [])
         checked = (time.perf_counter() - started) / len(images)
         return [Caption(text="", tokens=[], score=0.0, seconds=checked, blank=True) if empty else next(captions)
                 for empty in blank]
@@ -305,7 +326,7 @@ def build_clipcap_int8(manifest: Manifest, reader: WeightsReader, clip_dim: int,
     """The int8 model around a GPT-2 from gpt2_int8_builder: every key checked, then the mapper loaded. The mapper
     stays fp32: it runs once per image, and its output, the prefix, steers every word."""
     with torch.device("meta"):
-        mapper = build_mapper(manifest, clip_dim, gpt.config.n_embd)
+        mapper = manifest_mapper(manifest, clip_dim, gpt.config.n_embd)
     expected = {f"clip_project.{key}": tuple(t.shape) for key, t in mapper.state_dict().items()}
     check_state_fits(expected | _gpt_keys(gpt.config), reader.shapes(), manifest, clip_dim, reader.path)
     mapper.load_state_dict({k: reader[f"clip_project.{k}"] for k in mapper.state_dict()}, assign=True)
@@ -324,42 +345,54 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
                    hint: str = "", precision: str = "auto") -> Captioner:
     """Loads everything a manifest names; `hint` is appended to missing-file messages (how to get the files).
 
-    fp32 keeps transformers' GPT-2 as loaded (memory-mapped); int8 converts layer by layer into the lean
-    GPT-2; fp16 and bf16 cast the lean GPT-2 for CUDA."""
+    Two ways in, by the weights' form: int8 with a safetensors file streams GPT-2 in layer by layer; otherwise the
+    weights are loaded whole (fp32 keeps transformers' GPT-2 memory-mapped). Then set_device_and_precision."""
     started = time.perf_counter()
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device)
-    if torch_device.type == "cuda" and precision == "fp32":
-        torch.backends.cudnn.conv.fp32_precision = "ieee"  # exact means exact: no TF32 in CLIP's convolutions
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
     reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
     if reader is not None:
-        build_gpt2 = gpt2_int8_builder(manifest, reader)
-        # GPT-2's conversion runs in torch's C++ code, without the GIL, so it overlaps with what CLIP needs: the
-        # imports of open_clip and torchvision (about 2 s of Python) and CLIP's own conversion.
-        with ThreadPoolExecutor(1, thread_name_prefix="gpt2-int8") as pool:
-            gpt = pool.submit(build_gpt2)
-            clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path,
-                                     models_dir, hint, int8=True)
-            clipcap = build_clipcap_int8(manifest, reader, clip.output_dim, gpt.result())
+        clip, clipcap = load_int8_streamed(manifest, reader, models_dir, hint)
     else:
         clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir,
                                  hint, int8=precision == "int8")
         clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint), clip.output_dim,
                                 manifest.weights_path)
-        if precision == "int8":  # no safetensors form could be written: converted from the loaded weights
-            clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt, int8=True)
-            own_memory(clipcap)
-        elif precision in ("fp16", "bf16"):
-            dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-            clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt)
-            clip, clipcap = clip.to(torch_device, dtype), clipcap.to(torch_device, dtype)
-    gc.collect()  # transformers' model sits in reference cycles: free what was converted now
-    release_freed_memory()
-    try:
+    with gpu_memory(f"Not enough memory on {device_name(torch_device)} for model '{manifest.name}'; "
+                    "try --device cpu."):
+        clip, clipcap = set_device_and_precision(clip, clipcap, torch_device, precision)
         captioner = Captioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
-    except torch.OutOfMemoryError:
-        raise CaptionerError(f"Not enough memory on {device_name(torch_device)} for model '{manifest.name}'; "
-                             "try --device cpu.") from None
     captioner.load_seconds = time.perf_counter() - started
     return captioner
+
+
+def load_int8_streamed(manifest: Manifest, reader: WeightsReader, models_dir: Path | None,
+                       hint: str) -> tuple[ClipImageEncoder, ClipCap]:
+    """CLIP and ClipCap in int8, GPT-2 converted layer by layer as its weights are read."""
+    build_gpt2 = gpt2_int8_builder(manifest, reader)
+    # GPT-2's conversion runs in torch's C++ code, without the GIL, so it overlaps with what CLIP needs: the
+    # imports of open_clip and torchvision (about 2 s of Python) and CLIP's own conversion.
+    with ThreadPoolExecutor(1, thread_name_prefix="gpt2-int8") as pool:
+        gpt = pool.submit(build_gpt2)
+        clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir,
+                                 hint, int8=True)
+        return clip, build_clipcap_int8(manifest, reader, clip.output_dim, gpt.result())
+
+
+def set_device_and_precision(clip: ClipImageEncoder, clipcap: ClipCap, device: torch.device,
+                             precision: str) -> tuple[ClipImageEncoder, ClipCap]:
+    """The one place where a loaded model gets its precision and device: fp32 keeps transformers' GPT-2 (exact);
+    int8, fp16 and bf16 decode with the lean FastGPT2 (int8 quantized on the CPU, fp16 and bf16 cast for CUDA)."""
+    if device.type == "cuda" and precision == "fp32":
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # exact means exact: no TF32 in CLIP's convolutions
+    if precision != "fp32" and not isinstance(clipcap.gpt, FastGPT2):
+        clipcap.gpt = FastGPT2.from_transformers(clipcap.gpt, int8=precision == "int8")
+        if precision == "int8":
+            own_memory(clipcap)  # no safetensors form could be written: the loaded weights' file can go
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        clip, clipcap = clip.to(device, dtype), clipcap.to(device, dtype)
+    gc.collect()  # transformers' model sits in reference cycles: free what was converted now
+    release_freed_memory()
+    return clip.to(device), clipcap.to(device)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFilesMissing
+from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFilesMissing, first_line
 from .integrity import problem_with, record, recorded
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .pins import Pin, pin_for
@@ -326,7 +326,7 @@ def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
     except OSError as exc:
         raise DownloadError(f"Could not save {remote.filename} in {remote.folder} ({exc.strerror or exc}).") from None
     except Exception as exc:  # httpx and the hub raise many kinds for network trouble
-        raise DownloadError(f"Download of {remote.filename} failed: {str(exc).splitlines()[0]}") from None
+        raise DownloadError(f"Download of {remote.filename} failed: {first_line(exc)}") from None
     _check_download(remote, path, pin)
     return path
 

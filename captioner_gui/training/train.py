@@ -17,7 +17,8 @@ import random
 import shutil
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -26,11 +27,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from captioner_gui.engine.checkpoint import load_weights, read_safetensors, read_torch_pickle, save_safetensors
-from captioner_gui.engine.errors import CaptionerError
+from captioner_gui.engine.checkpoint import (OBSOLETE_SUFFIXES, load_weights, read_safetensors, read_torch_pickle,
+                                             save_safetensors)
+from captioner_gui.engine.errors import CaptionerError, telling_line
 from captioner_gui.engine.manifest import MANIFEST_NAME, ClipSpec, Manifest, is_path_like
-from captioner_gui.engine.mapping import MLPMapper, TransformerMapper
-from captioner_gui.engine.model import ClipCap, device_name, gpt2_config_from_weights, resolve_device
+from captioner_gui.engine.model import ClipCap, build_mapper, device_name, gpt2_config_from_weights, resolve_device
 from captioner_gui.engine.store import GPT2_FOLDER, TOKENIZER_FOLDER, default_models_dir
 from captioner_gui.engine.tokenizer import TOKENIZER_FILES, load_tokenizer, stop_token_id
 
@@ -144,7 +145,7 @@ def load_language_model(spec: str, models_dir: Path | None):
         key = key.removeprefix("gpt.")
         if not key.startswith(("transformer.", "lm_head.")):
             key = "transformer." + key  # the Hub's GPT-2 files leave out the "transformer." prefix
-        if key.endswith((".attn.bias", ".attn.masked_bias")):
+        if key.endswith(OBSOLETE_SUFFIXES):
             continue
         state["gpt." + key] = tensor
     n_head = 12
@@ -156,19 +157,15 @@ def load_language_model(spec: str, models_dir: Path | None):
     try:
         model.load_state_dict({k.removeprefix("gpt."): v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
-        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({detail}).") from None
+        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({telling_line(exc)}).") from None
     model.tie_weights()
     return model
 
 
 def build_model(options: TrainOptions, clip_dim: int, models_dir: Path | None) -> ClipCap:
     gpt = load_language_model(options.lm, models_dir)
-    width = gpt.config.n_embd
-    if options.mapping == "mlp":
-        mapper = MLPMapper(clip_dim, width, options.prefix_length)
-    else:
-        mapper = TransformerMapper(clip_dim, width, options.prefix_length, options.clip_length, options.layers)
+    mapper = build_mapper(options.mapping, clip_dim, gpt.config.n_embd, options.prefix_length, options.clip_length,
+                          options.layers)
     normalize = options.normalize_prefix if options.normalize_prefix is not None else options.mapping == "transformer"
     return ClipCap(mapper, gpt, options.prefix_length, normalize)
 
@@ -221,30 +218,44 @@ def save_checkpoint(folder: Path, clipcap: ClipCap, manifest: Manifest, state: d
 # ---------------------------------------------------------------------------------------------------- loop
 
 
-def _distributed() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+@dataclass
+class Run:
+    """Where and how this process trains: its place among the processes (torchrun), its device, its precision."""
+
+    rank: int
+    world: int
+    device: torch.device
+    autocast: Callable[[], AbstractContextManager]  # a fresh context for each forward pass
+    scaler: torch.amp.GradScaler  # enabled for fp16 only; disabled, it passes everything through
+    precision: str  # words for the log
+
+    @classmethod
+    def here(cls, device: torch.device) -> Run:
+        """This process's run, from torchrun's environment (one process without it). Under torchrun on CUDA, each
+        process takes the GPU of its local rank (set before anything asks CUDA about it)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+        if world > 1 and device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        return cls(rank, world, device, *_mixed_precision(device))
 
 
 def train(emb: Path, out: Path, options: TrainOptions, resume: bool = False, models_dir: Path | None = None,
           progress: bool = True, max_length: int | None = None) -> Path:
     """Trains (or with resume, continues) a model into `out`; `progress` shows per-batch bars."""
-    rank, world, local_rank = _distributed()
-    device = resolve_device(options.device)
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    run = Run.here(resolve_device(options.device))
+    if run.world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo")
     try:
-        return _train(emb, out, options, resume, models_dir, progress, max_length, rank, world, device)
+        return _train(emb, out, options, run, resume, models_dir, progress, max_length)
     finally:
-        if world > 1 and dist.is_initialized():
+        if run.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(emb, out, options, resume, models_dir, progress, max_length, rank, world, device) -> Path:
+def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, models_dir: Path | None,
+           progress: bool, max_length: int | None) -> Path:
     from tqdm import tqdm
 
     embeddings = load_embeddings(emb)
@@ -255,6 +266,7 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
     elif (out / STATE).exists():
         raise CaptionerError(f"{out} already holds a training run: add --resume to continue it, or choose another "
                              "--out.")
+    rank, world, device = run.rank, run.world, run.device
     if options.batch_size % world or options.batch_size < world:
         raise CaptionerError(f"The batch size ({options.batch_size}) must be a multiple of the {world} processes.")
     _seed_everything(options.seed)
@@ -279,7 +291,8 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
         print(f"{stats['cut']} captions longer than {stats['max_length']} tokens were cut.", file=sys.stderr)
     vectors = embeddings.vectors
 
-    model: nn.Module = CaptionLoss(clipcap)
+    raw_model = CaptionLoss(clipcap)
+    model: nn.Module = raw_model
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     trainable = [p for p in clipcap.parameters() if p.requires_grad]
@@ -288,16 +301,16 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
     steps_per_epoch = math.ceil(math.ceil(len(train_data) / options.batch_size) / options.accumulate)
     total_steps = max(1, steps_per_epoch * options.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(options.warmup, total_steps))
-    autocast, scaler, precision = _mixed_precision(device)
+    scaler = run.scaler
     if rank == 0:
-        print(f"Training on {device_name(device)} ({precision}).", file=sys.stderr)
-    log = {"options": asdict(options), "data": stats, "device": device_name(device), "precision": precision,
+        print(f"Training on {device_name(device)} ({run.precision}).", file=sys.stderr)
+    log = {"options": asdict(options), "data": stats, "device": device_name(device), "precision": run.precision,
            "epochs": []}
     first_epoch = 0
     if saved_state is not None:
         optimizer.load_state_dict(saved_state["optimizer"])
         scheduler.load_state_dict(saved_state["scheduler"])
-        if scaler is not None and saved_state.get("scaler"):
+        if saved_state.get("scaler"):
             scaler.load_state_dict(saved_state["scaler"])
         first_epoch = saved_state["epoch"]
         log["epochs"] = saved_state["log"]["epochs"]
@@ -317,16 +330,13 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
         for step, rows in enumerate(bar):
             last_of_group = (step + 1) % options.accumulate == 0 or step + 1 == len(batches)
             sync = nullcontext() if last_of_group or world == 1 else model.no_sync()
-            with sync, autocast():
+            with sync, run.autocast():
                 loss = model(vectors[train_data.image_index[rows]].to(device), train_data.tokens[rows].to(device),
                              train_data.mask[rows].to(device))
-            (scaler.scale(loss / options.accumulate) if scaler else loss / options.accumulate).backward()
+            scaler.scale(loss / options.accumulate).backward()
             if last_of_group:
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
             running += float(loss.detach()) * len(rows)
@@ -334,13 +344,13 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
             bar.set_postfix(loss=f"{running / seen:.3f}")
         bar.close()
         train_loss = _mean_across(running, seen, device, world)
-        val_loss = evaluate_loss(model, val_data, vectors, per_process, device, autocast, rank, world)
+        val_loss = evaluate_loss(raw_model, val_data, vectors, per_process, run)
         entry = {"epoch": epoch + 1, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
                  "seconds": round(time.perf_counter() - started, 2)}
         log["epochs"].append(entry)
         if rank == 0:
             state = {"epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict() if scaler else None, "options": asdict(options), "log": log,
+                     "scaler": scaler.state_dict() if scaler.is_enabled() else None, "options": asdict(options), "log": log,
                      "clip": {"model": embeddings.clip.model, "weights": embeddings.clip.weights}}
             save_checkpoint(out, clipcap, manifest, state, log)
             print(f"epoch {epoch + 1}/{options.epochs}: train loss {train_loss:.4f}, validation loss "
@@ -351,20 +361,21 @@ def _train(emb, out, options, resume, models_dir, progress, max_length, rank, wo
 
 
 @torch.no_grad()
-def evaluate_loss(model, data: CaptionData, vectors, batch_size, device, autocast, rank, world) -> float:
+def evaluate_loss(model: CaptionLoss, data: CaptionData, vectors: torch.Tensor, batch_size: int, run: Run) -> float:
+    """The mean loss over `data`, each process taking every world-th example (`model` without DDP's wrapper)."""
     if len(data) == 0:
         return float("nan")
-    module = model.module if hasattr(model, "module") else model
-    module.clipcap.eval()
-    rows = list(range(rank, len(data), world))
+    device = run.device
+    model.clipcap.eval()
+    rows = list(range(run.rank, len(data), run.world))
     total = 0.0
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        with autocast():
-            loss = module(vectors[data.image_index[batch]].to(device), data.tokens[batch].to(device),
+        with run.autocast():
+            loss = model(vectors[data.image_index[batch]].to(device), data.tokens[batch].to(device),
                           data.mask[batch].to(device))
         total += float(loss) * len(batch)
-    return _mean_across(total, len(rows), device, world)
+    return _mean_across(total, len(rows), device, run.world)
 
 
 def _mean_across(total: float, count: int, device, world: int) -> float:
@@ -408,11 +419,12 @@ def _linear_warmup_decay(warmup: int, total: int):
 
 def _mixed_precision(device: torch.device):
     """bf16 autocast where the GPU has it (no scaler needed), else fp16 with a gradient scaler; fp32 on the CPU.
-    Returns the autocast context factory, the scaler (or None) and words for the log."""
+    Returns the autocast context factory, the scaler (enabled for fp16 only) and words for the log."""
     if device.type != "cuda":
-        return nullcontext, None, "fp32"
+        return nullcontext, torch.amp.GradScaler("cpu", enabled=False), "fp32"
     if torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None, "bf16 mixed precision"
+        return ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)), torch.amp.GradScaler("cuda", enabled=False),
+                "bf16 mixed precision")
     return ((lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda"),
             "fp16 mixed precision")
 
