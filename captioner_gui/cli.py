@@ -6,6 +6,7 @@ Every error a user can cause ends in one line on stderr ("captioner: ...") and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -170,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--soak", type=int, metavar="N",
                            help="instead: describe N pictures in a row in the app's window (offscreen) and report "
                                 "memory and time per description at the start and at the end (e.g. 1000)")
+    benchmark.add_argument("--latency", action="store_true",
+                           help="instead: from the hotkey's key press to the first sound, in the app's window "
+                                "(offscreen), for a photo and a screen of text, through our voice and the screen reader")
     benchmark.add_argument("--json", action="store_true")
     benchmark.set_defaults(run=run_benchmark)
     return parser
@@ -613,6 +617,8 @@ def run_evaluate(args) -> int:
 def run_benchmark(args) -> int:
     if args.soak is not None:
         return run_soak(args)
+    if args.latency:
+        return run_latency(args)
     if args.describe:
         from captioner_gui.benchmark import format_describe_table, run_describe_benchmark
 
@@ -628,23 +634,42 @@ def run_benchmark(args) -> int:
 
 
 def run_soak(args) -> int:
-    import tempfile
-
     from captioner_gui.app.soak import WINDOW, format_soak, run_soak as soak
     from captioner_gui.engine import CaptionerError
 
     if args.soak < WINDOW:
         raise CaptionerError(f"A soak needs at least {WINDOW} descriptions: --soak 1000, say.")
-    with tempfile.TemporaryDirectory(prefix="captioner-soak-model-") as scratch:
-        model = args.model
-        if model == "random":
-            from captioner_gui.benchmark import write_random_model_apart
-
-            _report("Writing a real-size model with random weights...")
-            model = str(write_random_model_apart(Path(scratch) / "random"))
+    with _benchmark_model(args) as model:
         results = soak(model, args.models_dir, args.soak, _report)
     print(json.dumps(results, indent=2) if args.json else format_soak(results))
     return EXIT_FAILED if results["errors"] else EXIT_OK
+
+
+def run_latency(args) -> int:
+    from captioner_gui.app.latency import format_latency, run_latency as latency
+
+    with _benchmark_model(args) as model:
+        from captioner_gui.benchmark import TOKENS
+
+        results = latency(model, args.models_dir, max_tokens=TOKENS if args.model == "random" else None,
+                          report=_report)
+    print(json.dumps(results, indent=2) if args.json else format_latency(results))
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _benchmark_model(args):
+    """The model the app-level benchmarks load: the one named, or a real-size random one written for the run."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="captioner-benchmark-model-") as scratch:
+        if args.model != "random":
+            yield args.model
+            return
+        from captioner_gui.benchmark import write_random_model_apart
+
+        _report("Writing a real-size model with random weights...")
+        yield str(write_random_model_apart(Path(scratch) / "random"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,66 +54,28 @@ def _pictures(folder: Path, count: int = 20) -> list[Path]:
 def run_soak(model: str, models_dir: Path | None, count: int,
              report: Callable[[str], None] = lambda message: None) -> dict:
     """Describes `count` pictures through the window, one after the other; returns the figures."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QCoreApplication, QEventLoop, QSettings
-    from PySide6.QtWidgets import QApplication
-
     from captioner_gui.benchmark import benchmark_screen
 
-    from .history import History
-    from .settings import Settings
+    from .offscreen import offscreen_app
     from .speech import Speaker
-    from .window import MainWindow
-    from .worker import CaptionWorker, Request
+    from .worker import Request
 
-    with tempfile.TemporaryDirectory(prefix="captioner-soak-") as scratch:
-        folder = Path(scratch)
-        QCoreApplication.setOrganizationName("captioner-soak")
-        QCoreApplication.setApplicationName("captioner-soak")
-        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder / "settings"))
-        application = QApplication.instance() or QApplication([sys.argv[0]])
-        pictures = _pictures(folder)
+    with offscreen_app(model, models_dir, Speaker(), report, speech=False) as app:
+        window, answers = app.window, app.answers
+        pictures = _pictures(app.folder)
         screens = [benchmark_screen(0), benchmark_screen(2)]
-        speaker = Speaker()
-        worker = CaptionWorker()
-        answers: list = []
-        worker.described.connect(answers.append)
-        window = MainWindow(Settings(model=model, speech=False), worker, speaker, History(folder / "data"),
-                            models_dir)
-        failure: list[str] = []
-        worker.load_failed.connect(lambda message, missing: failure.append(message))
-        worker.start()
-        window.load_model()
-
-        def wait_for(condition) -> None:
-            while not condition() and not failure:
-                application.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-                time.sleep(0.002)
-
-        report("Loading the model...")
-        wait_for(lambda: window.model_ready)
         rows = []
-        try:
-            if failure:
-                from captioner_gui.engine import CaptionerError
-
-                raise CaptionerError(failure[0])
-            report(f"Describing {count} pictures...")
-            for index in range(count):
-                started = time.perf_counter()
-                if index % 2:  # a screen, as the hotkey takes it: its text read, its pictures captioned
-                    window.submit(Request(name="Screen", source="screen", picture=screens[index // 2 % 2]))
-                else:
-                    window.describe_files([str(pictures[index // 2 % len(pictures)])])
-                wait_for(lambda: len(answers) > index and not window.pending)
-                rows.append((time.perf_counter() - started, resident_megabytes(), sys.getrefcount(None)))
-                if (index + 1) % 100 == 0:
-                    report(f"{index + 1} described, {rows[-1][1]:.0f} MB")
-        finally:
-            worker.stop()
-            speaker.close()
-            window.close()
+        report(f"Describing {count} pictures...")
+        for index in range(count):
+            started = time.perf_counter()
+            if index % 2:  # a screen, as the hotkey takes it: its text read, its pictures captioned
+                window.submit(Request(name="Screen", source="screen", picture=screens[index // 2 % 2]))
+            else:
+                window.describe_files([str(pictures[index // 2 % len(pictures)])])
+            app.wait_for(lambda: len(answers) > index and not window.pending)
+            rows.append((time.perf_counter() - started, resident_megabytes(), sys.getrefcount(None)))
+            if (index + 1) % 100 == 0:
+                report(f"{index + 1} described, {rows[-1][1]:.0f} MB")
     errors = [a.error for a in answers if a.error]
     first, last = rows[:WINDOW], rows[-WINDOW:]
     return {

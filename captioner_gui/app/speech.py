@@ -265,6 +265,8 @@ class Speaker:
         self.settings: tuple[str, int, float] = ("", 180, 1.0)  # voice id, words per minute, volume 0..1
         self.available = True
         self._told_silent = False  # "no sound can be played" was said (once is enough)
+        self.on_sound: Callable[[str], None] | None = None  # told each utterance as its sound starts (the latency
+        # benchmark listens here), in the speech thread
         self._orders: queue.Queue[Order] = queue.Queue()
         self._unfinished = 0  # utterances asked for and not yet played, stopped or dropped
         self._quiet = threading.Condition()
@@ -349,6 +351,7 @@ class Speaker:
         if sound is not None:
             try:
                 player.play(sound)
+                self._sounding(text)
                 self._wait_while_playing(player, pending)
             finally:
                 sound.unlink(missing_ok=True)  # played (or cut off): no spoken words left on disk
@@ -365,11 +368,16 @@ class Speaker:
             self._tell_silent("no sound player was found")
             return
         player.play_itself(synthesizer.speak_command(text, *self._voice_settings(synthesizer, language)))
+        self._sounding(text)
         self._wait_while_playing(player, pending, stop_after=False)
         failure = player.failure()
         player.stop()
         if failure is not None:
             self._tell_silent(f"no sound player was found and espeak-ng could not play ({failure})")
+
+    def _sounding(self, text: str) -> None:
+        if self.on_sound is not None:
+            self.on_sound(text)
 
     def _tell_silent(self, reason: str) -> None:
         if not self._told_silent:

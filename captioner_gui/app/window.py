@@ -28,7 +28,8 @@ from .worker import Answer, CaptionWorker, Reply, Request
 
 IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
                 "All files (*)")
-DESCRIBING_AFTER_MS = 500  # say "Describing..." when a description takes longer than this
+DESCRIBING_AFTER_MS = 300  # say "Describing..." when the answer is not ready by then, so that a sound comes
+# within half a second of the key press (its words take about 0.1 s to write; `captioner benchmark --latency`)
 HISTORY_SHOWN = 200  # newest entries in the window's list (the file keeps up to Settings' limit)
 MAX_OPENED = 1000  # image files one request from a second `captioner-gui` may hand over
 
