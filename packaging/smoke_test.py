@@ -123,14 +123,16 @@ def write_tiny_model(scratch: Path) -> tuple[Path, Path]:
 
 
 def expected_results(model_folder: Path, image: Path) -> tuple[str, str]:
-    """The greedy caption, and the app's beam-search description, from the engine run from source."""
+    """The greedy caption, and the app's description (beam search, one line per line), from the engine run from
+    source."""
     from captioner_gui.engine import DecodeOptions, load_image, load_model
+    from captioner_gui.engine.describe import Describer
 
     model = load_model(str(model_folder), device="cpu")
     picture = load_image(image)
     [greedy] = model.caption([picture], DecodeOptions(method="greedy"))
-    [beam] = model.caption([picture], DecodeOptions(method="beam"))
-    return greedy.text, beam.spoken
+    described = Describer(model).describe(picture, str(image), options=DecodeOptions(method="beam"))
+    return greedy.text, "\n".join(described.lines())
 
 
 def read_from_source(model_folder: Path, page: Path) -> str:

@@ -444,3 +444,32 @@ def test_high_contrast_a_thick_focus_ring_and_a_text_size_that_is_kept(qtbot, ti
         window.pending.clear()
     finally:
         stop_app(app)
+
+
+def test_the_region_overlay_is_a_dialog_that_tells_its_keys_and_shows_them_large(qtbot):
+    """A screen reader presents the overlay as a dialog named "Choose a region" whose description is its keys; a
+    low-vision user sees the keys large, white on black, at the top, never over the rectangle."""
+    from PIL import Image
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QAccessible
+
+    from captioner_gui.app.region import INSTRUCTIONS, RegionPicker
+
+    picker = RegionPicker(Image.new("RGB", (1200, 800), (90, 140, 200)), QPoint(0, 0))
+    qtbot.addWidget(picker)
+    assert picker.accessibleName() == "Choose a region" and "Arrow keys" in picker.accessibleDescription()
+    assert picker.accessibleDescription() == INSTRUCTIONS
+    assert QAccessible.queryAccessibleInterface(picker).role() == QAccessible.Role.Dialog
+
+    def instructions_rows(image) -> list[int]:
+        """Rows holding white text on the black box (the screenshot and its dimming hold no white)."""
+        return [y for y in range(image.height()) if any(image.pixelColor(x, y).name() == "#ffffff"
+                                                        for x in range(0, image.width(), 2))]
+
+    rows = instructions_rows(picker.grab().toImage())
+    assert rows and max(rows) < picker.selection.top()  # at the top, above the rectangle
+    assert max(rows) - min(rows) >= 2 * 18  # two lines of large text
+
+    picker.selection.moveTop(10)  # the rectangle at the top: the keys go to the bottom
+    rows = instructions_rows(picker.grab().toImage())
+    assert rows and min(rows) > picker.selection.bottom()

@@ -315,8 +315,8 @@ def choose_kind(scores: dict[str, float], source: str, size: tuple[int, int], te
     if text_share > 0 and not boxes and (clip_kind == "document" or (clip_kind is None
                                                                      and text_share >= DOCUMENT_MIN_TEXT)):
         return "document", None
-    if not capture and clip_kind is None and not boxes and text_share == 0:
-        return None, everything  # no text tower to tell the kind, and nothing else found: the caption
+    if not capture and not boxes and text_share == 0:
+        return clip_kind, everything  # a file with no text and no pictures in it: its caption, hedged by its kind
     return "screenshot", None
 
 
