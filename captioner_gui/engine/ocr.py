@@ -90,7 +90,7 @@ class TextReader:
         page = self.find(image)
         return self.recognize(page, page.boxes)
 
-    def find(self, image: Image.Image) -> "Page":
+    def find(self, image: Image.Image) -> Page:
         """Where the lines of text are (not yet read). Resets `timings`."""
         started = time.perf_counter()
         scale = max(1, -(-max(image.size) // LARGEST_SIDE))
@@ -106,7 +106,7 @@ class TextReader:
         self.timings = {"ocr_detection": time.perf_counter() - started, "ocr_recognition": 0.0}
         return page
 
-    def recognize(self, page: "Page", boxes: list[tuple[int, int, int, int]]) -> list[Line]:
+    def recognize(self, page: Page, boxes: list[tuple[int, int, int, int]]) -> list[Line]:
         """The lines in these boxes (some of `page.boxes`), in their order; those that are not text are left out.
         Adds its time to `timings`."""
         started = time.perf_counter()
