@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
+from captioner_gui.engine.options import Target
 from captioner_gui.engine.quantize import max_logit_error
 from captioner_gui.engine.store import load_model
 
@@ -308,11 +309,11 @@ def run_describe_benchmark(model: str = "random", models_dir: Path | None = None
                "load_with_reader_s": round(load_seconds, 2)}
     for name, pictures in (("text", 0), ("two_pictures", 2)):
         screen = benchmark_screen(pictures)
-        describer.describe(screen, "screen", "Mail", options)  # warm-up
+        describer.describe(screen, Target.SCREEN, "Mail", options)  # warm-up
         runs = []
         for _ in range(repeats):
             report(f"Describing the screen with {pictures} pictures ...")
-            runs.append(describer.describe(screen, "screen", "Mail", options))
+            runs.append(describer.describe(screen, Target.SCREEN, "Mail", options))
         stages = {stage: statistics.median(r.timings.get(stage, 0.0) for r in runs) for stage in DESCRIBE_STAGES}
         if capture_seconds is not None:
             stages["capture"] = capture_seconds
@@ -336,7 +337,7 @@ def _capture_seconds() -> float | None:
     for _ in range(3):
         started = time.perf_counter()
         try:
-            take("screen")
+            take(Target.SCREEN)
         except CaptureError:
             return None
         runs.append(time.perf_counter() - started)

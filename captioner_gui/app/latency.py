@@ -53,6 +53,7 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
     """Medians over `repeats` key presses, in ms: the first sound, and the first sound of the answer itself.
     `max_tokens` cuts captions short (a model with random weights never ends one)."""
     from captioner_gui.benchmark import _capture_seconds, benchmark_screen
+    from captioner_gui.engine.options import Target
 
     from .offscreen import offscreen_app
     from .speech import Speaker
@@ -83,7 +84,7 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
                         heard.clear()
                         pressed = time.perf_counter()
                         done = len(app.answers)
-                        window.submit(Request(name="Screen", source="screen", picture=picture))
+                        window.submit(Request(name="Screen", source=Target.SCREEN, picture=picture))
                         app.wait_for(lambda: len(app.answers) > done and not window.pending
                                      and any(text != WORKING for _, text in heard), timeout=120)
                         first.append(heard[0][0] - pressed + capture)

@@ -55,6 +55,7 @@ def run_soak(model: str, models_dir: Path | None, count: int,
              report: Callable[[str], None] = lambda message: None) -> dict:
     """Describes `count` pictures through the window, one after the other; returns the figures."""
     from captioner_gui.benchmark import benchmark_screen
+    from captioner_gui.engine.options import Target
 
     from .offscreen import offscreen_app
     from .speech import Speaker
@@ -69,7 +70,7 @@ def run_soak(model: str, models_dir: Path | None, count: int,
         for index in range(count):
             started = time.perf_counter()
             if index % 2:  # a screen, as the hotkey takes it: its text read, its pictures captioned
-                window.submit(Request(name="Screen", source="screen", picture=screens[index // 2 % 2]))
+                window.submit(Request(name="Screen", source=Target.SCREEN, picture=screens[index // 2 % 2]))
             else:
                 window.describe_files([str(pictures[index // 2 % len(pictures)])])
             app.wait_for(lambda: len(answers) > index and not window.pending)
