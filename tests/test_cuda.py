@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an 
 
 def logits(model, images, tokens=5):
     with torch.inference_mode():
-        return model.lm.start(model.clipcap.prefix(model.encode(images)), tokens)[0]
+        return model.lm.start(model.prefix(model.encode(images)), tokens)[0]
 
 
 @pytest.mark.parametrize("variant", ["tiny_mlp", "tiny_transformer"])
@@ -32,8 +32,8 @@ def test_auto_is_fp16_on_the_gpu_and_close_to_fp32(variant, request, images):
     assert next(auto.clipcap.gpt.parameters()).is_cuda and next(auto.clip.parameters()).is_cuda
     exact = load_model(str(built.folder), device="cpu", precision="fp32")
     bf16 = load_model(str(built.folder), device="cuda", precision="bf16")
-    fp16_error = max_logit_error(logits(exact, images), logits(auto, images).cpu())
-    bf16_error = max_logit_error(logits(exact, images), logits(bf16, images).cpu())
+    fp16_error = max_logit_error(logits(exact, images), logits(auto, images))
+    bf16_error = max_logit_error(logits(exact, images), logits(bf16, images))
     print(f"{variant}: logit error fp16 {fp16_error:.4f}, bf16 {bf16_error:.4f} (standard deviations)")
     assert fp16_error < 0.05 and bf16_error < 0.3  # bf16 keeps 8 bits of mantissa, fp16 11
     # Every way of decoding, the guard's findings and re-ranking run on the GPU.
@@ -42,8 +42,8 @@ def test_auto_is_fp16_on_the_gpu_and_close_to_fp32(variant, request, images):
         results = auto.caption(images, options)
         assert all(r.tokens and r.kind in r.kind_scores and -1 <= r.agreement <= 1 for r in results)
     with torch.inference_mode():
-        on_gpu = greedy(auto.lm, auto.clipcap.prefix(auto.encode(images)), auto.stop_token, 8)
-        on_cpu = greedy(exact.lm, exact.clipcap.prefix(exact.encode(images)), exact.stop_token, 8)
+        on_gpu = greedy(auto.lm, auto.prefix(auto.encode(images)), auto.stop_token, 8)
+        on_cpu = greedy(exact.lm, exact.prefix(exact.encode(images)), exact.stop_token, 8)
     same = sum(g.tokens == c.tokens for g, c in zip(on_gpu, on_cpu))
     assert same >= len(images) - 1, "fp16 changed the greedy caption of more than one picture"
 

@@ -8,7 +8,8 @@ import torch
 
 from builders import reference_prefix
 from captioner_gui.engine import DecodeOptions, load_model
-from captioner_gui.engine.decoding import PrefixLM, beam_search, greedy
+from captioner_gui.engine.decoding import beam_search, greedy
+from captioner_gui.engine.model import PrefixLM
 from captioner_gui.engine.fast_gpt2 import FastGPT2, FastPrefixLM
 from captioner_gui.engine.quantize import max_logit_error, quantize_linears
 from cli_helpers import one_line_error, run_captioner
@@ -33,8 +34,8 @@ def test_int8_is_the_cpu_default_and_stays_close(tiny_mlp, images):
     exact = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
     assert fast.precision == "int8" and exact.precision == "fp32"
     with torch.inference_mode():
-        error = max_logit_error(exact.lm.start(exact.clipcap.prefix(exact.encode(images)), 5)[0],
-                                fast.lm.start(fast.clipcap.prefix(fast.encode(images)), 5)[0])
+        error = max_logit_error(exact.lm.start(exact.prefix(exact.encode(images)), 5)[0],
+                                fast.lm.start(fast.prefix(fast.encode(images)), 5)[0])
     assert 0 < error < 0.5  # quantized, yet within half a standard deviation of the logits
     results = fast.caption(images, DecodeOptions(method="beam", max_tokens=10))
     assert all(r.text and len(r.tokens) <= 10 for r in results)

@@ -51,7 +51,7 @@ class PromptEncoder:
 
     def __call__(self, texts):
         kinds = list(KIND_PROMPTS)
-        vectors = torch.zeros(len(texts), len(kinds) + 1)
+        vectors = np.zeros((len(texts), len(kinds) + 1), dtype=np.float32)
         for row, text in enumerate(texts):
             owner = [k for k, prompts in KIND_PROMPTS.items() if text in prompts]
             vectors[row, kinds.index(owner[0]) if owner else len(kinds)] = 1.0
@@ -60,7 +60,7 @@ class PromptEncoder:
 
 def picture_vector(**weights):
     kinds = list(KIND_PROMPTS)
-    vector = torch.zeros(1, len(kinds) + 1)
+    vector = np.zeros((1, len(kinds) + 1), dtype=np.float32)
     for name, weight in weights.items():
         vector[0, kinds.index(name) if name in kinds else len(kinds)] = weight
     return vector
@@ -136,7 +136,7 @@ def test_rerank_says_the_beam_clip_finds_closest(tiny_mlp, images):
     vectors = model.encode(images)
     changed = 0
     for index, (first, chosen) in enumerate(zip(plain, reranked)):
-        [decoded] = beam_search(model.lm, model.clipcap.prefix(vectors[index:index + 1]), model.stop_token, 8, 4)
+        [decoded] = beam_search(model.lm, model.prefix(vectors[index:index + 1]), model.stop_token, 8, 4)
         texts = [model.tokenizer.decode(c.tokens).strip() for c in decoded.candidates]
         assert len(texts) == 4 and texts[0] == first.text  # beam search's own best comes first
         assert chosen.text == texts[closest(model.kind_guard, vectors[index], texts)]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
                          ManifestError, ModelFilesMissing)
     from .images import find_images, load_image, load_image_bytes, to_rgb
     from .manifest import Manifest, read_manifest
-    from .model import Caption, Captioner
+    from .captioner import Caption, Captioner
     from .options import DEVICES, METHODS, PRECISIONS, DecodeOptions, Target
     from .store import (BUILTINS, default_models_dir, download_model, download_plan, import_model, list_models,
                         load_model)
@@ -29,7 +29,7 @@ _WHERE = {
     "ManifestError": "errors", "ModelFilesMissing": "errors",
     "find_images": "images", "load_image": "images", "load_image_bytes": "images", "to_rgb": "images",
     "Manifest": "manifest", "read_manifest": "manifest",
-    "Caption": "model", "Captioner": "model",
+    "Caption": "captioner", "Captioner": "captioner",
     "BUILTINS": "store", "default_models_dir": "store", "download_model": "store", "download_plan": "store",
     "import_model": "store", "list_models": "store", "load_model": "store",
 }

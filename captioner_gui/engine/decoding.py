@@ -9,12 +9,11 @@ a batch of images at once. Their results match the reference implementation's lo
 
 from __future__ import annotations
 
-import inspect
+import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 from .options import DecodeOptions
 
@@ -26,46 +25,43 @@ class Decoded:
     candidates: list[Decoded] = field(default_factory=list)  # beam search: every final beam, best first
 
 
-class Cache(Protocol):
-    """A back end's key/value cache: the two operations beam search needs besides feeding it."""
-
-    def batch_repeat_interleave(self, repeats: int) -> None: ...
-
-    def reorder_cache(self, rows: torch.Tensor) -> None: ...
-
-
 class Backend(Protocol):
-    """What decoding needs of a language model: transformers' GPT-2 (PrefixLM, exact) or the lean FastGPT2
-    (fast_gpt2.FastPrefixLM). Each call returns the fp32 logits of the last position (batch, vocab) and the
-    cache."""
+    """What decoding needs of a language model. Three implement it: transformers' GPT-2 (model.PrefixLM, exact),
+    the lean GPT-2 for CUDA (fast_gpt2.FastPrefixLM) and the CPU's onnxruntime graph (onnx_model.OnnxGPT2).
+    Decoding itself runs on numpy: each call returns the fp32 logits of the last position (batch, vocab) as a
+    numpy array, and the back end's own cache, which decoding never looks into."""
 
-    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
-        """Feeds the prefix embeddings (batch, K, D); room is kept for `max_new_tokens` more."""
+    def start(self, prefix: Any, max_new_tokens: int) -> tuple[np.ndarray, Any]:
+        """Feeds the prefix embeddings (batch, K, D), in the back end's own array type; room is kept for
+        `max_new_tokens` more."""
         ...
 
-    def step(self, tokens: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, Cache]:
+    def step(self, tokens: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
         """Feeds one new token per row (batch,)."""
         ...
 
+    def repeat(self, cache: Any, times: int) -> Any:
+        """Each row `times` times in a row (beam search's beams start from their image's prefix)."""
+        ...
 
-class PrefixLM:
-    """GPT-2 (a transformers GPT2LMHeadModel) as a Backend: prefix embeddings, then one token at a time."""
+    def reorder(self, cache: Any, rows: np.ndarray) -> Any:
+        """Keeps the rows named, in that order (beam search picks which beams go on)."""
+        ...
 
-    def __init__(self, gpt):
-        self.gpt = gpt
-        self.embed = gpt.get_input_embeddings()
-        # transformers 5 calls the key/value cache `cache`; earlier releases called it `past_key_values`.
-        self.cache_name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
 
-    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, Cache]:
-        return self._run(prefix, None)
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
-    def step(self, tokens: torch.Tensor, cache: Cache) -> tuple[torch.Tensor, Cache]:
-        return self._run(self.embed(tokens[:, None]), cache)
 
-    def _run(self, embeds: torch.Tensor, cache: Cache | None) -> tuple[torch.Tensor, Cache]:
-        out = self.gpt(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self.cache_name: cache})
-        return out.logits[:, -1].float(), getattr(out, self.cache_name)
+def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest of each row, largest first; among equal values the first one first."""
+    part = np.argpartition(-values, k - 1, axis=-1)[:, :k] if k < values.shape[-1] else \
+        np.broadcast_to(np.arange(values.shape[-1]), values.shape)
+    chosen = np.take_along_axis(values, part, axis=-1)
+    order = np.lexsort((part, -chosen), axis=-1)
+    index = np.take_along_axis(part, order, axis=-1)
+    return np.take_along_axis(values, index, axis=-1), index
 
 
 def decode(lm: Backend, prefix: torch.Tensor, stop_token: int, options: DecodeOptions) -> list[Decoded]:
@@ -76,49 +72,48 @@ def decode(lm: Backend, prefix: torch.Tensor, stop_token: int, options: DecodeOp
     return nucleus(lm, prefix, stop_token, options.max_tokens, options.top_p, options.temperature, options.seed)
 
 
-def greedy(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int) -> list[Decoded]:
-    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits: logits.argmax(dim=-1))
+def greedy(lm: Backend, prefix, stop_token: int, max_tokens: int) -> list[Decoded]:
+    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits: logits.argmax(axis=-1))
 
 
-@torch.inference_mode()
-def beam_search(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int, beam_size: int,
+def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size: int,
                 temperature: float = 1.0) -> list[Decoded]:
     """The reference's beam search, for a batch of images: rows are (image, beam), image-major."""
-    batch, device = prefix.shape[0], prefix.device
+    batch = prefix.shape[0]
     logits, cache = lm.start(prefix, max_tokens)
     vocab = logits.shape[-1]
     width = min(beam_size, vocab)
-    logprobs = F.log_softmax(logits / temperature, dim=-1)
-    scores, first = logprobs.topk(width, dim=-1)  # (batch, width): every beam starts from the shared prefix
+    scores, first = top_k(log_softmax(logits / temperature), width)  # every beam starts from the shared prefix
     tokens = first.reshape(-1, 1)
     scores = scores.reshape(-1)
-    lengths = torch.ones(batch * width, device=device)
+    lengths = np.ones(batch * width, dtype=np.float32)
     stopped = tokens[:, 0] == stop_token
-    cache.batch_repeat_interleave(width)
-    row_offsets = (torch.arange(batch, device=device) * width)[:, None]
+    cache = lm.repeat(cache, width)
+    row_offsets = (np.arange(batch) * width)[:, None]
     for _ in range(max_tokens - 1):
-        if bool(stopped.all()):
+        if stopped.all():
             break
         logits, cache = lm.step(tokens[:, -1], cache)
-        logprobs = F.log_softmax(logits / temperature, dim=-1)
+        logprobs = log_softmax(logits / temperature)
         # A stopped beam can only be continued by a filler token (id 0) that costs nothing and is cut off later.
-        logprobs[stopped] = float("-inf")
+        logprobs[stopped] = -np.inf
         logprobs[stopped, 0] = 0.0
         totals = scores[:, None] + logprobs
-        new_lengths = lengths + (~stopped).float()
-        averages = (totals / new_lengths[:, None]).view(batch, width * vocab)
-        best, index = averages.topk(width, dim=-1)
+        new_lengths = lengths + (~stopped)
+        averages = (totals / new_lengths[:, None]).reshape(batch, width * vocab)
+        best, index = top_k(averages, width)
         source = (index // vocab + row_offsets).reshape(-1)
         next_tokens = (index % vocab).reshape(-1)
         lengths = new_lengths[source]
         scores = best.reshape(-1) * lengths
-        tokens = torch.cat((tokens[source], next_tokens[:, None]), dim=1)
+        tokens = np.concatenate((tokens[source], next_tokens[:, None]), axis=1)
         stopped = stopped[source] | (next_tokens == stop_token)
-        cache.reorder_cache(source)
-    averages = (scores / lengths).view(batch, width)
-    ranked, order = averages.sort(dim=-1, descending=True, stable=True)  # best first; ties: the first beam
+        cache = lm.reorder(cache, source)
+    averages = (scores / lengths).reshape(batch, width)
+    order = np.argsort(-averages, axis=-1, kind="stable")  # best first; ties: the first beam
+    ranked = np.take_along_axis(averages, order, axis=-1)
     rows = (order + row_offsets).reshape(-1)
-    every = _collect(tokens[rows], lengths[rows].long(), ranked.reshape(-1))
+    every = _collect(tokens[rows], lengths[rows].astype(np.int64), ranked.reshape(-1))
     results = []
     for image in range(batch):
         beams = every[image * width:(image + 1) * width]
@@ -126,52 +121,51 @@ def beam_search(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: 
     return results
 
 
-def nucleus(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int, top_p: float,
-            temperature: float, seed: int | None) -> list[Decoded]:
+def nucleus(lm: Backend, prefix, stop_token: int, max_tokens: int, top_p: float, temperature: float,
+            seed: int | None) -> list[Decoded]:
     """Top-p sampling. Each image has its own generator seeded with `seed`: a batch samples as singles do."""
-    if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
-    generators = [torch.Generator(device="cpu").manual_seed(seed) for _ in range(prefix.shape[0])]
+    seed = secrets.randbits(31) if seed is None else seed
+    generators = [np.random.default_rng(seed) for _ in range(prefix.shape[0])]
 
-    def sample(logits: torch.Tensor) -> torch.Tensor:
-        probs = F.softmax(logits / temperature, dim=-1)
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p  # the first token is always kept
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0).cpu()
-        picks = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(sorted_probs, generators)])
-        return order.gather(1, picks.to(order.device))[:, 0]
+    def sample(logits: np.ndarray) -> np.ndarray:
+        scaled = logits / temperature
+        probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
+        outside = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p  # the first token is always kept
+        kept = np.cumsum(np.where(outside, 0.0, sorted_probs), axis=-1)
+        picks = [int(np.searchsorted(row, g.random() * row[-1], side="right")) for row, g in zip(kept, generators)]
+        return order[np.arange(len(picks)), np.minimum(picks, order.shape[-1] - 1)]
 
     return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, sample)
 
 
-@torch.inference_mode()
-def _one_token_at_a_time(lm: Backend, prefix: torch.Tensor, stop_token: int, max_tokens: int,
-                         choose: Callable[[torch.Tensor], torch.Tensor]) -> list[Decoded]:
+def _one_token_at_a_time(lm: Backend, prefix, stop_token: int, max_tokens: int,
+                         choose: Callable[[np.ndarray], np.ndarray]) -> list[Decoded]:
     """One sequence per image; `choose` picks each next token from the logits. A row that reached the stop
     token keeps running with the others, but its tokens after the stop are cut and not scored."""
-    batch, device = prefix.shape[0], prefix.device
+    batch = prefix.shape[0]
     logits, cache = lm.start(prefix, max_tokens)
-    tokens = torch.empty(batch, 0, dtype=torch.long, device=device)
-    logprob_sum = torch.zeros(batch, device=device)
-    lengths = torch.zeros(batch, dtype=torch.long, device=device)
-    stopped = torch.zeros(batch, dtype=torch.bool, device=device)
+    rows = np.arange(batch)
+    tokens = np.empty((batch, 0), dtype=np.int64)
+    logprob_sum = np.zeros(batch, dtype=np.float32)
+    lengths = np.zeros(batch, dtype=np.int64)
+    stopped = np.zeros(batch, dtype=bool)
     for step in range(max_tokens):
-        next_tokens = choose(logits)
+        next_tokens = choose(logits).astype(np.int64)
         running = ~stopped
-        logprobs = F.log_softmax(logits, dim=-1).gather(1, next_tokens[:, None])[:, 0]
-        logprob_sum += torch.where(running, logprobs, 0.0)
-        lengths += running.long()
-        tokens = torch.cat((tokens, next_tokens[:, None]), dim=1)
+        logprobs = log_softmax(logits)[rows, next_tokens]
+        logprob_sum += np.where(running, logprobs, 0.0).astype(np.float32)
+        lengths += running
+        tokens = np.concatenate((tokens, next_tokens[:, None]), axis=1)
         stopped |= next_tokens == stop_token
-        if bool(stopped.all()) or step == max_tokens - 1:
+        if stopped.all() or step == max_tokens - 1:
             break
         logits, cache = lm.step(next_tokens, cache)
-    return _collect(tokens, lengths, logprob_sum / lengths.clamp(min=1))
+    return _collect(tokens, lengths, logprob_sum / np.maximum(lengths, 1))
 
 
-def _collect(tokens: torch.Tensor, lengths: torch.Tensor, scores: torch.Tensor) -> list[Decoded]:
-    rows = tokens.cpu().tolist()
-    return [
-        Decoded(tokens=row[:length], score=float(score))
-        for row, length, score in zip(rows, lengths.cpu().tolist(), scores.cpu().tolist())
-    ]
+def _collect(tokens: np.ndarray, lengths: np.ndarray, scores: np.ndarray) -> list[Decoded]:
+    return [Decoded(tokens=row[:length], score=float(score))
+            for row, length, score in zip(tokens.tolist(), lengths.tolist(), scores.tolist())]

@@ -7,14 +7,16 @@ weights and by the Python run for each step. This module:
 - keeps keys and values in one preallocated cache per layer (no concatenation per step);
 - computes logits for the last position only;
 - does nothing else per step (no masks, no generation machinery).
-The decoding module drives it through the same two calls as transformers' model (`start`, `step`), and its
-cache offers the two operations beam search needs.
+The decoding module drives it as a Backend (FastPrefixLM), as it drives transformers' model. On the CPU, the
+onnxruntime graphs (onnx_model.py) are the default; this serves int8 where they cannot be used, and fp16/bf16 on
+CUDA.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -135,16 +137,37 @@ class FastGPT2(nn.Module):
         return self.lm_head(self.ln_f(x[:, -1]))
 
 
-class FastPrefixLM:
+class TorchBackend:
+    """What the torch back ends share as decoding Backends: tokens come in and logits go out as numpy arrays; the
+    cache (FastGPT2's KVCache or transformers' own) repeats and reorders its rows in place."""
+
+    device: torch.device
+
+    def tensor(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rows)).to(self.device)
+
+    def repeat(self, cache, times: int):
+        cache.batch_repeat_interleave(times)
+        return cache
+
+    def reorder(self, cache, rows: np.ndarray):
+        cache.reorder_cache(self.tensor(rows))
+        return cache
+
+
+class FastPrefixLM(TorchBackend):
     """FastGPT2 as a decoding back end (decoding.Backend): start from prefix embeddings, then one token per step."""
 
     def __init__(self, model: FastGPT2):
         self.model = model
         self.embed = model.wte
+        self.device = model.wpe.weight.device
 
-    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[torch.Tensor, KVCache]:
+    @torch.inference_mode()
+    def start(self, prefix: torch.Tensor, max_new_tokens: int) -> tuple[np.ndarray, KVCache]:
         cache = self.model.new_cache(prefix.shape[0], prefix.shape[1] + max_new_tokens, prefix.dtype, prefix.device)
-        return self.model(prefix, cache).float(), cache
+        return self.model(prefix, cache).float().cpu().numpy(), cache
 
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
-        return self.model(self.embed(tokens)[:, None], cache).float(), cache
+    @torch.inference_mode()
+    def step(self, tokens: np.ndarray, cache: KVCache) -> tuple[np.ndarray, KVCache]:
+        return self.model(self.embed(self.tensor(tokens))[:, None], cache).float().cpu().numpy(), cache

@@ -8,8 +8,9 @@ it; and the result is worded with the kind first, hedged when it is not a photo 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-import torch
 from PIL import Image
 
 from .options import CAPTURES
@@ -64,33 +65,36 @@ CLIP_LOGIT_SCALE = 100.0  # CLIP's trained temperature (exp of its logit_scale, 
 
 class KindGuard:
     """Tells photos from screenshots, pages of text, charts and drawings, and how well a caption fits its picture,
-    with CLIP's text tower (the prompts are encoded once)."""
+    with CLIP's text tower (the prompts are encoded once). Vectors are numpy arrays."""
 
-    def __init__(self, text_encoder):
-        self.text_encoder = text_encoder
-        kinds = []
-        for prompts in KIND_PROMPTS.values():
-            mean = text_encoder(list(prompts)).mean(dim=0)
-            kinds.append(mean / mean.norm())
-        self.kind_vectors = torch.stack(kinds)  # (kinds, d), unit length
+    def __init__(self, encode_text: Callable[[list[str]], np.ndarray]):
+        """`encode_text`: texts -> CLIP text vectors (B, d), unit length."""
+        self.encode_text = encode_text
+        kinds = [encode_text(list(prompts)).mean(axis=0) for prompts in KIND_PROMPTS.values()]
+        self.kind_vectors = unit(np.stack(kinds))  # (kinds, d)
 
-    def kinds(self, image_vectors) -> list[dict[str, float]]:
+    def kinds(self, image_vectors: np.ndarray) -> list[dict[str, float]]:
         """For each picture: {kind: probability}."""
-        images = image_vectors / image_vectors.norm(dim=-1, keepdim=True)
-        probabilities = (CLIP_LOGIT_SCALE * images @ self.kind_vectors.T.to(images)).softmax(dim=-1)
+        logits = CLIP_LOGIT_SCALE * unit(image_vectors) @ self.kind_vectors.T
+        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities /= probabilities.sum(axis=-1, keepdims=True)
         return [{kind: round(float(p), 4) for kind, p in zip(KIND_PROMPTS, row)} for row in probabilities]
 
-    def judge(self, image_vectors, captions: list[str]) -> list[tuple[dict[str, float], float]]:
+    def judge(self, image_vectors: np.ndarray, captions: list[str]) -> list[tuple[dict[str, float], float]]:
         """For each picture: ({kind: probability}, the cosine between the picture and its caption)."""
-        images = image_vectors / image_vectors.norm(dim=-1, keepdim=True)
-        agreement = (images * self.text_encoder(captions).to(images)).sum(dim=-1)
+        agreement = (unit(image_vectors) * self.encode_text(captions)).sum(axis=-1)
         return [(kinds, round(float(a), 4)) for kinds, a in zip(self.kinds(image_vectors), agreement)]
 
 
-def closest(guard: KindGuard, image_vector, candidates: list[str]) -> int:
+def closest(guard: KindGuard, image_vector: np.ndarray, candidates: list[str]) -> int:
     """The index of the candidate caption CLIP finds closest to the picture (beam search's re-ranking)."""
-    image = image_vector / image_vector.norm()
-    return int((guard.text_encoder(candidates).to(image) @ image).argmax())
+    return int(np.argmax(guard.encode_text(candidates) @ unit(image_vector)))
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Each vector (the last axis) scaled to length 1, in fp32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
 def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None) -> str:

@@ -1,32 +1,33 @@
-"""ClipCap: CLIP vector -> mapping network -> prefix -> GPT-2; and the Captioner that runs it on PIL images."""
+"""ClipCap on torch: CLIP vector -> mapping network -> prefix -> GPT-2; its loading, and TorchCaptioner, the form that
+runs it (fp32 exact, and CUDA)."""
 
 from __future__ import annotations
 
 import gc
+import inspect
 import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
 from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
-from .decoding import Backend, PrefixLM, decode
+from .captioner import Captioner
 from .errors import CaptionerError, GPUOutOfMemory, ManifestError
-from .fast_gpt2 import FastGPT2, FastPrefixLM
-from .guard import KindGuard, blank_message, closest, is_blank, wording
+from .fast_gpt2 import FastGPT2, FastPrefixLM, TorchBackend
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
 from .options import DEVICES, PRECISIONS, DecodeOptions
 from .quantize import release_freed_memory
-from .tokenizer import load_tokenizer, stop_token_id
+from .tokenizer import load_tokenizer
 
 
 class ClipCap(nn.Module):
@@ -143,32 +144,6 @@ def check_state_fits(expected: dict[str, tuple[int, ...]], state: StateDict, man
             )
 
 
-@dataclass
-class Caption:
-    """One image's result."""
-
-    text: str
-    tokens: list[int]
-    score: float  # mean log-probability of the tokens
-    seconds: float  # time spent on this image (a batch's time is shared equally)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: clip, decode
-    blank: bool = False  # the guard found the picture blank (one colour): no caption was written
-    kind: str | None = None  # photo, screenshot, document, chart or drawing (None: no CLIP text tower to tell)
-    kind_scores: dict[str, float] = field(default_factory=dict)  # the probability of each kind
-    agreement: float | None = None  # CLIP's cosine between the picture and the caption (about 0.3: a good fit)
-
-    @property
-    def spoken(self) -> str:
-        return self.spoken_about("image")
-
-    def spoken_about(self, source: str) -> str:
-        """The sentence to say or show: "The screen is blank." (by `source`) for a blank picture, else the kind
-        first, hedged when it is not a photo (see guard.wording)."""
-        if self.blank:
-            return blank_message(source)
-        return wording(self.text, self.kind, self.kind_scores, self.agreement)
-
-
 def resolve_precision(choice: str, device: torch.device) -> str:
     """auto: int8 on the CPU (a quarter of the bytes to read per token), fp16 on CUDA; fp32 is exact."""
     if choice not in PRECISIONS:
@@ -210,99 +185,62 @@ def gpu_memory(message: str) -> Iterator[None]:
 DESCRIBING_OOM = "The GPU ran out of memory while describing. Use the CPU, or close other programs."
 
 
-class Captioner:
-    """A loaded model: give it PIL images, get Captions back. The one entry the CLI and the app use."""
+class PrefixLM(TorchBackend):
+    """transformers' GPT-2 (a GPT2LMHeadModel) as a decoding Backend, exact: prefix embeddings, then one token at
+    a time."""
+
+    def __init__(self, gpt):
+        self.gpt = gpt
+        self.embed = gpt.get_input_embeddings()
+        self.device = self.embed.weight.device
+        # transformers 5 calls the key/value cache `cache`; earlier releases called it `past_key_values`.
+        self.cache_name = "cache" if "cache" in inspect.signature(gpt.forward).parameters else "past_key_values"
+
+    @torch.inference_mode()
+    def start(self, prefix: torch.Tensor, max_new_tokens: int):
+        return self._run(prefix, None)
+
+    @torch.inference_mode()
+    def step(self, tokens: np.ndarray, cache):
+        return self._run(self.embed(self.tensor(tokens)[:, None]), cache)
+
+    def _run(self, embeds: torch.Tensor, cache):
+        out = self.gpt(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self.cache_name: cache})
+        return out.logits[:, -1].float().cpu().numpy(), getattr(out, self.cache_name)
+
+
+class TorchCaptioner(Captioner):
+    """The model on torch: transformers' GPT-2 in fp32 (exact), or the lean FastGPT2 in int8, fp16 or bf16."""
+
+    backend = "torch"
 
     def __init__(self, manifest: Manifest, clip: ClipImageEncoder, clipcap: ClipCap, tokenizer,
                  device: torch.device, precision: str = "fp32"):
-        """`clip` and `clipcap` as set_device_and_precision left them: `clipcap.gpt` is transformers' GPT-2 (fp32,
-        exact) or the lean FastGPT2 (int8, fp16, bf16)."""
-        self.manifest = manifest
-        self.tokenizer = tokenizer
-        self.stop_token = stop_token_id(tokenizer)
+        """`clip` and `clipcap` as set_device_and_precision left them."""
+        super().__init__(manifest, tokenizer, precision, device_name(device))
         self.device = device
-        self.precision = precision
-        self.load_seconds = 0.0
         self.clip, self.clipcap = clip, clipcap
-        self._kind_guard: KindGuard | None = None
         gpt = clipcap.gpt
-        self.lm: Backend = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
+        self.lm = FastPrefixLM(gpt) if isinstance(gpt, FastGPT2) else PrefixLM(gpt)
 
     @property
-    def name(self) -> str:
-        return self.manifest.name
-
-    @property
-    def kind_guard(self) -> KindGuard | None:
-        """Built on first use (the prompts' vectors); None without a text tower."""
-        if self._kind_guard is None and self.clip.text is not None:
-            self._kind_guard = KindGuard(self.clip.text)
-        return self._kind_guard
-
-    @property
-    def device_name(self) -> str:
-        return device_name(self.device)
+    def has_text(self) -> bool:
+        return self.clip.text is not None
 
     @torch.inference_mode()
-    def encode(self, images: list[Image.Image]) -> torch.Tensor:
-        """CLIP image vectors, (B, d_clip)."""
+    def encode(self, images: list[Image.Image]) -> np.ndarray:
         pixels = self.clip.pixels([to_rgb(image) for image in images]).to(self.device)
-        return self.clip(pixels.to(next(self.clip.parameters()).dtype)).float()
+        return self.clip(pixels.to(next(self.clip.parameters()).dtype)).float().cpu().numpy()
 
     @torch.inference_mode()
-    def kinds(self, images: list[Image.Image]) -> list[dict[str, float]]:
-        """CLIP's probability of each kind of picture (photo, screenshot, document, chart, drawing) for each image;
-        empty dicts without a text tower."""
-        if self.kind_guard is None:
-            return [{} for _ in images]
-        with gpu_memory(DESCRIBING_OOM):
-            return self.kind_guard.kinds(self.encode(images))
+    def prefix(self, vectors: np.ndarray) -> torch.Tensor:
+        return self.clipcap.prefix(torch.from_numpy(np.ascontiguousarray(vectors)).to(self.device))
 
-    @torch.inference_mode()
-    def caption(self, images: list[Image.Image], options: DecodeOptions | None = None,
-                guard: bool = True) -> list[Caption]:
-        """Captions a batch of images; the same captions as one image at a time. With `guard`, a blank picture
-        gets no caption (`blank` is set and `text` is empty): ClipCap would invent something."""
-        options = options or DecodeOptions()
-        options.check()
-        if not images:
-            return []
-        started = time.perf_counter()
-        blank = [guard and is_blank(image) for image in images]
-        seen = [image for image, empty in zip(images, blank) if not empty]
-        with gpu_memory(DESCRIBING_OOM):
-            captions = iter(self._caption(seen, options, guard) if seen else [])
-        checked = (time.perf_counter() - started) / len(images)
-        return [Caption(text="", tokens=[], score=0.0, seconds=checked, blank=True) if empty else next(captions)
-                for empty in blank]
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return self.clip.text(texts).float().cpu().numpy()
 
-    def _caption(self, images: list[Image.Image], options: DecodeOptions, guard: bool) -> list[Caption]:
-        started = time.perf_counter()
-        vectors = self.encode(images)
-        encoded = time.perf_counter()
-        prefix = self.clipcap.prefix(vectors)
-        decoded = decode(self.lm, prefix, self.stop_token, options)
-        texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
-        if options.rerank and guard and self.kind_guard is not None:
-            for index, d in enumerate(decoded):
-                if len(d.candidates) > 1:
-                    candidates = [self.tokenizer.decode(c.tokens).strip() for c in d.candidates]
-                    best = closest(self.kind_guard, vectors[index], candidates)
-                    decoded[index], texts[index] = d.candidates[best], candidates[best]
-        decoded_at = time.perf_counter()
-        judged = self.kind_guard.judge(vectors, texts) if guard and self.kind_guard is not None else None
-        finished = time.perf_counter()
-        share = (finished - started) / len(images)
-        timings = {"clip": (encoded - started) / len(images), "decode": (decoded_at - encoded) / len(images),
-                   "guard": (finished - decoded_at) / len(images)}
-        captions = []
-        for index, (d, text) in enumerate(zip(decoded, texts)):
-            caption = Caption(text=text, tokens=d.tokens, score=d.score, seconds=share, timings=dict(timings))
-            if judged is not None:
-                caption.kind_scores, caption.agreement = judged[index]
-                caption.kind = max(caption.kind_scores, key=caption.kind_scores.get)
-            captions.append(caption)
-        return captions
+    def describing(self):
+        return gpu_memory(DESCRIBING_OOM)
 
 
 def _gpt_keys(config) -> dict[str, tuple[int, ...]]:
@@ -342,7 +280,7 @@ def own_memory(module: nn.Module) -> None:
 
 
 def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: str = "auto",
-                   hint: str = "", precision: str = "auto") -> Captioner:
+                   hint: str = "", precision: str = "auto") -> TorchCaptioner:
     """Loads everything a manifest names; `hint` is appended to missing-file messages (how to get the files).
 
     Two ways in, by the weights' form: int8 with a safetensors file streams GPT-2 in layer by layer; otherwise the
@@ -362,7 +300,7 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     with gpu_memory(f"Not enough memory on {device_name(torch_device)} for model '{manifest.name}'; "
                     "try --device cpu."):
         clip, clipcap = set_device_and_precision(clip, clipcap, torch_device, precision)
-        captioner = Captioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
+        captioner = TorchCaptioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
     captioner.load_seconds = time.perf_counter() - started
     return captioner
 

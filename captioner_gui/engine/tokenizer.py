@@ -7,18 +7,38 @@ from pathlib import Path
 from .errors import ManifestError, ModelFilesMissing
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
+END_OF_TEXT = "<|endoftext|>"
 STOP_TEXT = "."  # ClipCap's captions end at the first full stop
 
 
-def load_tokenizer(folder: Path, hint: str = ""):
-    """Returns a transformers GPT2TokenizerFast built from the folder's files (no hub access)."""
-    from transformers import GPT2TokenizerFast
+class GPT2Tokenizer:
+    """GPT-2's byte-level BPE on the tokenizers library alone: the same ids and texts as transformers'
+    GPT2TokenizerFast, without the second that importing transformers costs (the CPU path imports no more)."""
 
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+        bpe = models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt"))
+        self._tokenizer = Tokenizer(bpe)
+        self._tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        self._tokenizer.decoder = decoders.ByteLevel()
+        if bpe.token_to_id(END_OF_TEXT) is not None:
+            self._tokenizer.add_special_tokens([END_OF_TEXT])  # one token, as GPT-2 has it, not spelled out
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def load_tokenizer(folder: Path, hint: str = "") -> GPT2Tokenizer:
+    """GPT-2's tokenizer from a folder with vocab.json and merges.txt (no hub access)."""
     for name in TOKENIZER_FILES:
         if not (folder / name).is_file():
             raise ModelFilesMissing(f"Tokenizer file {name} is missing: looked for {folder / name}.{hint}")
     try:
-        return GPT2TokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        return GPT2Tokenizer(folder)
     except Exception as exc:  # the tokenizers library raises plain Exceptions for malformed files
         raise ManifestError(f"The tokenizer in {folder} cannot be read ({exc}).") from exc
 
