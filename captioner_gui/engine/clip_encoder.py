@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -61,12 +62,15 @@ class ClipTextEncoder(nn.Module):
 class ClipImageEncoder(nn.Module):
     """Turns PIL images into CLIP image vectors (unnormalised, as ClipCap was trained on)."""
 
-    def __init__(self, visual: nn.Module, preprocess, model_name: str, text: ClipTextEncoder | None = None):
+    def __init__(self, visual: nn.Module, preprocess, model_name: str, text: ClipTextEncoder | None = None,
+                 preprocess_cfg: dict | None = None, weights_path: Path | None = None):
         super().__init__()
         self.visual = visual
         self.preprocess = preprocess
+        self.preprocess_cfg = preprocess_cfg or {}  # open_clip's PreprocessCfg as a dict (size, mean, std, ...)
         self.model_name = model_name
         self.text = text  # None when the weights file holds only the image tower
+        self.weights_path = weights_path  # the file the weights were read from
 
     @property
     def output_dim(self) -> int:
@@ -231,7 +235,8 @@ def load_clip_encoder(
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
     text = _text_encoder(model, text_state, build_name, convert) if text_state else None
-    return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name, text)
+    return ClipImageEncoder(visual, image_transform_v2(preprocess_cfg, is_train=False), model_name, text,
+                            asdict(preprocess_cfg), weights_path)
 
 
 def _text_encoder(model: nn.Module, text_state: Mapping, model_name: str, convert) -> ClipTextEncoder | None:

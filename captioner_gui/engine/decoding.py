@@ -64,7 +64,7 @@ def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(values, index, axis=-1), index
 
 
-def decode(lm: Backend, prefix: torch.Tensor, stop_token: int, options: DecodeOptions) -> list[Decoded]:
+def decode(lm: Backend, prefix, stop_token: int, options: DecodeOptions) -> list[Decoded]:
     if options.method == "greedy" or (options.method == "beam" and options.beam_size == 1):
         return greedy(lm, prefix, stop_token, options.max_tokens)
     if options.method == "beam":

@@ -25,7 +25,7 @@ from .fast_gpt2 import FastGPT2, FastPrefixLM, TorchBackend
 from .images import to_rgb
 from .manifest import Manifest
 from .mapping import MLPMapper, TransformerMapper
-from .options import DEVICES, PRECISIONS, DecodeOptions
+from .options import DEVICES, PRECISIONS
 from .quantize import release_freed_memory
 from .tokenizer import load_tokenizer
 

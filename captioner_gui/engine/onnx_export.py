@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,10 @@ from torch import nn
 
 from .errors import CaptionerError
 from .fast_gpt2 import FastGPT2
+from .manifest import Manifest
+from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, IMAGE, MAPPER, TEXT, WORDS, cache_names,
+                         file_stamp)
+from .tokenizer import TOKENIZER_FILES
 
 OPSET = 17
 QUANTIZED = ("MatMul", "Gemm")
@@ -122,3 +124,134 @@ def quantize(fp32_path: Path, int8_path: Path) -> None:
 
     quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8,
                      op_types_to_quantize=list(QUANTIZED), extra_options={"MatMulConstBOnly": True})
+
+
+class CpuFormUnavailable(CaptionerError):
+    """The model has a part that its CPU form cannot hold (or its folder cannot be written): torch's int8 serves."""
+
+
+LOGIT_LIMIT = 1.0  # int8's logits may differ from fp32's by at most this many standard deviations of the logits
+CHECK_TEXTS = ("a photo of a dog on a sofa.", "a screenshot of a computer application.")
+
+
+def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") -> Path:
+    """Writes the model's CPU form into its `onnx/` folder (replacing an outdated one) and returns the folder.
+    Everything is written into a new folder beside it first, checked, and only then put in place."""
+    from .model import load_captioner
+
+    model = load_captioner(manifest, models_dir, "cpu", hint, "fp32")
+    preprocess = preprocess_facts(model.clip.preprocess_cfg)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=manifest.folder))
+    except OSError as exc:
+        raise CpuFormUnavailable(f"its folder {manifest.folder} cannot be written ({exc.strerror})") from None
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            facts = write_graphs(model, work) | {"preprocess": preprocess}
+        facts["check"] = check(model, work, facts)
+        sources = [manifest.weights_path, model.clip.weights_path, manifest.clip_model_path,
+                   *(manifest.tokenizer_path / name for name in TOKENIZER_FILES)]
+        facts |= {"format": FORMAT, "manifest": manifest.path.read_text(encoding="utf-8"),
+                  "sources": {str(path): file_stamp(path) for path in sources if path is not None}}
+        (work / FACTS).write_text(json.dumps(facts, indent=1), encoding="utf-8")
+        folder = manifest.folder / FOLDER
+        if folder.exists():
+            shutil.rmtree(folder)
+        work.rename(folder)
+        return folder
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def preprocess_facts(cfg: dict) -> dict:
+    """open_clip's preprocessing, as onnx_model.clip_pixels repeats it: a square size, 'shortest' or 'squash'."""
+    size = cfg.get("size", 224)
+    if isinstance(size, (tuple, list)):
+        if len(set(size)) != 1:
+            raise CpuFormUnavailable(f"CLIP's input is not square ({size})")
+        size = size[0]
+    if cfg.get("resize_mode", "shortest") not in ("shortest", "squash"):
+        raise CpuFormUnavailable(f"CLIP's resize mode '{cfg['resize_mode']}' is not repeated here")
+    return {"size": int(size), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+            "interpolation": cfg.get("interpolation", "bicubic"), "resize_mode": cfg.get("resize_mode", "shortest")}
+
+
+def write_graphs(model, folder: Path) -> dict:
+    """The four graphs (three when CLIP has no text tower), quantized, and the tables; returns their facts."""
+    gpt = FastGPT2.from_transformers(model.clipcap.gpt)
+    layers, heads, head_dim = len(gpt.blocks), gpt.heads, gpt.width // gpt.heads
+    past, present = cache_names(layers)
+    prefix = torch.zeros(1, model.clipcap.prefix_length, gpt.width)
+    cache = tuple(torch.zeros(1, heads, 1, head_dim) for _ in past)
+    batch_and_length = {0: "batch", 2: "length"}
+    int8_graph(GPT2Step(gpt), (prefix, *cache), folder / GPT2, ["embeds", *past], ["logits", *present],
+               {"embeds": {0: "batch", 1: "new"}, "logits": {0: "batch"},
+                **{name: batch_and_length for name in past + present}})
+    size = model.clip.preprocess_cfg.get("size", 224)
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    int8_graph(model.clip.visual, (torch.zeros(1, 3, size, size),), folder / IMAGE, ["pixels"], ["vectors"],
+               {"pixels": {0: "batch"}, "vectors": {0: "batch"}})
+    export_graph(Prefix(model.clipcap), (torch.zeros(1, model.clip.output_dim),), folder / MAPPER, ["vectors"],
+                 ["prefix"], {"vectors": {0: "batch"}, "prefix": {0: "batch"}})
+    text = model.clip.text
+    if text is not None:
+        from .clip_tokenizer import write_clip_tokenizer
+
+        try:
+            write_clip_tokenizer(text.tokenizer, folder / CLIP_TOKENIZER)
+        except ValueError as exc:
+            raise CpuFormUnavailable(f"CLIP's tokenizer is not one this form can repeat ({exc})") from None
+        tokens = torch.tensor(text.tokenizer(list(CHECK_TEXTS)))[:, :8]
+        int8_graph(TextTower(text), (tokens,), folder / TEXT, ["tokens"], ["vectors"],
+                   {"tokens": {0: "batch", 1: "length"}, "vectors": {0: "batch"}})
+    np.save(folder / WORDS, model.clipcap.gpt.transformer.wte.weight.detach().half().numpy())
+    return {"text": text is not None, "text_pool": getattr(text.clip, "text_pool_type", "argmax") if text else None,
+            "gpt2": {"layers": layers, "heads": heads, "head_dim": head_dim,
+                     "bytes_per_step": weight_bytes(folder / GPT2, leave_out="wpe")}}
+
+
+def int8_graph(module: nn.Module, inputs: tuple, path: Path, input_names: list[str], output_names: list[str],
+               dynamic_axes: dict) -> None:
+    fp32 = path.with_suffix(".fp32.onnx")
+    export_graph(module, inputs, fp32, input_names, output_names, dynamic_axes)
+    quantize(fp32, path)
+    fp32.unlink()
+
+
+def weight_bytes(path: Path, leave_out: str) -> int:
+    """The bytes of a graph's weights but those whose name holds `leave_out` (a table of which one row is read)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return sum(onnx.numpy_helper.to_array(t).nbytes for t in graph.initializer if leave_out not in t.name)
+
+
+def check(model, folder: Path, facts: dict) -> dict:
+    """The int8 graphs against the fp32 model on a picture with shapes and colours: GPT-2's first logits, CLIP's
+    image vector and text vectors. Raises CpuFormUnavailable when int8 strays too far."""
+    from PIL import Image, ImageDraw
+
+    from .onnx_model import OnnxCaptioner
+    from .quantize import max_logit_error
+
+    picture = Image.new("RGB", (320, 240), (200, 220, 240))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((40, 40, 160, 200), fill=(180, 60, 30))
+    draw.rectangle((180, 100, 300, 220), fill=(30, 120, 60))
+    (folder / FACTS).write_text(json.dumps(facts), encoding="utf-8")
+    cpu = OnnxCaptioner(model.manifest, folder)
+    exact_vectors, vectors = model.encode([picture]), cpu.encode([picture])
+    logit_error = max_logit_error(model.lm.start(model.prefix(exact_vectors), 1)[0],
+                                  cpu.lm.start(cpu.prefix(vectors), 1)[0])
+    result = {"logit_error": round(logit_error, 4), "image_cosine": round(cosine(exact_vectors, vectors), 4)}
+    if cpu.has_text:
+        result["text_cosine"] = round(cosine(model.encode_text(list(CHECK_TEXTS)), cpu.encode_text(list(CHECK_TEXTS))), 4)
+    if logit_error > LOGIT_LIMIT:
+        raise CpuFormUnavailable(f"int8 moves its logits by {logit_error:.2f} standard deviations")
+    return result
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """The smallest cosine between corresponding rows."""
+    return float(((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).min())

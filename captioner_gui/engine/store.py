@@ -113,11 +113,16 @@ def find_manifest(spec: str, models_dir: Path) -> Path:
 def load_model(spec: str = "coco", models_dir: Path | None = None, device: str = "auto", precision: str = "auto"):
     """The engine's entry: a model name, folder or manifest -> a loaded Captioner.
 
-    precision: auto (int8 on the CPU, fp16 on CUDA), fp32 (exact), int8, fp16 or bf16."""
-    from .model import load_captioner
+    precision: auto (int8 on the CPU, fp16 on CUDA), fp32 (exact), int8, fp16 or bf16. int8 on the CPU runs on
+    onnxruntime (onnx_model.py) and imports no torch; the rest runs on torch (model.py)."""
+    from .onnx_model import load_onnx_captioner, uses_cpu_form
 
     models_dir = models_dir or default_models_dir()
     manifest = read_manifest(find_manifest(spec, models_dir))
+    if uses_cpu_form(device, precision):
+        return load_onnx_captioner(manifest, models_dir, get_hint(manifest.name))
+    from .model import load_captioner
+
     return load_captioner(manifest, models_dir, device, get_hint(manifest.name), precision)
 
 

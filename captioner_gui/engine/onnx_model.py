@@ -1,0 +1,221 @@
+"""The CPU's default form of a model: int8 graphs on onnxruntime, without torch or open_clip.
+
+On an AVX2 laptop torch's int8 kernels (fbgemm) read GPT-2's weights at about half the memory's speed; MLAS, in
+onnxruntime, reads them near it, and onnxruntime imports in a tenth of a second where torch and open_clip take six.
+The graphs are written once from the model's own weights (onnx_export.py, which needs torch) into the model's
+`onnx/` folder; every later load reads only them. See onnx_export.py for what each file holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .captioner import Captioner
+from .images import to_rgb
+from .manifest import Manifest
+from .tokenizer import load_tokenizer
+
+FORMAT = 1  # the layout of the folder below; a folder of another format is written again
+FOLDER = "onnx"  # inside the model's folder
+IMAGE, TEXT, MAPPER, GPT2 = "image.onnx", "text.onnx", "mapper.onnx", "gpt2.onnx"
+WORDS = "words.npy"  # GPT-2's word table, fp16, looked up for each new token
+CLIP_TOKENIZER = "clip_tokenizer.json"
+FACTS = "export.json"  # what the graphs need to be run, and the files they were written from
+
+log = logging.getLogger(__name__)
+
+
+def cache_names(layers: int) -> tuple[list[str], list[str]]:
+    """GPT-2 graph's cache inputs and outputs: every layer's keys, then every layer's values."""
+    past = [f"past_key.{i}" for i in range(layers)] + [f"past_value.{i}" for i in range(layers)]
+    present = [f"key.{i}" for i in range(layers)] + [f"value.{i}" for i in range(layers)]
+    return past, present
+
+
+def file_stamp(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+# ------------------------------------------------------------------------------------------ when it is used
+
+
+def cuda_may_be_usable() -> bool:
+    """Whether torch could find a CUDA GPU, told without importing torch (2.5 s): torch must be a CUDA build and
+    NVIDIA's driver library must be installed. False means surely not; True is checked by torch itself."""
+    spec = find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    version = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        built_for = re.search(r"^cuda(?:: Optional\[str\])? = (.+)$", version.read_text(encoding="utf-8"), re.M)
+    except OSError:
+        built_for = None
+    if built_for is not None and built_for.group(1).strip() == "None":
+        return False
+    import ctypes.util
+
+    return ctypes.util.find_library("nvcuda" if sys.platform == "win32" else "cuda") is not None
+
+
+def uses_cpu_form(device: str, precision: str) -> bool:
+    """int8 on the CPU (the CPU's default) runs on onnxruntime."""
+    if precision not in ("auto", "int8"):
+        return False
+    if device == "cpu":
+        return True
+    return device == "auto" and not cuda_may_be_usable()
+
+
+def find_export(manifest: Manifest) -> Path | None:
+    """The model's onnx folder when it is complete and was written from the model's present files."""
+    folder = manifest.folder / FOLDER
+    try:
+        facts = json.loads((folder / FACTS).read_text(encoding="utf-8"))
+        if facts.get("format") != FORMAT or facts.get("manifest") != manifest.path.read_text(encoding="utf-8"):
+            return None
+        if any(file_stamp(Path(path)) != stamp for path, stamp in facts["sources"].items()):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return folder
+
+
+def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str = "") -> Captioner:
+    """The CPU form; written first when the model has none yet (once: about half a minute for a full-size model).
+    Where it cannot be written (a model whose parts onnxruntime cannot run), torch's own int8 serves instead."""
+    started = time.perf_counter()
+    folder = find_export(manifest)
+    if folder is None:
+        from .onnx_export import CpuFormUnavailable, export_model
+
+        log.warning("Preparing model '%s' for this CPU (once; about half a minute for a full-size model)...",
+                    manifest.name)
+        try:
+            folder = export_model(manifest, models_dir, hint)
+        except CpuFormUnavailable as exc:
+            log.warning("Model '%s' runs on torch's int8 instead: %s", manifest.name, exc)
+            from .model import load_captioner
+
+            return load_captioner(manifest, models_dir, "cpu", hint, "int8")
+    captioner = OnnxCaptioner(manifest, folder, hint)
+    captioner.load_seconds = time.perf_counter() - started
+    return captioner
+
+
+# ------------------------------------------------------------------------------------------------ running it
+
+
+def session(path: Path):
+    """An onnxruntime session on the CPU with every graph optimisation (MLAS's fused int8 matrix products)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: onnxruntime warns about graph details a user cannot act on
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxGPT2:
+    """GPT-2's int8 graph as a decoding Backend. The cache is a list of numpy arrays, one per layer for the keys
+    and one for the values, (batch, heads, length, head_dim): each call returns them one position longer."""
+
+    def __init__(self, graph, words: np.ndarray, layers: int, heads: int, head_dim: int, bytes_per_step: int):
+        self.graph = graph
+        self.words = words
+        self.heads, self.head_dim = heads, head_dim
+        self.past, _ = cache_names(layers)
+        self.bytes_per_step = bytes_per_step  # the weights a step reads: the benchmark's bandwidth floor
+
+    def start(self, prefix: np.ndarray, max_new_tokens: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        empty = np.zeros((prefix.shape[0], self.heads, 0, self.head_dim), dtype=np.float32)
+        return self._run(np.ascontiguousarray(prefix, dtype=np.float32), [empty] * len(self.past))
+
+    def step(self, tokens: np.ndarray, cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self._run(self.words[tokens].astype(np.float32)[:, None], cache)
+
+    def _run(self, embeds: np.ndarray, cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        logits, *cache = self.graph.run(None, {"embeds": embeds, **dict(zip(self.past, cache))})
+        return logits, cache
+
+    def repeat(self, cache: list[np.ndarray], times: int) -> list[np.ndarray]:
+        return [np.repeat(layer, times, axis=0) for layer in cache]
+
+    def reorder(self, cache: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+        return [layer[rows] for layer in cache]
+
+
+def clip_pixels(image: Image.Image, size: int, mean: list[float], std: list[float], interpolation: str,
+                resize_mode: str) -> np.ndarray:
+    """open_clip's preprocessing for inference, on PIL and numpy: (3, size, size) fp32. 'shortest': the short side
+    to `size` (as torchvision's Resize computes it), then the centre; 'squash': both sides to `size`."""
+    resample = Image.Resampling.BILINEAR if interpolation == "bilinear" else Image.Resampling.BICUBIC
+    width, height = image.size
+    if resize_mode == "squash":
+        image = image.resize((size, size), resample)
+    else:
+        short, long = sorted((width, height))
+        scaled = int(size * long / short)
+        image = image.resize((size, scaled) if width <= height else (scaled, size), resample)
+        width, height = image.size
+        top, left = int(round((height - size) / 2.0)), int(round((width - size) / 2.0))
+        image = image.crop((left, top, left + size, top + size))
+    pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    return (pixels - np.array(mean, dtype=np.float32)[:, None, None]) / np.array(std, dtype=np.float32)[:, None, None]
+
+
+class OnnxCaptioner(Captioner):
+    """A model's int8 graphs on onnxruntime: CLIP's towers, the mapper and GPT-2 with its cache."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, folder: Path, hint: str = ""):
+        facts = json.loads((folder / FACTS).read_text(encoding="utf-8"))
+        super().__init__(manifest, load_tokenizer(manifest.tokenizer_path, hint), "int8", "CPU")
+        self.folder, self.facts = folder, facts
+        graphs = [IMAGE, MAPPER, GPT2] + ([TEXT] if facts["text"] else [])
+        # Each session's optimisation runs in onnxruntime's C++ code without the GIL: together they load faster.
+        with ThreadPoolExecutor(len(graphs), thread_name_prefix="onnx-load") as pool:
+            sessions = dict(zip(graphs, pool.map(lambda name: session(folder / name), graphs)))
+        self.image_graph, self.mapper_graph = sessions[IMAGE], sessions[MAPPER]
+        self.text_graph = sessions.get(TEXT)
+        gpt = facts["gpt2"]
+        words = np.load(folder / WORDS, mmap_mode="r")  # only the rows looked up are ever read from disk
+        self.lm = OnnxGPT2(sessions[GPT2], words, gpt["layers"], gpt["heads"], gpt["head_dim"],
+                           gpt["bytes_per_step"])
+        self.clip_tokenizer = None
+        if self.text_graph is not None:
+            from .clip_tokenizer import ClipTokenizer
+
+            self.clip_tokenizer = ClipTokenizer.load(folder / CLIP_TOKENIZER)
+
+    @property
+    def has_text(self) -> bool:
+        return self.text_graph is not None
+
+    def encode(self, images: list[Image.Image]) -> np.ndarray:
+        p = self.facts["preprocess"]
+        pixels = np.stack([clip_pixels(to_rgb(image), p["size"], p["mean"], p["std"], p["interpolation"],
+                                       p["resize_mode"]) for image in images])
+        return self.image_graph.run(None, {"pixels": pixels})[0]
+
+    def prefix(self, vectors: np.ndarray) -> np.ndarray:
+        return self.mapper_graph.run(None, {"vectors": np.ascontiguousarray(vectors, dtype=np.float32)})[0]
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        tokens = self.clip_tokenizer(texts)
+        if self.facts["text_pool"] == "argmax":
+            # Attention is causal, so nothing after the last end-of-text token changes what is read there: a
+            # caption of 12 tokens runs over 12 positions, not the 77 the tokenizer pads to.
+            tokens = tokens[:, :int(tokens.argmax(axis=-1).max()) + 1]
+        return self.text_graph.run(None, {"tokens": tokens})[0]
