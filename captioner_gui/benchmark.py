@@ -24,6 +24,7 @@ from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
 from captioner_gui.engine.options import Target
 from captioner_gui.engine.quantize import max_logit_error
 from captioner_gui.engine.store import load_model
+from captioner_gui.machine import cpu_name, read_bandwidth, vector_features
 
 NEVER = -1  # a stop token no model produces: every caption runs to the token limit
 TOKENS = 20
@@ -213,6 +214,24 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
     results["speedup_vs_reference"] = round(results["reference_loop_ms"] / greedy_ms, 1)
     results["speedup_vs_generate"] = round(results["transformers_generate_ms"] / greedy_ms, 1)
     results["beam5_vs_greedy"] = round(results["beam5_20_tokens_ms"] / greedy_ms, 2)
+    results |= _cpu_results(fast, results["per_token_ms"], report)
+    return results
+
+
+def _cpu_results(model, per_token_ms: float, report) -> dict:
+    """The CPU; and where it decodes, its memory's read bandwidth and the least time a decoding step can take at
+    it (its bytes read, where the decoding back end tells them), beside the time a step takes."""
+    results = {"cpu": cpu_name(), "vector_features": vector_features()}
+    if model.device.type != "cpu":
+        return results
+    report("Measuring the memory's read bandwidth ...")
+    bandwidth = read_bandwidth()
+    results["read_gb_per_s"] = round(bandwidth, 1)
+    step_bytes = getattr(model.lm, "bytes_per_step", None)
+    if step_bytes is not None:
+        floor_ms = step_bytes / bandwidth / 1e6
+        results |= {"bytes_per_step": step_bytes, "floor_ms_per_step": round(floor_ms, 2),
+                    "step_vs_floor": round(per_token_ms / floor_ms, 2)}
     return results
 
 
@@ -244,7 +263,19 @@ def format_table(results: dict) -> str:
         if key not in results:  # GPU memory on the CPU
             continue
         lines.append(f"| {label} | {results[key]} {unit} |".replace("  |", " |"))
+    lines += _cpu_lines(results)
     return "\n".join(lines)
+
+
+def _cpu_lines(results: dict) -> list[str]:
+    lines = [f"\nCPU: {results['cpu']}; vector features: {', '.join(results['vector_features']) or 'none known'}"]
+    if "read_gb_per_s" in results:
+        lines.append(f"memory read bandwidth, all cores: {results['read_gb_per_s']} GB/s")
+    if "step_vs_floor" in results:
+        lines.append(f"a decoding step reads {results['bytes_per_step'] / 1e6:.0f} MB: at least "
+                     f"{results['floor_ms_per_step']} ms at that bandwidth; each further token takes "
+                     f"{results['per_token_ms']} ms, {results['step_vs_floor']}x that floor")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------- describe
