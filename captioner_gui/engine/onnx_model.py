@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -116,14 +117,23 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
 # ------------------------------------------------------------------------------------------------ running it
 
 
-def session(path: Path):
-    """An onnxruntime session on the CPU with every graph optimisation (MLAS's fused int8 matrix products)."""
+def session(path: Path, spin: bool = False):
+    """An onnxruntime session on the CPU with every graph optimisation (MLAS's fused int8 matrix products).
+    Without `spin`, its threads sleep between calls instead of spinning: spinning threads would take the cores
+    from the next graph (CLIP's towers run just before GPT-2). GPT-2's own, called step after step, spin."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: onnxruntime warns about graph details a user cannot act on
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.intra_op_num_threads = cores()  # onnxruntime's own count used one of two cores here
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class OnnxGPT2:
@@ -186,7 +196,7 @@ class OnnxCaptioner(Captioner):
         graphs = [IMAGE, MAPPER, GPT2] + ([TEXT] if facts["text"] else [])
         # Each session's optimisation runs in onnxruntime's C++ code without the GIL: together they load faster.
         with ThreadPoolExecutor(len(graphs), thread_name_prefix="onnx-load") as pool:
-            sessions = dict(zip(graphs, pool.map(lambda name: session(folder / name), graphs)))
+            sessions = dict(zip(graphs, pool.map(lambda name: session(folder / name, spin=name == GPT2), graphs)))
         self.image_graph, self.mapper_graph = sessions[IMAGE], sessions[MAPPER]
         self.text_graph = sessions.get(TEXT)
         gpt = facts["gpt2"]
