@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_FAILED
     _quiet_libraries()
+    _tell_progress()
     from captioner_gui.engine import CaptionerError
 
     try:
@@ -41,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `captioner caption ... | head`
         sys.stderr.close()
         return EXIT_OK
+
+
+def _tell_progress() -> None:
+    """At a terminal, the engine's notes on long steps ("Preparing model 'coco' for this CPU...") are shown on
+    stderr; a script that reads stderr gets only errors."""
+    if sys.stderr.isatty():
+        import logging
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("captioner: %(message)s"))
+        engine_log = logging.getLogger("captioner_gui.engine")
+        engine_log.addHandler(handler)
+        engine_log.setLevel(logging.INFO)
 
 
 def _quiet_libraries() -> None:

@@ -29,12 +29,12 @@ def caption(folder, tmp_path, *options):
                          "--max-tokens", "4", *options)
 
 
-@pytest.mark.parametrize("precision", ["int8", "fp32"])
-def test_a_cut_safetensors_copy_is_an_error_not_a_caption(tiny_mlp, tmp_path, precision):
+def test_a_cut_safetensors_copy_is_an_error_not_a_caption(tiny_mlp, tmp_path):
+    """torch's forms read the copy (the CPU's int8 graphs, written from the .pt, do not read it)."""
     folder = model_copy(tiny_mlp, tmp_path)
-    load_model(str(folder), device="cpu")  # makes the .safetensors copy of the released .pt
+    load_model(str(folder), device="cpu", precision="fp32")  # makes the .safetensors copy of the released .pt
     cut_in_half(folder / "weights.safetensors")
-    result = caption(folder, tmp_path, "--precision", precision)
+    result = caption(folder, tmp_path, "--precision", "fp32")
     line = one_line_error(result)
     assert "weights.safetensors is damaged" in line and "Download or import the model again" in line
 

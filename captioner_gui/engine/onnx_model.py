@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .captioner import Captioner
+from .errors import CaptionerError, first_line
 from .images import to_rgb
 from .manifest import Manifest
 from .tokenizer import load_tokenizer
@@ -70,12 +72,15 @@ def cuda_may_be_usable() -> bool:
 
 
 def uses_cpu_form(device: str, precision: str) -> bool:
-    """int8 on the CPU (the CPU's default) runs on onnxruntime."""
-    if precision not in ("auto", "int8"):
+    """int8 on the CPU (the CPU's default) runs on onnxruntime. torch is imported only to ask for a GPU on a
+    machine that may have one."""
+    if precision not in ("auto", "int8") or device not in ("auto", "cpu"):
         return False
-    if device == "cpu":
+    if device == "cpu" or not cuda_may_be_usable():
         return True
-    return device == "auto" and not cuda_may_be_usable()
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def find_export(manifest: Manifest) -> Path | None:
@@ -97,19 +102,30 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
     Where it cannot be written (a model whose parts onnxruntime cannot run), torch's own int8 serves instead."""
     started = time.perf_counter()
     folder = find_export(manifest)
-    if folder is None:
+    written = folder is None
+    if written:
         from .onnx_export import CpuFormUnavailable, export_model
 
-        log.warning("Preparing model '%s' for this CPU (once; about half a minute for a full-size model)...",
-                    manifest.name)
+        log.info("Preparing model '%s' for this CPU (once; about half a minute for a full-size model)...",
+                 manifest.name)
         try:
             folder = export_model(manifest, models_dir, hint)
         except CpuFormUnavailable as exc:
-            log.warning("Model '%s' runs on torch's int8 instead: %s", manifest.name, exc)
+            log.info("Model '%s' runs on torch's int8 instead: %s.", manifest.name, exc)
             from .model import load_captioner
 
             return load_captioner(manifest, models_dir, "cpu", hint, "int8")
-    captioner = OnnxCaptioner(manifest, folder, hint)
+    try:
+        captioner = OnnxCaptioner(manifest, folder, hint)
+    except CaptionerError:
+        raise  # the model's own files (its tokenizer): the user's to mend
+    except Exception as exc:  # onnxruntime's errors are plain Exceptions (InvalidProtobuf, NoSuchFile, ...)
+        if written:
+            raise
+        log.info("The CPU form of model '%s' cannot be read (%s): writing it again.", manifest.name,
+                 first_line(exc))
+        shutil.rmtree(folder, ignore_errors=True)
+        return load_onnx_captioner(manifest, models_dir, hint)
     captioner.load_seconds = time.perf_counter() - started
     return captioner
 

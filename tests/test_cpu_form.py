@@ -1,0 +1,145 @@
+"""The CPU's default form: int8 graphs on onnxruntime, written once from the model's weights, checked against fp32,
+and run without importing torch, open_clip or transformers."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builders import noise_image
+from captioner_gui.engine import DecodeOptions, load_model
+from captioner_gui.engine.onnx_model import FACTS, FOLDER, GPT2, OnnxCaptioner, clip_pixels
+from captioner_gui.engine.quantize import max_logit_error
+
+
+def model_copy(built, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(built.folder, folder, ignore=shutil.ignore_patterns(FOLDER))
+    return folder
+
+
+def pictures():
+    return [noise_image(seed, size) for seed, size in ((1, (64, 48)), (2, (40, 90)), (3, (120, 120)), (4, (33, 17)))]
+
+
+def cosines(a, b):
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+@pytest.mark.parametrize("variant", ["tiny_mlp", "tiny_transformer"])
+def test_the_cpu_default_is_the_int8_graphs_and_they_stay_close_to_fp32(variant, request):
+    built = request.getfixturevalue(variant)
+    fast = load_model(str(built.folder), device="cpu")
+    exact = load_model(str(built.folder), device="cpu", precision="fp32")
+    assert isinstance(fast, OnnxCaptioner) and fast.precision == "int8" and fast.backend == "onnxruntime"
+    assert exact.backend == "torch"
+    images = pictures()
+    vectors, exact_vectors = fast.encode(images), exact.encode(images)
+    assert cosines(vectors, exact_vectors).min() > 0.99
+    error = max_logit_error(exact.lm.start(exact.prefix(exact_vectors), 5)[0],
+                            fast.lm.start(fast.prefix(vectors), 5)[0])
+    assert 0 < error < 0.5  # quantized, yet within half a standard deviation of the logits
+    texts = ["a photo.", "a red circle above a blue square next to a small dog."]
+    assert cosines(fast.encode_text(texts), exact.encode_text(texts)).min() > 0.99
+    check = json.loads((built.folder / FOLDER / FACTS).read_text())["check"]
+    assert check["logit_error"] < 0.5 and check["image_cosine"] > 0.99 and check["text_cosine"] > 0.99
+    # Random weights put many words near a tie, so captions are compared on a trained model (test_training).
+    for options in (DecodeOptions(method="greedy", max_tokens=10), DecodeOptions(beam_size=3, max_tokens=10),
+                    DecodeOptions(method="nucleus", max_tokens=10, seed=1)):
+        assert all(c.tokens and c.kind and -1 <= c.agreement <= 1 for c in fast.caption(images, options))
+
+
+def test_a_batch_captions_as_one_picture_at_a_time(tiny_mlp):
+    model = load_model(str(tiny_mlp.folder), device="cpu")
+    images = pictures()
+    options = DecodeOptions(beam_size=3, max_tokens=10)
+    together = model.caption(images, options)
+    alone = [model.caption([image], options)[0] for image in images]
+    assert [c.tokens for c in together] == [c.tokens for c in alone]
+    assert [c.kind for c in together] == [c.kind for c in alone]
+
+
+def test_the_caption_runs_without_importing_torch(tiny_mlp, tmp_path):
+    load_model(str(tiny_mlp.folder), device="cpu")  # writes the CPU form once
+    noise_image(5, (64, 48)).save(tmp_path / "photo.png")
+    program = (
+        "import json, sys\n"
+        "from captioner_gui.engine import DecodeOptions, load_image, load_model\n"
+        f"model = load_model({str(tiny_mlp.folder)!r}, device='cpu')\n"
+        f"[caption] = model.caption([load_image({str(tmp_path / 'photo.png')!r})], DecodeOptions(max_tokens=8))\n"
+        "print(json.dumps({'tokens': caption.tokens, 'kind': caption.kind,\n"
+        "                  'imported': [m for m in ('torch', 'open_clip', 'transformers', 'torchvision')\n"
+        "                               if m in sys.modules]}))\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.returncode == 0, result.stderr
+    child = json.loads(result.stdout)
+    assert child["imported"] == []
+    [expected] = load_model(str(tiny_mlp.folder), device="cpu").caption(
+        [Image.open(tmp_path / "photo.png").convert("RGB")], DecodeOptions(max_tokens=8))
+    assert child["tokens"] == expected.tokens and child["kind"] == expected.kind
+
+
+@pytest.mark.parametrize("size", [(64, 48), (48, 64), (224, 224), (641, 479), (20, 300), (7, 5)])
+def test_pictures_are_prepared_exactly_as_open_clip_prepares_them(tiny_mlp, size):
+    exact = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")
+    picture = noise_image(7, size)
+    cfg = exact.clip.preprocess_cfg
+    ours = clip_pixels(picture, cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0], cfg["mean"],
+                       cfg["std"], cfg["interpolation"], cfg["resize_mode"])
+    np.testing.assert_allclose(ours, exact.clip.preprocess(picture).numpy(), atol=1e-5)
+
+
+def test_the_cpu_form_is_written_again_when_the_weights_change_or_it_is_damaged(tiny_mlp, tmp_path):
+    folder = model_copy(tiny_mlp, tmp_path)
+    options = DecodeOptions(method="greedy", max_tokens=8)
+    first = load_model(str(folder), device="cpu").caption(pictures(), options)
+    graph = folder / FOLDER / GPT2
+    written = graph.stat().st_mtime_ns
+    # Damaged: cut in half. The next load writes it again and says the same.
+    graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])
+    again = load_model(str(folder), device="cpu").caption(pictures(), options)
+    assert [c.tokens for c in again] == [c.tokens for c in first]
+    # New weights (a trained model saved over the old one): written again from them.
+    weights = folder / "weights.pt"
+    weights.write_bytes(weights.read_bytes())
+    load_model(str(folder), device="cpu")
+    assert graph.stat().st_mtime_ns > written
+    sources = json.loads((folder / FOLDER / FACTS).read_text())["sources"]
+    assert str(weights) in sources and sources[str(weights)][1] == weights.stat().st_mtime_ns
+
+
+def test_a_model_the_cpu_form_cannot_hold_runs_on_torch_int8(tiny_mlp, tmp_path, monkeypatch):
+    from captioner_gui.engine import onnx_export
+    from captioner_gui.engine.model import TorchCaptioner
+
+    folder = model_copy(tiny_mlp, tmp_path)
+    original = onnx_export.preprocess_facts
+    monkeypatch.setattr(onnx_export, "preprocess_facts", lambda cfg: original({**cfg, "resize_mode": "longest"}))
+    model = load_model(str(folder), device="cpu")
+    assert isinstance(model, TorchCaptioner) and model.precision == "int8"
+    assert not (folder / FOLDER).exists() and not list(folder.glob(".onnx-*"))  # nothing half-written is left
+    assert model.caption(pictures()[:1], DecodeOptions(method="greedy", max_tokens=5))[0].tokens
+
+
+def test_gpt2_s_tokenizer_is_transformers_own(tiny_mlp):
+    """The CPU form reads GPT-2's tokenizer with the tokenizers library alone (transformers' import costs a
+    second): the same ids and texts as transformers' GPT2TokenizerFast."""
+    from transformers import GPT2TokenizerFast
+
+    from captioner_gui.engine.tokenizer import load_tokenizer
+
+    folder = load_model(str(tiny_mlp.folder), device="cpu").manifest.tokenizer_path
+    ours, theirs = load_tokenizer(folder), GPT2TokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    for text in ("A man riding a wave on top of a surfboard.", " two  dogs\non a bed, isn't it?", "Ünïcode 中文 🙂",
+                 "<|endoftext|> after", "."):
+        assert ours.encode(text) == theirs.encode(text), text
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        ids = rng.integers(0, len(theirs), rng.integers(1, 15)).tolist()
+        assert ours.decode(ids) == theirs.decode(ids), ids
