@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
+from captioner_gui.engine.onnx_model import cores, uses_cpu_form
 from captioner_gui.engine.options import Target
 from captioner_gui.engine.quantize import max_logit_error
 from captioner_gui.engine.store import load_model
@@ -82,16 +83,21 @@ def _median_ms(runs: list[float]) -> float:
     return round(statistics.median(runs) * 1000, 1)
 
 
-def _timed(function, device: torch.device) -> float:
+def _timed(function, device: torch.device | None) -> float:
     """Wall time of one call; on CUDA, until the GPU has finished what it was given."""
     started = time.perf_counter()
     function()
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - started
 
 
-def measure_startup(model: str, models_dir: Path | None, image: Path, precision: str, device: str) -> dict:
+# What a fresh process imports to caption: the CPU form (onnxruntime) or torch's.
+IMPORTS = {"onnxruntime": "import numpy, PIL.Image, onnxruntime, tokenizers", "torch": "import torch, open_clip"}
+
+
+def measure_startup(model: str, models_dir: Path | None, image: Path, precision: str, device: str,
+                    backend: str) -> dict:
     """Launch `captioner caption` as a user does; wall time to the caption and the child's peak memory."""
     command = [sys.executable, "-m", "captioner_gui", "caption", str(image), "--model", model, "--decoding",
                "greedy", "--max-tokens", str(TOKENS), "--precision", precision, "--device", device]
@@ -107,15 +113,15 @@ def measure_startup(model: str, models_dir: Path | None, image: Path, precision:
             errors.seek(0)
             lines = errors.read().strip().splitlines()
             raise RuntimeError(lines[-1] if lines else "caption failed")
-    imports = subprocess.run([sys.executable, "-c", "import time; started = time.perf_counter(); import torch, "
-                              "open_clip; print(time.perf_counter() - started)"], capture_output=True, text=True)
+    imports = subprocess.run([sys.executable, "-c", f"import time; started = time.perf_counter(); {IMPORTS[backend]}; "
+                              "print(time.perf_counter() - started)"], capture_output=True, text=True)
     return {"launch_to_caption_s": round(wall, 2), "peak_memory_mb": round(usage.ru_maxrss / 1024),  # Linux: KB
             "imports_s": round(float(imports.stdout.strip() or "nan"), 2)}
 
 
 def _gpu_peak_mb(model, image: Image.Image) -> dict:
     """On CUDA, the GPU memory that the model and a beam-5 caption need (before the fp32 baselines load)."""
-    if model.device.type != "cuda":
+    if getattr(model, "device", None) is None or model.device.type != "cuda":
         return {}
     torch.cuda.reset_peak_memory_stats(model.device)
     model.caption([image], DecodeOptions(method="beam", beam_size=5, max_tokens=TOKENS))
@@ -135,7 +141,9 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
         image = Image.open(image_path).convert("RGB")
 
         report("Starting `captioner caption` in a fresh process ...")
-        startup = measure_startup(model, models_dir, image_path, precision, device)
+        backend = "onnxruntime" if uses_cpu_form(device, precision) else "torch"
+        measure_startup(model, models_dir, image_path, precision, device, backend)  # writes the CPU form if need be
+        startup = measure_startup(model, models_dir, image_path, precision, device, backend)
 
         started = time.perf_counter()
         fast = load_model(model, models_dir, device, precision)
@@ -145,8 +153,8 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
         report(f"Measuring ({fast.precision} on {fast.device_name}) ...")
 
         with torch.inference_mode():
-            prefix = fast.clipcap.prefix(fast.encode([image]))
-            exact_prefix = exact.clipcap.prefix(exact.encode([image]))
+            prefix = fast.prefix(fast.encode([image]))
+            exact_prefix = exact.prefix(exact.encode([image]))
             reference_logits = exact.lm.start(exact_prefix, TOKENS)[0]
             fast_logits = fast.lm.start(prefix, TOKENS)[0]
             gpt = exact.clipcap.gpt
@@ -158,19 +166,19 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
                 fast.encode([image])
 
             def first_token():  # measured directly: a difference of two noisy medians can come out negative
-                greedy(fast.lm, fast.clipcap.prefix(features), NEVER, 1)
+                greedy(fast.lm, fast.prefix(features), NEVER, 1)
 
             def decode_only():
-                greedy(fast.lm, fast.clipcap.prefix(features), NEVER, TOKENS)
+                greedy(fast.lm, fast.prefix(features), NEVER, TOKENS)
 
             def greedy_caption():
-                greedy(fast.lm, fast.clipcap.prefix(fast.encode([image])), NEVER, TOKENS)
+                greedy(fast.lm, fast.prefix(fast.encode([image])), NEVER, TOKENS)
 
             def beam_caption():
-                beam_search(fast.lm, fast.clipcap.prefix(fast.encode([image])), NEVER, TOKENS, 5)
+                beam_search(fast.lm, fast.prefix(fast.encode([image])), NEVER, TOKENS, 5)
 
             def folder_batch():
-                p = fast.clipcap.prefix(fast.encode(batch))
+                p = fast.prefix(fast.encode(batch))
                 greedy(fast.lm, p, NEVER, TOKENS)
 
             def reference_loop():
@@ -192,12 +200,13 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
                 for name, function in timers.items():
                     if name in ("reference", "generate") and len(runs[name]) >= max(2, repeats // 2):
                         continue  # the slow baselines need fewer repetitions
-                    runs[name].append(_timed(function, fast.device))
+                    runs[name].append(_timed(function, getattr(fast, "device", None)))
 
     greedy_ms = _median_ms(runs["greedy"])
     first_ms = _median_ms(runs["first"])
     results = {
-        "model": fast.name, "precision": fast.precision, "device": fast.device_name, "threads": torch.get_num_threads(),
+        "model": fast.name, "precision": fast.precision, "device": fast.device_name, "backend": fast.backend,
+        "threads": cores() if fast.backend == "onnxruntime" else torch.get_num_threads(),
         "clip_ms": _median_ms(runs["clip"]),
         "prefix_and_first_token_ms": first_ms,
         "per_token_ms": round(max(_median_ms(runs["decode"]) - first_ms, 0.0) / (TOKENS - 1), 2),
@@ -222,7 +231,7 @@ def _cpu_results(model, per_token_ms: float, report) -> dict:
     """The CPU; and where it decodes, its memory's read bandwidth and the least time a decoding step can take at
     it (its bytes read, where the decoding back end tells them), beside the time a step takes."""
     results = {"cpu": cpu_name(), "vector_features": vector_features()}
-    if model.device.type != "cpu":
+    if model.device_name != "CPU":
         return results
     report("Measuring the memory's read bandwidth ...")
     bandwidth = read_bandwidth()
@@ -247,9 +256,9 @@ ROWS = [
     ("speed-up over the reference loop", "speedup_vs_reference", "x"),
     ("speed-up over transformers generate", "speedup_vs_generate", "x"),
     ("beam 5 / greedy", "beam5_vs_greedy", "x"),
-    ("model load (in process, open_clip's first import included)", "load_s", "s"),
+    ("model load (in process)", "load_s", "s"),
     ("launch `captioner caption` to first caption", "launch_to_caption_s", "s"),
-    ("of which importing torch and open_clip (a fresh process)", "imports_s", "s"),
+    ("of which imports (a fresh process)", "imports_s", "s"),
     ("peak memory of that process", "peak_memory_mb", "MB"),
     ("peak GPU memory, model and a beam-5 caption", "peak_gpu_memory_mb", "MB"),
     ("largest logit error vs fp32 (in standard deviations)", "logit_error_vs_fp32", ""),
@@ -257,7 +266,8 @@ ROWS = [
 
 
 def format_table(results: dict) -> str:
-    lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['threads']} threads), medians",
+    lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['backend']}, "
+             f"{results['threads']} threads), medians",
              "| what | value |", "|---|---|"]
     for label, key, unit in ROWS:
         if key not in results:  # GPU memory on the CPU

@@ -34,7 +34,7 @@ from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, IMAGE, MAP
                          file_stamp)
 from .tokenizer import TOKENIZER_FILES
 
-OPSET = 17
+OPSET = 20
 BLOCK = 128  # int8 weights: one scale per output channel and per block of this many inputs
 
 
