@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
 from captioner_gui.engine.onnx_model import cores, uses_cpu_form
 from captioner_gui.engine.options import Target
-from captioner_gui.engine.quantize import max_logit_error
+from captioner_gui.engine.decoding import max_logit_error
 from captioner_gui.engine.store import load_model
 from captioner_gui.machine import cpu_name, read_bandwidth, vector_features
 
@@ -35,6 +34,7 @@ def write_random_model(folder: Path, seed: int = 0) -> Path:
     """ViT-B/32 (both towers) + MLP (K=10) + GPT-2 124M with random weights, in the coco model's layout, with a
     byte tokenizer."""
     import open_clip
+    import torch
     from safetensors.torch import save_file
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -83,13 +83,24 @@ def _median_ms(runs: list[float]) -> float:
     return round(statistics.median(runs) * 1000, 1)
 
 
-def _timed(function, device: torch.device | None) -> float:
-    """Wall time of one call; on CUDA, until the GPU has finished what it was given."""
+def _timed(function, device=None) -> float:
+    """Wall time of one call; on CUDA (a torch device), until the GPU has finished what it was given."""
     started = time.perf_counter()
     function()
     if device is not None and device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
     return time.perf_counter() - started
+
+
+def threads(model) -> int:
+    """The threads a model computes with."""
+    if model.backend == "onnxruntime":
+        return cores()
+    import torch
+
+    return torch.get_num_threads()
 
 
 # What a fresh process imports to caption: the CPU form (onnxruntime) or torch's.
@@ -123,6 +134,8 @@ def _gpu_peak_mb(model, image: Image.Image) -> dict:
     """On CUDA, the GPU memory that the model and a beam-5 caption need (before the fp32 baselines load)."""
     if getattr(model, "device", None) is None or model.device.type != "cuda":
         return {}
+    import torch
+
     torch.cuda.reset_peak_memory_stats(model.device)
     model.caption([image], DecodeOptions(method="beam", beam_size=5, max_tokens=TOKENS))
     return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(model.device) / 2**20)}
@@ -130,6 +143,8 @@ def _gpu_peak_mb(model, image: Image.Image) -> dict:
 
 def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats: int = 5,
                   precision: str = "auto", device: str = "auto", report=lambda message: None) -> dict:
+    import torch  # the baselines (the reference's loop, transformers' generate) run on torch
+
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -206,7 +221,7 @@ def run_benchmark(model: str = "random", models_dir: Path | None = None, repeats
     first_ms = _median_ms(runs["first"])
     results = {
         "model": fast.name, "precision": fast.precision, "device": fast.device_name, "backend": fast.backend,
-        "threads": cores() if fast.backend == "onnxruntime" else torch.get_num_threads(),
+        "threads": threads(fast),
         "clip_ms": _median_ms(runs["clip"]),
         "prefix_and_first_token_ms": first_ms,
         "per_token_ms": round(max(_median_ms(runs["decode"]) - first_ms, 0.0) / (TOKENS - 1), 2),
@@ -346,7 +361,7 @@ def run_describe_benchmark(model: str = "random", models_dir: Path | None = None
         raise RuntimeError(describer.reader_problem)
     capture_seconds = _capture_seconds()
     results = {"model": describer.captioner.name, "precision": describer.captioner.precision,
-               "device": describer.captioner.device_name, "threads": torch.get_num_threads(),
+               "device": describer.captioner.device_name, "threads": threads(describer.captioner),
                "load_with_reader_s": round(load_seconds, 2)}
     for name, pictures in (("text", 0), ("two_pictures", 2)):
         screen = benchmark_screen(pictures)

@@ -14,7 +14,7 @@ from PIL import Image
 from builders import noise_image
 from captioner_gui.engine import DecodeOptions, load_model
 from captioner_gui.engine.onnx_model import FACTS, FOLDER, GPT2, OnnxCaptioner, clip_pixels
-from captioner_gui.engine.quantize import max_logit_error
+from captioner_gui.engine.decoding import max_logit_error
 
 
 def model_copy(built, tmp_path):

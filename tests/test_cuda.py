@@ -10,7 +10,7 @@ import torch
 from builders import reference_prefix
 from captioner_gui.engine import DecodeOptions, load_image, load_model
 from captioner_gui.engine.decoding import greedy
-from captioner_gui.engine.quantize import max_logit_error
+from captioner_gui.engine.decoding import max_logit_error
 from cli_helpers import one_line_error, run_captioner
 from builders import noise_image
 from reference_clipcap import reference_greedy

@@ -11,7 +11,8 @@ from captioner_gui.engine import DecodeOptions, load_model
 from captioner_gui.engine.decoding import beam_search, greedy
 from captioner_gui.engine.model import PrefixLM
 from captioner_gui.engine.fast_gpt2 import FastGPT2, FastPrefixLM
-from captioner_gui.engine.quantize import max_logit_error, quantize_linears
+from captioner_gui.engine.decoding import max_logit_error
+from captioner_gui.engine.quantize import quantize_linears
 from cli_helpers import one_line_error, run_captioner
 
 

@@ -173,13 +173,13 @@ class CaptionWorker(QObject):
         try:
             from captioner_gui.engine import CaptionerError, ModelFilesMissing, load_model
             from captioner_gui.engine.describe import Describer
-            from captioner_gui.engine.model import resolve_device
+            from captioner_gui.engine.options import cuda_usable
         except Exception as exc:  # a broken installation: say so instead of dying silently
             self.load_failed.emit(f"The captioning engine could not start: {exc}", False)
             return
         try:
             device = order.device
-            if device == "auto" and resolve_device("auto").type == "cuda":
+            if device == "auto" and cuda_usable():
                 try:
                     model = load_model(order.model, order.models_dir, "cuda")
                 except ModelFilesMissing:

@@ -9,6 +9,7 @@ a batch of images at once. Their results match the reference implementation's lo
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -47,6 +48,12 @@ class Backend(Protocol):
     def reorder(self, cache: Any, rows: np.ndarray) -> Any:
         """Keeps the rows named, in that order (beam search picks which beams go on)."""
         ...
+
+
+def max_logit_error(reference: np.ndarray, other: np.ndarray) -> float:
+    """Largest absolute difference, relative to the spread of the reference logits: how int8's logits are compared
+    with fp32's (the CPU form's check, the benchmark and the tests)."""
+    return float(np.abs(reference - other).max() / max(float(reference.std()), math.ulp(1.0)))
 
 
 def log_sum_exp(logits: np.ndarray) -> np.ndarray:

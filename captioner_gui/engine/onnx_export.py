@@ -308,7 +308,7 @@ def check(reference: dict, manifest: Manifest, folder: Path, facts: dict) -> dic
     """The int8 graphs against the fp32 model (fp32_results). Raises CpuFormUnavailable when int8 strays too far,
     or when a graph cannot run (a batch of two included)."""
     from .onnx_model import OnnxCaptioner
-    from .quantize import max_logit_error
+    from .decoding import max_logit_error
 
     (folder / FACTS).write_text(json.dumps(facts), encoding="utf-8")
     try:

@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +23,7 @@ from .captioner import Captioner
 from .errors import CaptionerError, first_line
 from .images import to_rgb
 from .manifest import Manifest
+from .options import cuda_usable
 from .tokenizer import load_tokenizer
 
 FORMAT = 1  # the layout of the folder below; a folder of another format is written again
@@ -53,34 +51,12 @@ def file_stamp(path: Path) -> list[int]:
 # ------------------------------------------------------------------------------------------ when it is used
 
 
-def cuda_may_be_usable() -> bool:
-    """Whether torch could find a CUDA GPU, told without importing torch (2.5 s): torch must be a CUDA build and
-    NVIDIA's driver library must be installed. False means surely not; True is checked by torch itself."""
-    spec = find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    version = Path(next(iter(spec.submodule_search_locations))) / "version.py"
-    try:
-        built_for = re.search(r"^cuda(?:: Optional\[str\])? = (.+)$", version.read_text(encoding="utf-8"), re.M)
-    except OSError:
-        built_for = None
-    if built_for is not None and built_for.group(1).strip() == "None":
-        return False
-    import ctypes.util
-
-    return ctypes.util.find_library("nvcuda" if sys.platform == "win32" else "cuda") is not None
-
-
 def uses_cpu_form(device: str, precision: str) -> bool:
     """int8 on the CPU (the CPU's default) runs on onnxruntime. torch is imported only to ask for a GPU on a
     machine that may have one."""
     if precision not in ("auto", "int8") or device not in ("auto", "cpu"):
         return False
-    if device == "cpu" or not cuda_may_be_usable():
-        return True
-    import torch
-
-    return not torch.cuda.is_available()
+    return device == "cpu" or not cuda_usable()
 
 
 def find_export(manifest: Manifest) -> Path | None:

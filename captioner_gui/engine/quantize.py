@@ -1,15 +1,12 @@
 """int8 for the CPU: torch's dynamic int8 Linear layers, used by both encoders (CLIP and GPT-2) as they load.
 
-Also the memory hygiene of converting (freed heap memory given back) and the measure by which int8's logits are
-compared with fp32's (the benchmark and the tests).
+Also the memory hygiene of converting (freed heap memory given back).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -67,8 +64,3 @@ def int8_linear(linear: nn.Linear) -> nn.Module:
     # The bias is copied, so that a memory-mapped weights file can go.
     layer.set_weight_bias(int8_weight, None if linear.bias is None else linear.bias.detach().float().clone())
     return layer
-
-
-def max_logit_error(reference: np.ndarray, other: np.ndarray) -> float:
-    """Largest absolute difference, relative to the spread of the reference logits (numpy, as decoding has them)."""
-    return float(np.abs(reference - other).max() / max(float(reference.std()), math.ulp(1.0)))
