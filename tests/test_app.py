@@ -473,3 +473,30 @@ def test_the_region_overlay_is_a_dialog_that_tells_its_keys_and_shows_them_large
     picker.selection.moveTop(10)  # the rectangle at the top: the keys go to the bottom
     rows = instructions_rows(picker.grab().toImage())
     assert rows and min(rows) > picker.selection.bottom()
+
+
+def test_the_first_load_on_the_cpu_says_the_model_is_being_prepared(qtbot, tiny_mlp, tmp_path, monkeypatch):
+    """Writing a model's CPU form takes a minute for a full-size model: the window says why it waits."""
+    import shutil
+
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.window import MainWindow
+
+    folder = tmp_path / "models" / "fresh"
+    shutil.copytree(tiny_mlp.folder, folder, ignore=shutil.ignore_patterns("onnx"))
+    shown = []
+    note = MainWindow._model_loading_note
+
+    def shown_note(window, message):
+        note(window, message)
+        shown.append((message, window.status_label.text()))
+
+    monkeypatch.setattr(MainWindow, "_model_loading_note", shown_note)
+    running = start_app(qtbot, Settings(model=str(folder), device="cpu"), tmp_path / "data", tmp_path / "speech")
+    try:
+        assert shown and shown[0][0].startswith("Preparing model 'fresh' for this CPU")
+        assert shown[0][1] == shown[0][0]  # in the status bar
+        assert (folder / "onnx" / "export.json").is_file()
+        assert running.window.status_label.text().startswith("Ready")  # the note gave way to the result
+    finally:
+        stop_app(running)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from builders import noise_image
-from captioner_gui.engine import DecodeOptions, load_model
+from captioner_gui.engine import CaptionerError, DecodeOptions, load_model
 from captioner_gui.engine.onnx_model import FACTS, FOLDER, GPT2, OnnxCaptioner, clip_pixels
 from captioner_gui.engine.decoding import max_logit_error
 
@@ -111,7 +111,17 @@ def test_the_cpu_form_is_written_again_when_the_weights_change_or_it_is_damaged(
     load_model(str(folder), device="cpu")
     assert graph.stat().st_mtime_ns > written
     sources = json.loads((folder / FOLDER / FACTS).read_text())["sources"]
-    assert str(weights) in sources and sources[str(weights)][1] == weights.stat().st_mtime_ns
+    assert sources["weights.pt"][1] == weights.stat().st_mtime_ns  # named within the model's folder
+
+
+def test_a_copied_model_is_checked_against_its_own_files(tiny_mlp, tmp_path):
+    load_model(str(tiny_mlp.folder), device="cpu")
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_mlp.folder, folder)  # with its CPU form
+    clip = next((folder / "clip").glob("*.safetensors"))
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with pytest.raises(CaptionerError, match="damaged"):
+        load_model(str(folder), device="cpu")
 
 
 def test_a_model_the_cpu_form_cannot_hold_runs_on_torch_int8(tiny_mlp, tmp_path, monkeypatch):

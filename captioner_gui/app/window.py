@@ -297,6 +297,7 @@ class MainWindow(QMainWindow):
     def _connect_worker(self) -> None:
         # Bound methods of this window, never lambdas: Qt then runs them in the GUI thread, not the worker's.
         self.worker.loading.connect(self._model_loading)
+        self.worker.loading_note.connect(self._model_loading_note)
         self.worker.ready.connect(self._model_ready)
         self.worker.load_failed.connect(self._model_failed)
         self.worker.notice.connect(self.tell)
@@ -307,6 +308,11 @@ class MainWindow(QMainWindow):
 
     def _model_loading(self, model: str) -> None:
         self.set_status(f"Loading the model '{model}'...")
+
+    def _model_loading_note(self, message: str) -> None:
+        """A long load says why it is long (written in the status bar and announced, not spoken over speech)."""
+        self.set_status(message)
+        self.announce(message, polite=True)
 
     def _request_dropped(self, request_id: int) -> None:
         request = self.pending.pop(request_id, None)

@@ -7,6 +7,7 @@ A newer screen request replaces an older one that has not started yet (the user 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 import traceback
@@ -28,6 +29,18 @@ THUMBNAIL_SIZE = (96, 96)
 Picture = Path | bytes | Image.Image
 # Called in the GUI thread with {"text", "blank"} or {"error"}, when another process asked for the description.
 Reply = Callable[[dict], None]
+
+
+class EngineNotes(logging.Handler):
+    """Passes the engine's notes on a long step (writing a model's CPU form at its first load takes a minute) on
+    as a signal, so that the window can say what the wait is for."""
+
+    def __init__(self, signal):
+        super().__init__(logging.INFO)
+        self.signal = signal
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.signal.emit(record.getMessage())
 
 
 @dataclass
@@ -108,6 +121,7 @@ class CaptionWorker(QObject):
     """Owns the model. Call `load`, `describe` and `stop` from the GUI thread; results arrive as signals."""
 
     loading = Signal(str)  # model
+    loading_note = Signal(str)  # what a long load is doing ("Preparing model 'coco' for this CPU ...")
     ready = Signal(str, str)  # model name, device name ("CPU" or the CUDA card's name)
     load_failed = Signal(str, bool)  # message, whether the model is simply not installed (first run)
     notice = Signal(str)  # something the user should know that is not an error (a fallback to the CPU)
@@ -177,6 +191,10 @@ class CaptionWorker(QObject):
         except Exception as exc:  # a broken installation: say so instead of dying silently
             self.load_failed.emit(f"The captioning engine could not start: {exc}", False)
             return
+        notes = EngineNotes(self.loading_note)
+        engine_log = logging.getLogger("captioner_gui.engine")
+        engine_log.addHandler(notes)
+        engine_log.setLevel(logging.INFO)
         try:
             device = order.device
             if device == "auto" and cuda_usable():
@@ -203,6 +221,8 @@ class CaptionWorker(QObject):
             traceback.print_exc()
             self.load_failed.emit(f"The model '{order.model}' could not be loaded: {first_line(exc)}", False)
             return
+        finally:
+            engine_log.removeHandler(notes)
         self._describer = Describer(model)
         try:
             model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)

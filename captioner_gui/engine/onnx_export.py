@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +190,7 @@ class CpuFormUnavailable(CaptionerError):
     """The model has a part that its CPU form cannot hold (or its folder cannot be written): torch's int8 serves."""
 
 
+WORK_PREFIX = ".onnx-"  # the folder a CPU form is written into before it is put in place
 LOGIT_LIMIT = 1.0  # int8's logits may differ from fp32's by at most this many standard deviations of the logits
 CHECK_TEXTS = ("a photo of a dog on a sofa.", "a screenshot of a computer application.")
 
@@ -199,19 +202,27 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") ->
 
     model = load_captioner(manifest, models_dir, "cpu", hint, "fp32")
     preprocess = preprocess_facts(model.clip.preprocess_cfg)
+    for stale in manifest.folder.glob(f"{WORK_PREFIX}*"):  # left by a writing that was stopped an hour ago or more
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
     try:
-        work = Path(tempfile.mkdtemp(prefix=".onnx-", dir=manifest.folder))
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=manifest.folder))
     except OSError as exc:
         raise CpuFormUnavailable(f"its folder {manifest.folder} cannot be written ({exc.strerror})") from None
     try:
         reference = fp32_results(model)  # first: the exporter may change the modules it is given
-        with torch.inference_mode(False), torch.no_grad():
-            facts = write_graphs(model, work) | {"preprocess": preprocess}
-        facts["check"] = check(reference, model.manifest, work, facts)
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                facts = write_graphs(model, work) | {"preprocess": preprocess}
+        except (CaptionerError, MemoryError):
+            raise
+        except Exception as exc:  # a part the exporter or the quantizer cannot write
+            raise CpuFormUnavailable(f"its graphs cannot be written ({first_line(exc)})") from None
+        facts["check"] = check(reference, manifest, work, facts)
         sources = [manifest.weights_path, model.clip.weights_path, manifest.clip_model_path,
                    *(manifest.tokenizer_path / name for name in TOKENIZER_FILES)]
         facts |= {"format": FORMAT, "manifest": manifest.path.read_text(encoding="utf-8"),
-                  "sources": {str(path): file_stamp(path) for path in sources if path is not None}}
+                  "sources": {source_name(path, manifest): file_stamp(path) for path in sources if path is not None}}
         (work / FACTS).write_text(json.dumps(facts, indent=1), encoding="utf-8")
         folder = manifest.folder / FOLDER
         if folder.exists():
@@ -221,6 +232,15 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") ->
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def source_name(path: Path, manifest: Manifest) -> str:
+    """A file the CPU form was written from, as its facts name it: relative to the model's folder when it lies in
+    the models folder (a copied or moved model is then checked against its own files), else absolute."""
+    path = path.resolve()
+    if path.is_relative_to(manifest.folder.resolve().parent):
+        return os.path.relpath(path, manifest.folder.resolve())
+    return str(path)
 
 
 def preprocess_facts(cfg: dict) -> dict:

@@ -66,7 +66,7 @@ def find_export(manifest: Manifest) -> Path | None:
         facts = json.loads((folder / FACTS).read_text(encoding="utf-8"))
         if facts.get("format") != FORMAT or facts.get("manifest") != manifest.path.read_text(encoding="utf-8"):
             return None
-        if any(file_stamp(Path(path)) != stamp for path, stamp in facts["sources"].items()):
+        if any(file_stamp(manifest.folder / path) != stamp for path, stamp in facts["sources"].items()):
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
