@@ -494,7 +494,7 @@ def test_the_first_load_on_the_cpu_says_the_model_is_being_prepared(qtbot, tiny_
     monkeypatch.setattr(MainWindow, "_model_loading_note", shown_note)
     running = start_app(qtbot, Settings(model=str(folder), device="cpu"), tmp_path / "data", tmp_path / "speech")
     try:
-        assert shown and shown[0][0].startswith("Preparing model 'fresh' for this CPU")
+        assert shown and shown[0][0].startswith("Preparing model 'tiny-mlp' for this CPU (once")
         assert shown[0][1] == shown[0][0]  # in the status bar
         assert (folder / "onnx" / "export.json").is_file()
         assert running.window.status_label.text().startswith("Ready")  # the note gave way to the result

@@ -146,6 +146,7 @@ def test_gpt2_s_tokenizer_is_transformers_own(tiny_mlp):
 
     folder = load_model(str(tiny_mlp.folder), device="cpu").manifest.tokenizer_path
     ours, theirs = load_tokenizer(folder), GPT2TokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    assert len(ours) == len(theirs)
     for text in ("A man riding a wave on top of a surfboard.", " two  dogs\non a bed, isn't it?", "Ünïcode 中文 🙂",
                  "<|endoftext|> after", "."):
         assert ours.encode(text) == theirs.encode(text), text

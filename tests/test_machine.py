@@ -4,7 +4,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from captioner_gui import benchmark
 from captioner_gui.machine import FEATURES, cpu_name, read_bandwidth, vector_features
@@ -46,12 +45,13 @@ def test_read_bandwidth_is_plausible_and_quick():
 
 def stand_in(device: str, **lm) -> SimpleNamespace:
     """The part of a loaded model that the CPU results read: its device and its decoding back end."""
-    return SimpleNamespace(device=torch.device(device), lm=SimpleNamespace(**lm))
+    return SimpleNamespace(device_name="CPU" if device == "cpu" else "NVIDIA H100", lm=SimpleNamespace(**lm))
 
 
 def results_with(model: SimpleNamespace, per_token_ms: float = 30.0) -> dict:
     """Results as run_benchmark gives them, but for the timings and memory, which format_table can do without."""
-    results = {"model": "random", "precision": "int8", "device": "CPU", "threads": 2, "per_token_ms": per_token_ms}
+    results = {"model": "random", "precision": "int8", "device": "CPU", "backend": "onnxruntime", "threads": 2,
+               "per_token_ms": per_token_ms}
     return results | benchmark._cpu_results(model, per_token_ms, report=lambda message: None)
 
 

@@ -25,6 +25,10 @@ class GPT2Tokenizer:
         if bpe.token_to_id(END_OF_TEXT) is not None:
             self._tokenizer.add_special_tokens([END_OF_TEXT])  # one token, as GPT-2 has it, not spelled out
 
+    def __len__(self) -> int:
+        """The number of tokens, the special one included."""
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids
 
