@@ -8,7 +8,8 @@ and nowhere on the CPU path after). The Linear layers of CLIP's towers and GPT-2
     text.onnx    CLIP token ids (B, L) -> unit text vectors (B, d)        (when the CLIP file has a text tower)
     mapper.onnx  CLIP image vectors (B, d) -> prefix embeddings (B, K, D)
     gpt2.onnx    embeddings (B, T, D) + each layer's keys and values (B, heads, P, head_dim) -> the last position's
-                 logits (B, vocab) + keys and values one position longer
+                 logits (B, vocab) + keys and values one position longer; gpt2_rows.onnx, the same quantized for
+                 several rows at a time
     words.npy    GPT-2's word table in fp16 (looked up for each new token; memory-mapped)
     clip_tokenizer.json, export.json (sizes, preprocessing, and the fingerprint of the weights it came from)
 """
@@ -32,7 +33,7 @@ from torch import nn
 from .errors import CaptionerError, first_line
 from .fast_gpt2 import FastGPT2
 from .manifest import Manifest
-from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, IMAGE, MAPPER, TEXT, WORDS, cache_names,
+from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, GPT2_ROWS, IMAGE, MAPPER, TEXT, WORDS, cache_names,
                          file_stamp)
 from .tokenizer import TOKENIZER_FILES
 
@@ -264,15 +265,16 @@ def write_graphs(model, folder: Path) -> dict:
     prefix = torch.zeros(1, model.clipcap.prefix_length, gpt.width)
     cache = tuple(torch.zeros(1, heads, 1, head_dim) for _ in past)
     batch_and_length = {0: "batch", 2: "length"}
-    int8_graph(GPT2Step(gpt), (prefix, *cache), folder / GPT2, ["embeds", *past], ["logits", *present],
-               {"embeds": {0: "batch", 1: "new"}, "logits": {0: "batch"},
-                **{name: batch_and_length for name in past + present}}, one_row=True)
+    # Two int8 forms of GPT-2: one for a row or two at a time (greedy), one for more rows (beams, pictures).
+    int8_graph(GPT2Step(gpt), (prefix, *cache), {folder / GPT2: True, folder / GPT2_ROWS: False},
+               ["embeds", *past], ["logits", *present], {"embeds": {0: "batch", 1: "new"}, "logits": {0: "batch"},
+                                                         **{name: batch_and_length for name in past + present}})
     size = model.clip.preprocess_cfg.get("size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else size
-    int8_graph(traceable(model.clip.visual), (torch.zeros(1, 3, size, size),), folder / IMAGE, ["pixels"], ["vectors"],
-               {"pixels": {0: "batch"}, "vectors": {0: "batch"}})
-    int8_graph(Prefix(model.clipcap), (torch.zeros(1, model.clip.output_dim),), folder / MAPPER, ["vectors"],
-               ["prefix"], {"vectors": {0: "batch"}, "prefix": {0: "batch"}}, one_row=True)
+    int8_graph(traceable(model.clip.visual), (torch.zeros(1, 3, size, size),), {folder / IMAGE: False}, ["pixels"],
+               ["vectors"], {"pixels": {0: "batch"}, "vectors": {0: "batch"}})
+    int8_graph(Prefix(model.clipcap), (torch.zeros(1, model.clip.output_dim),), {folder / MAPPER: True}, ["vectors"],
+               ["prefix"], {"vectors": {0: "batch"}, "prefix": {0: "batch"}})
     text = model.clip.text
     if text is not None:
         from .clip_tokenizer import write_clip_tokenizer
@@ -282,7 +284,7 @@ def write_graphs(model, folder: Path) -> dict:
         except ValueError as exc:
             raise CpuFormUnavailable(f"CLIP's tokenizer is not one this form can repeat ({exc})") from None
         tokens = text.tokenizer(list(CHECK_TEXTS))[:, :8]
-        int8_graph(traceable(TextTower(text)), (tokens,), folder / TEXT, ["tokens"], ["vectors"],
+        int8_graph(traceable(TextTower(text)), (tokens,), {folder / TEXT: False}, ["tokens"], ["vectors"],
                    {"tokens": {0: "batch", 1: "length"}, "vectors": {0: "batch"}})
     np.save(folder / WORDS, model.clipcap.gpt.transformer.wte.weight.detach().half().numpy())
     return {"text": text is not None, "text_pool": getattr(text.clip, "text_pool_type", "argmax") if text else None,
@@ -290,11 +292,13 @@ def write_graphs(model, folder: Path) -> dict:
                      "bytes_per_step": weight_bytes(folder / GPT2, leave_out="wpe")}}
 
 
-def int8_graph(module: nn.Module, inputs: tuple, path: Path, input_names: list[str], output_names: list[str],
-               dynamic_axes: dict, one_row: bool = False) -> None:
-    fp32 = path.with_suffix(".fp32.onnx")
+def int8_graph(module: nn.Module, inputs: tuple, paths: dict[Path, bool], input_names: list[str],
+               output_names: list[str], dynamic_axes: dict) -> None:
+    """The module's fp32 graph, quantized into each of `paths` (path: whether for one row, see `quantize`)."""
+    fp32 = next(iter(paths)).with_suffix(".fp32.onnx")
     export_graph(module, inputs, fp32, input_names, output_names, dynamic_axes)
-    quantize(fp32, path, one_row)
+    for path, one_row in paths.items():
+        quantize(fp32, path, one_row)
     fp32.unlink()
 
 
@@ -335,10 +339,13 @@ def check(reference: dict, manifest: Manifest, folder: Path, facts: dict) -> dic
         cpu = OnnxCaptioner(manifest, folder)
         vectors = cpu.encode(reference["pictures"])
         logits = cpu.lm.start(cpu.prefix(vectors), 1)[0]
+        rows = [0, 1, 0]  # more rows than ONE_ROW: GPT-2's graph for several rows
+        rows_logits = cpu.lm.start(cpu.prefix(vectors[rows]), 1)[0]
         texts = cpu.encode_text(list(CHECK_TEXTS)) if cpu.has_text else None
     except Exception as exc:  # onnxruntime's errors are plain Exceptions
         raise CpuFormUnavailable(f"onnxruntime cannot run its graphs ({first_line(exc)})") from None
-    logit_error = max_logit_error(reference["logits"], logits)
+    logit_error = max(max_logit_error(reference["logits"], logits),
+                      max_logit_error(reference["logits"][rows], rows_logits))
     result = {"logit_error": round(logit_error, 4), "image_cosine": round(cosine(reference["vectors"], vectors), 4)}
     if texts is not None:
         result["text_cosine"] = round(cosine(reference["texts"], texts), 4)

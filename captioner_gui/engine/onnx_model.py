@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,9 @@ from .tokenizer import load_tokenizer
 
 FORMAT = 1  # the layout of the folder below; a folder of another format is written again
 FOLDER = "onnx"  # inside the model's folder
-IMAGE, TEXT, MAPPER, GPT2 = "image.onnx", "text.onnx", "mapper.onnx", "gpt2.onnx"
+IMAGE, TEXT, MAPPER = "image.onnx", "text.onnx", "mapper.onnx"
+GPT2, GPT2_ROWS = "gpt2.onnx", "gpt2_rows.onnx"  # GPT-2 quantized for one or two rows at a time, and for more
+ONE_ROW = 2  # up to this many rows a call (greedy, one or two pictures), GPT2; more (beams), GPT2_ROWS
 WORDS = "words.npy"  # GPT-2's word table, fp16, looked up for each new token
 CLIP_TOKENIZER = "clip_tokenizer.json"
 FACTS = "export.json"  # what the graphs need to be run, and the files they were written from
@@ -67,6 +70,9 @@ def find_export(manifest: Manifest) -> Path | None:
         if facts.get("format") != FORMAT or facts.get("manifest") != manifest.path.read_text(encoding="utf-8"):
             return None
         if any(file_stamp(manifest.folder / path) != stamp for path, stamp in facts["sources"].items()):
+            return None
+        needed = [IMAGE, MAPPER, GPT2, GPT2_ROWS, WORDS] + ([TEXT, CLIP_TOKENIZER] if facts["text"] else [])
+        if not all((folder / name).is_file() for name in needed):
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -129,15 +135,22 @@ def cores() -> int:
 
 
 class OnnxGPT2:
-    """GPT-2's int8 graph as a decoding Backend. The cache is a list of numpy arrays, one per layer for the keys
-    and one for the values, (batch, heads, length, head_dim): each call returns them one position longer."""
+    """GPT-2's int8 graphs as a decoding Backend. The cache is a list of numpy arrays, one per layer for the keys
+    and one for the values, (batch, heads, length, head_dim): each call returns them one position longer.
 
-    def __init__(self, graph, words: np.ndarray, layers: int, heads: int, head_dim: int, bytes_per_step: int):
-        self.graph = graph
-        self.words = words
+    Two graphs compute the same step: MLAS's kernels for one row read the weights near the memory's speed, but slow
+    down with every row more, where its matrix kernels for the other quantization barely do (a step for 1, 5 and
+    10 rows: 9.8, 18.4 and 27.4 ms against 12.7, 15.9 and 17.8 ms). Each call takes the faster one for its rows;
+    the second is loaded when first needed."""
+
+    def __init__(self, folder: Path, layers: int, heads: int, head_dim: int, bytes_per_step: int):
+        self.folder = folder
+        self.graphs = {GPT2: session(folder / GPT2, spin=True)}
+        self.words = np.load(folder / WORDS, mmap_mode="r")  # only the rows looked up are ever read from disk
         self.heads, self.head_dim = heads, head_dim
         self.past, _ = cache_names(layers)
         self.bytes_per_step = bytes_per_step  # the weights a step reads: the benchmark's bandwidth floor
+        self._loading = threading.Lock()
 
     def start(self, prefix: np.ndarray, max_new_tokens: int) -> tuple[np.ndarray, list[np.ndarray]]:
         empty = np.zeros((prefix.shape[0], self.heads, 0, self.head_dim), dtype=np.float32)
@@ -147,8 +160,20 @@ class OnnxGPT2:
         return self._run(self.words[tokens].astype(np.float32)[:, None], cache)
 
     def _run(self, embeds: np.ndarray, cache: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        logits, *cache = self.graph.run(None, {"embeds": embeds, **dict(zip(self.past, cache))})
+        graph = self.graph(GPT2 if embeds.shape[0] <= ONE_ROW else GPT2_ROWS)
+        logits, *cache = graph.run(None, {"embeds": embeds, **dict(zip(self.past, cache))})
         return logits, cache
+
+    def graph(self, name: str):
+        with self._loading:
+            if name not in self.graphs:
+                try:
+                    self.graphs[name] = session(self.folder / name, spin=True)
+                except Exception as exc:  # damaged since the load: the next load writes the folder anew
+                    shutil.rmtree(self.folder, ignore_errors=True)
+                    raise CaptionerError(f"The model's CPU form was damaged ({first_line(exc)}) and is removed: "
+                                         "load the model again to write it anew.") from None
+            return self.graphs[name]
 
     def repeat(self, cache: list[np.ndarray], times: int) -> list[np.ndarray]:
         return [np.repeat(layer, times, axis=0) for layer in cache]
@@ -185,16 +210,15 @@ class OnnxCaptioner(Captioner):
         facts = json.loads((folder / FACTS).read_text(encoding="utf-8"))
         super().__init__(manifest, load_tokenizer(manifest.tokenizer_path, hint), "int8", "CPU")
         self.folder, self.facts = folder, facts
-        graphs = [IMAGE, MAPPER, GPT2] + ([TEXT] if facts["text"] else [])
+        graphs = [IMAGE, MAPPER] + ([TEXT] if facts["text"] else [])
+        gpt = facts["gpt2"]
         # Each session's optimisation runs in onnxruntime's C++ code without the GIL: together they load faster.
-        with ThreadPoolExecutor(len(graphs), thread_name_prefix="onnx-load") as pool:
-            sessions = dict(zip(graphs, pool.map(lambda name: session(folder / name, spin=name == GPT2), graphs)))
+        with ThreadPoolExecutor(len(graphs) + 1, thread_name_prefix="onnx-load") as pool:
+            lm = pool.submit(OnnxGPT2, folder, gpt["layers"], gpt["heads"], gpt["head_dim"], gpt["bytes_per_step"])
+            sessions = dict(zip(graphs, pool.map(lambda name: session(folder / name), graphs)))
+            self.lm = lm.result()
         self.image_graph, self.mapper_graph = sessions[IMAGE], sessions[MAPPER]
         self.text_graph = sessions.get(TEXT)
-        gpt = facts["gpt2"]
-        words = np.load(folder / WORDS, mmap_mode="r")  # only the rows looked up are ever read from disk
-        self.lm = OnnxGPT2(sessions[GPT2], words, gpt["layers"], gpt["heads"], gpt["head_dim"],
-                           gpt["bytes_per_step"])
         self.clip_tokenizer = None
         if self.text_graph is not None:
             from .clip_tokenizer import ClipTokenizer
@@ -209,15 +233,21 @@ class OnnxCaptioner(Captioner):
         p = self.facts["preprocess"]
         pixels = np.stack([clip_pixels(to_rgb(image), p["size"], p["mean"], p["std"], p["interpolation"],
                                        p["resize_mode"]) for image in images])
-        return self.image_graph.run(None, {"pixels": pixels})[0]
+        # One picture a call: the towers quantize activations per call, and a picture's vector must not depend on
+        # the others in its batch (a batch gives the same captions as one picture at a time). CLIP reads 50
+        # patches a picture, so batching gains little here.
+        return np.concatenate([self.image_graph.run(None, {"pixels": one[None]})[0] for one in pixels])
 
     def prefix(self, vectors: np.ndarray) -> np.ndarray:
         return self.mapper_graph.run(None, {"vectors": np.ascontiguousarray(vectors, dtype=np.float32)})[0]
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
-        tokens = self.clip_tokenizer(texts)
+        return np.concatenate([self._encode_text(row[None]) for row in self.clip_tokenizer(texts)])
+
+    def _encode_text(self, tokens: np.ndarray) -> np.ndarray:
+        """One text a call, as pictures (see encode)."""
         if self.facts["text_pool"] == "argmax":
-            # Attention is causal, so nothing after the last end-of-text token changes what is read there: a
-            # caption of 12 tokens runs over 12 positions, not the 77 the tokenizer pads to.
+            # Attention is causal, so nothing after the end-of-text token changes what is read there: a caption of
+            # 12 tokens runs over 12 positions, not the 77 the tokenizer pads to.
             tokens = tokens[:, :int(tokens.argmax(axis=-1).max()) + 1]
         return self.text_graph.run(None, {"tokens": tokens})[0]
