@@ -88,7 +88,8 @@ class Prefix(nn.Module):
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         if self.normalize:
             vectors = vectors / vectors.norm(dim=-1, keepdim=True)
-        return self.mapper(vectors)
+        # (B, 1, d): the mapper's first layer then exports as a MatMul, which the int8 quantizer takes (not a Gemm).
+        return self.mapper(vectors[:, None])
 
 
 class TextTower(nn.Module):
