@@ -38,16 +38,20 @@ class ClipTextEncoder(nn.Module):
 
     @torch.inference_mode()
     def forward(self, texts: list[str]) -> torch.Tensor:
-        """open_clip's encode_text, except that the working precision comes from the positional table: the int8
-        layers have no weight tensor for open_clip to read it from."""
-        from open_clip.transformer import text_global_pool
-
         clip = self.clip
         tokens = self.tokenizer(texts).to(clip.positional_embedding.device)
         # Attention is causal, so nothing after the last end-of-text token changes what is read there: a caption
         # of 12 tokens runs over 12 positions, not the 77 the tokenizer pads to.
         length = int(tokens.argmax(dim=-1).max()) + 1 if clip.text_pool_type == "argmax" else tokens.shape[1]
-        tokens = tokens[:, :length]
+        return self.vectors(tokens[:, :length])
+
+    def vectors(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's encode_text on token ids, except that the working precision comes from the positional
+        table: the int8 layers have no weight tensor for open_clip to read it from."""
+        from open_clip.transformer import text_global_pool
+
+        clip = self.clip
+        length = tokens.shape[1]
         x = clip.token_embedding(tokens).to(clip.positional_embedding.dtype) + clip.positional_embedding[:length]
         mask = clip.attn_mask[:length, :length] if clip.attn_mask is not None else None
         x = clip.ln_final(clip.transformer(x, attn_mask=mask))

@@ -97,22 +97,10 @@ class TextTower(nn.Module):
 
     def __init__(self, text_encoder):
         super().__init__()
-        self.clip = text_encoder.clip
+        self.text_encoder = text_encoder
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        from open_clip.transformer import text_global_pool
-
-        clip = self.clip
-        length = tokens.shape[1]
-        x = clip.token_embedding(tokens) + clip.positional_embedding[:length]
-        mask = clip.attn_mask[:length, :length] if clip.attn_mask is not None else None
-        x = clip.ln_final(clip.transformer(x, attn_mask=mask))
-        x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
-        if isinstance(clip.text_projection, nn.Linear):
-            x = clip.text_projection(x)
-        elif clip.text_projection is not None:
-            x = x @ clip.text_projection
-        return F.normalize(x, dim=-1)
+        return self.text_encoder.vectors(tokens)
 
 
 class TracedAttention(nn.Module):
