@@ -12,7 +12,8 @@ from captioner_gui.engine import DecodeOptions, ManifestError, ModelFilesMissing
 
 def copy_model(built, tmp_path):
     folder = tmp_path / built.folder.name
-    shutil.copytree(built.folder, folder)
+    # Without the files that loading makes: the .safetensors copy and the CPU form (onnx/).
+    shutil.copytree(built.folder, folder, ignore=shutil.ignore_patterns("onnx"))
     (folder / "weights.safetensors").unlink(missing_ok=True)
     return folder
 
