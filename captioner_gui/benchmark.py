@@ -347,7 +347,7 @@ def run_describe_benchmark(model: str = "random", models_dir: Path | None = None
 
     from captioner_gui.engine.describe import Describer
 
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch:  # the model's files are read while it runs (GPT-2's second graph)
         options = DecodeOptions(method="beam", beam_size=5)
         if model == "random":
             report("Writing a real-size model with random weights ...")
@@ -357,29 +357,29 @@ def run_describe_benchmark(model: str = "random", models_dir: Path | None = None
         describer = Describer(load_model(model, models_dir, device, precision))
         describer.start_reader()
         load_seconds = time.perf_counter() - started
-    if describer.reader_problem:
-        raise RuntimeError(describer.reader_problem)
-    capture_seconds = _capture_seconds()
-    results = {"model": describer.captioner.name, "precision": describer.captioner.precision,
-               "device": describer.captioner.device_name, "threads": threads(describer.captioner),
-               "load_with_reader_s": round(load_seconds, 2)}
-    for name, pictures in (("text", 0), ("two_pictures", 2)):
-        screen = benchmark_screen(pictures)
-        describer.describe(screen, Target.SCREEN, "Mail", options)  # warm-up
-        runs = []
-        for _ in range(repeats):
-            report(f"Describing the screen with {pictures} pictures ...")
-            runs.append(describer.describe(screen, Target.SCREEN, "Mail", options))
-        stages = {stage: statistics.median(r.timings.get(stage, 0.0) for r in runs) for stage in DESCRIBE_STAGES}
-        if capture_seconds is not None:
-            stages["capture"] = capture_seconds
-            stages["total"] += capture_seconds
-            stages["first_words"] += capture_seconds
-        results[name] = {stage: round(seconds * 1000) for stage, seconds in stages.items()
-                         if stage != "capture" or capture_seconds is not None}
-        found = {"lines_found": len(runs[0].text_lines), "pictures_found": len(runs[0].pictures)}
-        results[name] |= found  # (not "pictures": that is the picture finder's time)
-    results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KB
+        if describer.reader_problem:
+            raise RuntimeError(describer.reader_problem)
+        capture_seconds = _capture_seconds()
+        results = {"model": describer.captioner.name, "precision": describer.captioner.precision,
+                   "device": describer.captioner.device_name, "threads": threads(describer.captioner),
+                   "load_with_reader_s": round(load_seconds, 2)}
+        for name, pictures in (("text", 0), ("two_pictures", 2)):
+            screen = benchmark_screen(pictures)
+            describer.describe(screen, Target.SCREEN, "Mail", options)  # warm-up
+            runs = []
+            for _ in range(repeats):
+                report(f"Describing the screen with {pictures} pictures ...")
+                runs.append(describer.describe(screen, Target.SCREEN, "Mail", options))
+            stages = {stage: statistics.median(r.timings.get(stage, 0.0) for r in runs) for stage in DESCRIBE_STAGES}
+            if capture_seconds is not None:
+                stages["capture"] = capture_seconds
+                stages["total"] += capture_seconds
+                stages["first_words"] += capture_seconds
+            results[name] = {stage: round(seconds * 1000) for stage, seconds in stages.items()
+                             if stage != "capture" or capture_seconds is not None}
+            found = {"lines_found": len(runs[0].text_lines), "pictures_found": len(runs[0].pictures)}
+            results[name] |= found  # (not "pictures": that is the picture finder's time)
+        results["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux: KB
     return results
 
 
