@@ -9,6 +9,7 @@ Each supplies CLIP's image and text vectors (numpy), the prefix and a decoding B
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,7 @@ class Caption:
         return wording(self.text, self.kind, self.kind_scores, self.agreement)
 
 
-class Captioner:
+class Captioner(ABC):
     """A loaded model: give it PIL images, get Captions back. The one entry the CLI and the app use."""
 
     backend = ""  # "torch" or "onnxruntime": what computes it
@@ -65,17 +66,17 @@ class Captioner:
         self._kind_guard: KindGuard | None = None
 
     # What each form supplies.
+    @abstractmethod
     def encode(self, images: list[Image.Image]) -> np.ndarray:
         """CLIP image vectors (B, d_clip), fp32, as ClipCap was trained on them (not normalised)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prefix(self, vectors: np.ndarray) -> Any:
         """The mapper's prefix embeddings (B, K, D), in the decoding back end's own array type."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """CLIP text vectors (B, d_clip), unit length; only when `has_text`."""
-        raise NotImplementedError
 
     @property
     def has_text(self) -> bool:

@@ -85,12 +85,6 @@ def best_tokens(logits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return tokens, np.take_along_axis(logits, tokens, axis=-1)
 
 
-def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest of each row and where they are, largest first; among equal values the first one first."""
-    index, best = best_tokens(values, k)
-    return best, index
-
-
 def decode(lm: Backend, prefix, stop_token: int, options: DecodeOptions) -> list[Decoded]:
     if options.method == "greedy" or (options.method == "beam" and options.beam_size == 1):
         return greedy(lm, prefix, stop_token, options.max_tokens)
@@ -110,7 +104,7 @@ def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size
     logits, cache = lm.start(prefix, max_tokens)
     vocab = logits.shape[-1]
     width = min(beam_size, vocab)
-    scores, first = top_k(log_softmax(logits / temperature), width)  # every beam starts from the shared prefix
+    first, scores = best_tokens(log_softmax(logits / temperature), width)  # every beam starts from the shared prefix
     tokens = first.reshape(-1, 1)
     scores = scores.reshape(-1)
     lengths = np.ones(batch * width, dtype=np.float32)
@@ -131,7 +125,7 @@ def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size
         totals = scores[:, None] + logprobs
         new_lengths = lengths + (~stopped)
         averages = (totals / new_lengths[:, None]).reshape(batch, width * width)
-        best, index = top_k(averages, width)
+        index, best = best_tokens(averages, width)
         source = (index // width + row_offsets).reshape(-1)
         next_tokens = np.take_along_axis(candidates.reshape(batch, width * width), index, axis=-1).reshape(-1)
         lengths = new_lengths[source]
