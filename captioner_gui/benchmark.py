@@ -412,3 +412,155 @@ def format_describe_table(results: dict) -> str:
     lines.append(f"\nmodel and text reader load: {results['load_with_reader_s']} s; peak memory: "
                  f"{results['peak_memory_mb']} MB")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------- translation
+
+# Helsinki-NLP/opus-mt-en-zh, the model Argos's and opus-mt's English-to-Chinese translations are of the size of:
+# a Marian transformer, 6 + 6 layers, d_model 512, 8 heads, FFN 2048, a shared vocabulary of 65001 (its <pad>
+# included, which the conversion drops), swish, embeddings scaled and shared (its config.json).
+OPUS_MT_EN_ZH = {"d_model": 512, "encoder_layers": 6, "decoder_layers": 6, "encoder_attention_heads": 8,
+                 "decoder_attention_heads": 8, "encoder_ffn_dim": 2048, "decoder_ffn_dim": 2048, "vocab_size": 65001,
+                 "activation_function": "swish", "scale_embedding": True, "share_encoder_decoder_embeddings": True,
+                 "max_position_embeddings": 512}
+CAPTION = "A man riding a wave on top of a surfboard in the ocean."  # a typical COCO caption (ClipCap's words)
+TRANSLATED_TOKENS = 16  # a real model's translation of it: about 12 Chinese characters, 8 to 16 tokens
+BENCHMARK_TEXT = [CAPTION, "A cat sitting on a couch next to a remote control.", "A bunch of bananas on a table.",
+                  "A man riding a horse on a beach.", "Two dogs playing with a frisbee in the grass."]
+
+
+def marian_vocabulary(spm_file: Path, size: int | None = None, extra: tuple[str, ...] = ()) -> list[str]:
+    """A Marian vocabulary for a SentencePiece model: "</s>" and "<unk>" first, then `extra` tokens and the pieces,
+    filled up to `size` with made-up words, and "<pad>" last (as opus-mt's)."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm_file))
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocabulary = ["</s>", "<unk>", *extra, *(p for p in pieces if p not in ("<unk>", "<s>", "</s>", *extra))]
+    if size is not None:
+        vocabulary += [f"▁word{i}" for i in range(size - 1 - len(vocabulary))]
+    return vocabulary + ["<pad>"]
+
+
+def marian_config(vocabulary: list[str], **sizes):
+    from transformers import MarianConfig
+
+    pad = len(vocabulary) - 1
+    return MarianConfig(**{**OPUS_MT_EN_ZH, **sizes, "vocab_size": len(vocabulary), "decoder_vocab_size":
+                           len(vocabulary)}, pad_token_id=pad, decoder_start_token_id=pad, eos_token_id=0)
+
+
+def write_marian_translator(model, spm_file: Path, vocabulary: list[str], folder: Path) -> Path:
+    """A transformers Marian model as opus-mt's are given to captioner: converted with CTranslate2's converter
+    (int8), with its source.spm and target.spm beside model.bin. `folder` (made) is that model folder."""
+    import tempfile
+    import warnings
+
+    from transformers import MarianTokenizer
+
+    from captioner_gui.engine.translation import import_ctranslate2
+
+    import_ctranslate2()  # first, as the engine imports it
+    from ctranslate2.converters import TransformersConverter
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch)
+        for name in ("source.spm", "target.spm"):
+            (source / name).write_bytes(Path(spm_file).read_bytes())
+        (source / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocabulary)}),
+                                           encoding="utf-8")
+        model.save_pretrained(source)
+        with warnings.catch_warnings():  # "Recommended: pip install sacremoses" (a preprocessing opus-mt skips)
+            warnings.simplefilter("ignore")
+            MarianTokenizer(str(source / "source.spm"), str(source / "target.spm"), str(source / "vocab.json")
+                            ).save_pretrained(source)
+            TransformersConverter(str(source), copy_files=["source.spm", "target.spm"]).convert(
+                str(folder), quantization="int8", force=True)
+    return folder
+
+
+def write_random_translator(folder: Path, seed: int = 0) -> Path:
+    """A CTranslate2 model folder of opus-mt-en-zh's size and layout with random weights, its language tokens
+    (">>cmn_Hans<<") included. A SentencePiece model of the benchmark's words stands in for its spm32k: a word a
+    token, about as many as spm32k makes of a caption (common words are one token there, "surfboard" two)."""
+    import tempfile
+
+    import sentencepiece
+    import torch
+    from transformers import MarianMTModel
+
+    with tempfile.TemporaryDirectory() as scratch:
+        corpus = Path(scratch) / "corpus.txt"
+        corpus.write_text("\n".join(BENCHMARK_TEXT * 50), encoding="utf-8")
+        sentencepiece.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(Path(scratch) / "spm"),
+                                                 model_type="word", vocab_size=200, hard_vocab_limit=False,
+                                                 minloglevel=2)
+        vocabulary = marian_vocabulary(Path(scratch) / "spm.model", OPUS_MT_EN_ZH["vocab_size"],
+                                       (">>cmn_Hans<<", ">>cmn_Hant<<", ">>yue_Hans<<"))
+        torch.manual_seed(seed)
+        model = MarianMTModel(marian_config(vocabulary))
+        return write_marian_translator(model, Path(scratch) / "spm.model", vocabulary, folder)
+
+
+def run_translation_benchmark(repeats: int = 7, report=lambda message: None) -> dict:
+    """What the translation step adds to a caption: a random model of opus-mt-en-zh's size, imported as a user
+    imports one, translating a typical caption into TRANSLATED_TOKENS tokens (a random model never stops by
+    itself), greedy and with two beams; two captions at once (a screenshot with two pictures); and at the length
+    limit, the most a model that does not stop can cost. The last two decode as captioner does (BEAM_SIZE)."""
+    from captioner_gui.engine.translation import BEAM_SIZE, MODEL_FOLDER, CaptionTranslator
+    from captioner_gui.engine.translation_import import import_translation
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        report("Writing a translation model of opus-mt-en-zh's size with random weights ...")
+        # In a child process: torch's idle threads, spinning in this one, would slow what is measured here.
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from captioner_gui.benchmark "
+                        "import write_random_translator; write_random_translator(Path(sys.argv[1]))",
+                        str(scratch / "opus-mt-en-zh")], check=True, capture_output=True)
+        info = import_translation(scratch / "opus-mt-en-zh", scratch / "models")
+        folder = scratch / "models" / "translations" / info.pair
+        started = time.perf_counter()
+        translator = CaptionTranslator(folder)
+        load_seconds = time.perf_counter() - started
+        limit = translator.limit([translator.pieces(CAPTION)])
+        two = [CAPTION, BENCHMARK_TEXT[1]]
+        calls = {"greedy": lambda: translator.translate([CAPTION], TRANSLATED_TOKENS, beam_size=1),
+                 "beam2": lambda: translator.translate([CAPTION], TRANSLATED_TOKENS, beam_size=2),
+                 "two": lambda: translator.translate(two, TRANSLATED_TOKENS),
+                 "limit": lambda: translator.translate([CAPTION], limit)}
+        for call in calls.values():  # warm-up
+            call()
+        report(f"Translating captions ({translator.threads} threads) ...")
+        runs: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(repeats):
+            for name, call in calls.items():
+                runs[name].append(_timed(call))
+        size = sum(f.stat().st_size for f in (folder / MODEL_FOLDER).iterdir())
+    return {"model": "random, opus-mt-en-zh's size (Marian 6+6 layers, d_model 512, 65000 tokens), int8",
+            "model_mb": round(size / 1e6, 1), "threads": translator.threads, "beam_size": BEAM_SIZE,
+            "load_ms": round(load_seconds * 1000), "caption": CAPTION,
+            "source_tokens": len(translator.pieces(CAPTION)), "output_tokens": TRANSLATED_TOKENS,
+            "greedy_ms": _median_ms(runs["greedy"]), "beam2_ms": _median_ms(runs["beam2"]),
+            "two_captions_ms": _median_ms(runs["two"]), "limit_tokens": limit,
+            "caption_at_limit_ms": _median_ms(runs["limit"])}
+
+
+def format_translation_table(results: dict) -> str:
+    ours = results["beam_size"]
+    out = results["output_tokens"]
+
+    def row(label: str, beams: int, key: str) -> str:
+        said = f"{label}, {'greedy' if beams == 1 else f'beam {beams}'}"
+        return f"| **{said} (captioner's)** | **{results[key]}** |" if beams == ours else f"| {said} | {results[key]} |"
+
+    return "\n".join([
+        f"{results['model']}, {results['model_mb']} MB, {results['threads']} threads, medians in ms",
+        f"caption: \"{results['caption']}\" ({results['source_tokens']} tokens in)",
+        "| what | ms |", "|---|---|",
+        f"| load the model | {results['load_ms']} |",
+        row(f"a caption, {out} tokens out", 1, "greedy_ms"),
+        row(f"a caption, {out} tokens out", 2, "beam2_ms"),
+        f"| two captions at once (a screenshot with two pictures), as captioner decodes | "
+        f"{results['two_captions_ms']} |",
+        f"| a caption to the length limit ({results['limit_tokens']} tokens), as captioner decodes | "
+        f"{results['caption_at_limit_ms']} |"])

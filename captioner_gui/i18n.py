@@ -110,7 +110,8 @@ def use(language: str | None) -> str:
         code = match([language])
         if code is None:
             names = ", ".join(available())
-            raise ValueError(f"There is no translation for '{language}'; choose one of: {names}.")
+            raise ValueError(_("There is no translation for '{language}'; choose one of: {names}.").format(
+                language=language, names=names))
     global _current
     _current = code
     return code
@@ -124,6 +125,16 @@ def current() -> str:
 def spoken_language(code: str | None = None) -> str:
     """The language a voice must speak for our words: "en", "zh" (what the OCR and the voices call languages)."""
     return (code or _current).split("_")[0]
+
+
+def translate_argparse() -> None:
+    """argparse's own words ("usage:", "options", its errors) in our language, for the CLI and the app's options:
+    argparse looks up its module's `_` and `ngettext` at each call, which are pointed at our catalogue
+    (packaging/translations.py lists those words)."""
+    import argparse
+
+    argparse._ = _
+    argparse.ngettext = ngettext
 
 
 class _Catalogue(gettext.NullTranslations):

@@ -29,7 +29,7 @@ TEMPLATE = LOCALE / "captioner.pot"
 PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sd]|%[sd]")
 # argparse's own words (usage, options, errors), which the CLI shows in the user's language too (cli.py).
 ARGPARSE_WORDS = ["usage: ", "options", "positional arguments", "show this help message and exit",
-                  "show program's version number and exit", "%(prog)s: error: %(message)s\n",
+                  "%(prog)s: error: %(message)s\n",
                   "the following arguments are required: %s", "unrecognized arguments: %s",
                   "invalid choice: %(value)r (choose from %(choices)s)", "expected one argument",
                   "argument %(argument_name)s: %(message)s", "invalid %(type)s value: %(value)r",

@@ -9,9 +9,22 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Our words and Qt's in English, whatever the language of the machine the tests run on (the programs the tests
+# start inherit it); the tests of other languages choose theirs themselves.
+os.environ["LANGUAGE"] = "en"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # widgets without a screen; the X11 tests start Xvfb  # nothing in the tests may reach the network; the download tests set an endpoint
 
 from builders import build_model_folder, noise_image  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """Each test starts in English, and a test that chose another language leaves English behind it."""
+    from captioner_gui import i18n
+
+    i18n.use("en")
+    yield
+    i18n.use("en")
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,8 @@ def test_json_for_several_images_in_the_order_given(tiny_mlp, photos):
     assert [e["tokens"] for e in entries] == expected_tokens(tiny_mlp, paths)
     for entry in entries:
         assert set(entry) == {"image", "caption", "tokens", "score", "seconds", "blank", "kind", "kind_scores",
-                              "agreement"}  # the guard's findings
+                              "agreement", "language"}  # the guard's findings; the caption's language
+        assert entry["language"] == "en"  # the tests run in English: no translation
         assert entry["score"] < 0 and entry["seconds"] > 0 and entry["caption"] and not entry["blank"]
 
 

@@ -315,3 +315,45 @@ def test_describe_command_prints_the_description_and_its_json(tiny_mlp, tmp_path
     if result["kind"] != "photo":  # the tiny CLIP's random opinion decides between photo and the rest
         [picture] = result["pictures"]
         assert iou(picture["box"], screen.pictures[0]) >= 0.7 and picture["where"] == "top left"
+
+
+# ------------------------------------------------------------------------------------------------- in Chinese
+
+
+@pytest.fixture
+def in_chinese():
+    from captioner_gui import i18n
+
+    i18n.use("zh_CN")
+    yield
+    i18n.use("en")
+
+
+def test_a_screenshot_is_described_in_chinese_with_the_english_caption_in_an_english_voice(describer, monkeypatch,
+                                                                                            in_chinese):
+    """The app's words in Chinese, the English caption (no translation model) kept in English and tagged so, for an
+    English voice to say it; the text read from the screen in its own language."""
+    fix_kind(describer, monkeypatch, "screenshot")
+    screen = web_page(photos=("astronaut.png", "chelsea.png"))
+    described = describer.describe(screen.image, "window", "Holiday photos - Browser")
+    assert described.summary == f"Holiday photos - Browser的截图：2 张图片，{len(screen.lines)} 行文字。"
+    assert [p.where for p in described.pictures] == ["top left", "left"]  # the JSON keeps English keys
+    first = described.pictures[0]
+    assert first.parts[0][0].startswith("左上角的") and first.parts[0][1] == "zh"
+    assert first.parts[1] == (first.parts[1][0], "en") and first.caption.strip()[:5] in first.parts[1][0].lower()
+    languages = [language for _, language in described.spoken_parts]
+    assert languages[0] == "zh" and "en" in languages
+    assert all(a != b for a, b in zip(languages, languages[1:]))  # one utterance per change of voice
+    assert f"还有 {len(screen.lines) - 3} 行。" in described.spoken
+
+
+def test_a_blank_screen_and_a_page_of_text_in_chinese(describer, monkeypatch, in_chinese):
+    blank = describer.describe(Image.new("RGB", (640, 480), (20, 20, 20)), "screen")
+    assert blank.spoken == "屏幕是空白的。" and blank.spoken_parts == [("屏幕是空白的。", "zh")]
+    fix_kind(describer, monkeypatch, "document")
+    page = text_page(14, lines=10, seed=11)
+    described = describer.describe(page.image, "scan.png")
+    assert described.spoken_parts[0] == ("文字页面，10 行。", "zh")
+    assert described.spoken_parts[1] == (" ".join(line if line.endswith(".") else line + "." for line in
+                                                  page.lines[:3]), "en")
+    assert described.spoken_parts[2] == ("还有 7 行。", "zh")

@@ -127,12 +127,17 @@ def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypa
     try:
         reader = screen_reader.detect()
         assert isinstance(reader, screen_reader.SpeechDispatcher)
-        reader.speak("A dog sitting on a couch.")
-        reader.stop()
+        # The app's words and a Chinese line read from the screen: each with its language, in order.
+        reader.speak_parts([("Screenshot: 1 line of text.", "en"), ("出口在左边。", "zh")])
         deadline = time.time() + 5
-        while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 2):
+        while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
             time.sleep(0.05)
-        assert sorted(log.read_text().splitlines()) == ["--cancel", "--priority text -- A dog sitting on a couch."]
+        assert log.read_text().splitlines() == ["--cancel", "--priority text --language en -- Screenshot: 1 line of text.",
+                                                "--priority text --language zh -- 出口在左边。"]
+        reader.stop()
+        while time.time() < deadline and len(log.read_text().splitlines()) < 4:
+            time.sleep(0.05)
+        assert log.read_text().splitlines()[3:] == ["--cancel"]
     finally:
         orca.kill()
         orca.wait()

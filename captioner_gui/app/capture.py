@@ -13,8 +13,9 @@ from PIL import Image
 
 from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, Target
+from captioner_gui.i18n import N_, _
 
-WAYLAND_HINT = "On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V)."
+WAYLAND_HINT = N_("On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V).")
 
 
 class CaptureError(Exception):
@@ -34,9 +35,10 @@ class Box:
         try:
             left, top, width, height = (int(part) for part in text.split(","))
         except ValueError:
-            raise ValueError(f"'{text}' is not a region: write X,Y,WIDTH,HEIGHT, e.g. 0,0,800,600.") from None
+            raise ValueError(_("'{region}' is not a region: write X,Y,WIDTH,HEIGHT, e.g. 0,0,800,600.")
+                             .format(region=text)) from None
         if width <= 0 or height <= 0:
-            raise ValueError(f"'{text}': the width and height must be above 0.")
+            raise ValueError(_("'{region}': the width and height must be above 0.").format(region=text))
         return cls(left, top, width, height)
 
     def as_mss(self) -> dict:
@@ -65,7 +67,7 @@ def _grab(area: dict) -> Image.Image:
 
 
 def _why(exc: BaseException) -> str:
-    return f"The screen could not be captured ({first_line(exc)})."
+    return _("The screen could not be captured ({problem}).").format(problem=first_line(exc))
 
 
 def monitors() -> list[Box]:
@@ -138,7 +140,8 @@ def _portal_screenshot() -> Image.Image:
     try:
         return portal_screenshot()
     except PortalError as exc:
-        raise CaptureError(f"{exc} {WAYLAND_HINT}") from None
+        # Translators: a problem with the screenshot, then a hint (two sentences).
+        raise CaptureError(_("{problem} {hint}").format(problem=exc, hint=_(WAYLAND_HINT))) from None
 
 
 def active_window() -> tuple[Box, str, int]:
@@ -150,9 +153,10 @@ def active_window() -> tuple[Box, str, int]:
     if sys.platform == "darwin":
         return _active_window_macos()
     if on_wayland():
-        raise CaptureError("On Wayland, programs cannot find the active window: describe the screen or a region "
-                           "instead.")
-    raise CaptureError("Finding the active window is not supported here; describe the screen or a region instead.")
+        raise CaptureError(_("On Wayland, programs cannot find the active window: describe the screen or a region "
+                             "instead."))
+    raise CaptureError(_("Finding the active window is not supported here; describe the screen or a region "
+                         "instead."))
 
 
 def grab_active_window() -> Image.Image:
@@ -189,16 +193,16 @@ def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | N
     handle: the app never describes itself."""
     if target == Target.REGION:
         if region is None:
-            raise CaptureError("No region was given: write X,Y,WIDTH,HEIGHT.")
+            raise CaptureError(_("No region was given: write X,Y,WIDTH,HEIGHT."))
         return Capture(grab_box(region), None, Target.REGION)
     if target not in FROM_THE_SCREEN:
-        raise CaptureError(f"Unknown thing to describe: {target}.")
+        raise CaptureError(_("Unknown thing to describe: {what}.").format(what=target))
     window = _active_window_or_none(own_window)
     if target == Target.WINDOW or (target == Target.TEXT and window is not None):
         if window is None:
             active_window()  # raises the reason (Wayland, no focus, ...)
-            raise CaptureError("Captioner itself is the active window. Switch to the window to describe, then "
-                               "press the key again.")
+            raise CaptureError(_("Captioner itself is the active window. Switch to the window to describe, then "
+                                 "press the key again."))
         box, title = window
         return Capture(grab_box(box), title or None, Target.WINDOW)
     picture = grab_screen(*(pointer or (None, None)), all_monitors=all_monitors)
@@ -220,7 +224,7 @@ def _active_window_windows() -> tuple[Box, str, int]:
     user32 = ctypes.windll.user32
     handle = user32.GetForegroundWindow()
     if not handle:
-        raise CaptureError("No window has the focus.")
+        raise CaptureError(_("No window has the focus."))
     rect = wintypes.RECT()
     user32.GetWindowRect(handle, ctypes.byref(rect))
     title = ctypes.create_unicode_buffer(512)
@@ -236,15 +240,15 @@ def _active_window_macos() -> tuple[Box, str, int]:
         import Quartz
         from AppKit import NSWorkspace
     except ImportError:
-        raise CaptureError("Finding the active window needs pyobjc: pip install pyobjc-framework-Quartz. Describe "
-                           "the screen instead.") from None
+        raise CaptureError(_("Finding the active window needs pyobjc: pip install pyobjc-framework-Quartz. "
+                             "Describe the screen instead.")) from None
     application = NSWorkspace.sharedWorkspace().frontmostApplication()
     if application is None:
-        raise CaptureError("No window has the focus.")
+        raise CaptureError(_("No window has the focus."))
     owner = int(application.processIdentifier())
     if owner == os.getpid():  # our window is hidden while the picture is taken, but we are still in front
-        raise CaptureError("Captioner itself is the active window. Switch to the window to describe, then press the "
-                           "key again.")
+        raise CaptureError(_("Captioner itself is the active window. Switch to the window to describe, then "
+                             "press the key again."))
     options = Quartz.kCGWindowListOptionOnScreenOnly | Quartz.kCGWindowListExcludeDesktopElements
     for info in Quartz.CGWindowListCopyWindowInfo(options, Quartz.kCGNullWindowID) or []:
         if int(info.get("kCGWindowOwnerPID", -1)) == owner and int(info.get("kCGWindowLayer", -1)) == 0:
@@ -252,7 +256,7 @@ def _active_window_macos() -> tuple[Box, str, int]:
             box = Box(int(bounds["X"]), int(bounds["Y"]), int(bounds["Width"]), int(bounds["Height"]))
             title = str(info.get("kCGWindowName") or "") or str(application.localizedName() or "")
             return box, title, int(info["kCGWindowNumber"])
-    raise CaptureError("The active program shows no window; describe the screen instead.")
+    raise CaptureError(_("The active program shows no window; describe the screen instead."))
 
 
 def _active_window_x11() -> tuple[Box, str, int]:
@@ -260,7 +264,7 @@ def _active_window_x11() -> tuple[Box, str, int]:
         from Xlib import X, display as xdisplay
         from Xlib.error import XError
     except ImportError:
-        raise CaptureError("python-xlib is missing: pip install python-xlib.") from None
+        raise CaptureError(_("python-xlib is missing: pip install python-xlib.")) from None
     screen = None
     try:
         screen = xdisplay.Display()
@@ -272,7 +276,7 @@ def _active_window_x11() -> tuple[Box, str, int]:
         else:  # no window manager says which window is active: the one with the keyboard focus
             window = screen.get_input_focus().focus
             if isinstance(window, int) or window == root:
-                raise CaptureError("No window has the focus.")
+                raise CaptureError(_("No window has the focus."))
             while True:  # up to the top-level window, the child of the root
                 parent = window.query_tree().parent
                 if parent is None or parent == root or parent.id == root.id:
@@ -283,7 +287,7 @@ def _active_window_x11() -> tuple[Box, str, int]:
         name = _x11_title(screen, window)
         return Box(-origin.x, -origin.y, geometry.width, geometry.height), str(name), int(window.id)
     except XError as exc:
-        raise CaptureError(f"The active window could not be found ({exc}).") from None
+        raise CaptureError(_("The active window could not be found ({problem}).").format(problem=exc)) from None
     finally:
         if screen is not None:
             screen.close()

@@ -9,21 +9,29 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFrame, QLabel, QProgressBar, QPushButton,
+                               QScrollArea, QVBoxLayout, QWidget)
 from tqdm import tqdm
 
 from captioner_gui.engine.store import human_size
+from captioner_gui.i18n import _
 
-WEIGHT_FILTER = "ClipCap weights (*.pt *.pth *.safetensors *.bin);;All files (*)"
+WEIGHT_PATTERNS = "*.pt *.pth *.safetensors *.bin"
+PREFERRED_WIDTH = 600  # pixels, where the screen has them (at 200% a laptop's screen is 640 of Qt's pixels wide)
+
+
+def weight_filter() -> str:
+    """The file dialog's filter, in the user's language."""
+    return "{weights} ({patterns});;{all} (*)".format(weights=_("ClipCap weights"), patterns=WEIGHT_PATTERNS,
+                                                      all=_("All files"))
 
 
 def _purpose(filename: str) -> str:
     if filename in ("vocab.json", "merges.txt"):
-        return "GPT-2's word list"
+        return _("GPT-2's word list")
     if filename.startswith("open_clip"):
-        return "CLIP image encoder"
-    return "Captioning model"
+        return _("CLIP image encoder")
+    return _("Captioning model")
 
 
 class _Bridge(QObject):
@@ -42,19 +50,22 @@ class ModelSetupDialog(QDialog):
         self.downloadable = model in BUILTINS and bool(BUILTINS[model].hub_repo)
         self._cancel = threading.Event()
         self._busy = False
-        self.setWindowTitle("Get the model")
+        self.setWindowTitle(_("Get the model"))
         self.bridge = _Bridge()
         self.bridge.progress.connect(self._show_progress)
         self.bridge.finished.connect(self._finished)
 
-        intro = f"Captioner needs the model '{model}' to describe images, and it is not on this computer yet."
         if self.downloadable:
-            intro += " It can be downloaded once from the Hugging Face Hub; after that everything stays offline."
+            intro = _("Captioner needs the model '{model}' to describe images, and it is not on this computer yet. "
+                      "It can be downloaded once from the Hugging Face Hub; after that everything stays offline."
+                      ).format(model=model)
         elif model in BUILTINS:
-            intro += f" It has no download mirror: get {BUILTINS[model].filename} from {BUILTINS[model].source}, " \
-                     "then choose it with 'Use files I have'."
-        else:
-            intro += f" {reason}"
+            intro = _("Captioner needs the model '{model}' to describe images, and it is not on this computer yet. "
+                      "It has no download mirror: get {file} from {source}, then choose it with 'Use files I have'."
+                      ).format(model=model, file=BUILTINS[model].filename, source=_(BUILTINS[model].source))
+        else:  # the engine's message says why, and what to do
+            intro = _("Captioner needs the model '{model}' to describe images, and it is not on this computer yet. "
+                      "{reason}").format(model=model, reason=reason)
         self.intro = QLabel(intro)
         self.files = QLabel("")
         self.message = QLabel("")
@@ -62,19 +73,19 @@ class ModelSetupDialog(QDialog):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
                                           | Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.files.setAccessibleName("Files to download")
+        self.files.setAccessibleName(_("Files to download"))
         # No fixed name: a label's name is what a screen reader reads, so it stays the message itself.
-        self.message.setAccessibleDescription("Download status")
+        self.message.setAccessibleDescription(_("Download status"))
         self.progress = QProgressBar()
-        self.progress.setAccessibleName("Download progress")
+        self.progress.setAccessibleName(_("Download progress"))
         self.progress.setVisible(False)
 
         self.buttons = QDialogButtonBox()
-        self.download_button = QPushButton("&Download")
-        self.download_button.setAccessibleDescription("Download the model's files, then load it.")
-        self.import_button = QPushButton("&Use files I have...")
-        self.import_button.setAccessibleDescription("Choose a ClipCap weights file already on this computer.")
-        self.cancel_button = QPushButton("Not now")
+        self.download_button = QPushButton(_("&Download"))
+        self.download_button.setAccessibleDescription(_("Download the model's files, then load it."))
+        self.import_button = QPushButton(_("&Use files I have..."))
+        self.import_button.setAccessibleDescription(_("Choose a ClipCap weights file already on this computer."))
+        self.cancel_button = QPushButton(_("Not now"))
         if self.downloadable:
             self.buttons.addButton(self.download_button, QDialogButtonBox.ButtonRole.AcceptRole)
             self.download_button.setDefault(True)
@@ -84,13 +95,25 @@ class ModelSetupDialog(QDialog):
         self.import_button.clicked.connect(self.choose_files)
         self.cancel_button.clicked.connect(self._cancel_or_close)
 
+        # Large text (200%) or a long translation makes the words taller than a laptop's screen: they scroll, and the
+        # buttons stay in view.
+        content = QWidget()
+        words = QVBoxLayout(content)
+        for widget in (self.intro, self.files, self.progress, self.message):
+            words.addWidget(widget)
+        words.addStretch()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scroll.setWidget(content)
         layout = QVBoxLayout(self)
-        for widget in (self.intro, self.files, self.progress, self.message, self.buttons):
-            layout.addWidget(widget)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.buttons)
         self.setAccessibleDescription(intro)
-        self.setMinimumWidth(600)
         if self.downloadable:
             self._show_plan()
+        self._fit()
 
     # ------------------------------------------------------------------ the plan
 
@@ -99,12 +122,17 @@ class ModelSetupDialog(QDialog):
         from captioner_gui.engine import download_plan
 
         planned = download_plan(self.model, self.models_dir)
-        lines = [f"{_purpose(item.remote.filename)}: {item.remote.filename} from {item.remote.repo_id}, "
-                 f"{human_size(item.size) if item.size is not None else 'size unknown'}" for item in planned]
+        # Translators: one file of a download: what it is, its name, where it comes from, its size.
+        line = _("{purpose}: {file} from {repository}, {size}")
+        lines = [line.format(purpose=_purpose(item.remote.filename), file=item.remote.filename,
+                             repository=item.remote.repo_id,
+                             size=human_size(item.size) if item.size is not None else _("size unknown"))
+                 for item in planned]
         sizes = [item.size for item in planned if item.size]
-        text = "To download:\n" + "\n".join(lines)
+        text = "\n".join([_("To download:"), *lines])
         if sizes:
-            text += f"\nIn all about {human_size(sum(sizes))}, saved in {self.models_dir}."
+            text += "\n" + _("In all about {size}, saved in {folder}.").format(size=human_size(sum(sizes)),
+                                                                             folder=self.models_dir)
         self.files.setText(text)
         self.download_button.setFocus()
 
@@ -113,17 +141,18 @@ class ModelSetupDialog(QDialog):
     def start_download(self) -> None:
         from captioner_gui.engine import download_model
 
-        self._run_in_background("Downloading...", "The download failed", lambda progress: download_model(
+        self._run_in_background(_("Downloading..."), _("The download failed"), lambda progress: download_model(
             self.model, self.models_dir, tqdm_class=progress, report=lambda message: None))
 
     def choose_files(self) -> None:
         from captioner_gui.engine import import_model
 
-        path, _ = QFileDialog.getOpenFileName(self, f"Choose the weights of '{self.model}'", str(Path.home()),
-                                              WEIGHT_FILTER)
+        path, _filter = QFileDialog.getOpenFileName(self, _("Choose the weights of '{model}'").format(model=self.model),
+                                                    str(Path.home()), weight_filter())
         if path:
-            self._run_in_background(f"Importing {Path(path).name}...", "The import failed", lambda progress:
-                                    import_model(Path(path), self.model, self.models_dir, tqdm_class=progress))
+            self._run_in_background(_("Importing {file}...").format(file=Path(path).name), _("The import failed"),
+                                    lambda progress: import_model(Path(path), self.model, self.models_dir,
+                                                                  tqdm_class=progress))
 
     def _run_in_background(self, doing: str, failed: str, work) -> None:
         """Runs work(progress class) in a thread; its end (or its error message) arrives as `finished`."""
@@ -133,7 +162,7 @@ class ModelSetupDialog(QDialog):
         self._cancel.clear()
         self.download_button.setEnabled(False)
         self.import_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
+        self.cancel_button.setText(_("Cancel"))
         self.cancel_button.setFocus()
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
@@ -147,7 +176,7 @@ class ModelSetupDialog(QDialog):
             except CaptionerError as exc:
                 self.bridge.finished.emit(str(exc))
             except Exception as exc:
-                self.bridge.finished.emit(f"{failed}: {exc}")
+                self.bridge.finished.emit(_("{failure}: {problem}").format(failure=failed, problem=exc))
 
         threading.Thread(target=run, daemon=True).start()
 
@@ -165,7 +194,7 @@ class ModelSetupDialog(QDialog):
 
             def update(self, n=1):
                 if cancel.is_set():
-                    raise DownloadCancelled("The download was cancelled; what arrived is kept for next time.")
+                    raise DownloadCancelled(_("The download was cancelled; what arrived is kept for next time."))
                 self.done += n or 0
                 bridge.progress.emit(str(self.name), int(self.done), int(self.total or 0))
 
@@ -175,24 +204,35 @@ class ModelSetupDialog(QDialog):
         if total > 0:
             self.progress.setRange(0, 1000)
             self.progress.setValue(int(1000 * done / total))
-        self.message.setText(f"Downloading {Path(name).name or 'files'}: {human_size(done)} of {human_size(total)}")
+        self.message.setText(_("Downloading {file}: {done} of {total}").format(
+            file=Path(name).name or _("files"), done=human_size(done), total=human_size(total)))
 
     def _finished(self, error: str) -> None:
         self._busy = False
         self.progress.setVisible(False)
-        self.cancel_button.setText("Not now")
+        self.cancel_button.setText(_("Not now"))
         self.import_button.setEnabled(True)
         if not error:
-            self.tell(f"The model '{self.model}' is ready.")
+            self.tell(_("The model '{model}' is ready.").format(model=self.model))
             self.accept()
             return
         self.download_button.setEnabled(self.downloadable)
         self.tell(error.replace("--name NAME", f"--name {self.model}"))
 
+    def _fit(self) -> None:
+        """As wide as its words want (600 pixels at least) and as tall as they then need, within the screen."""
+        screen = self.screen().availableGeometry()
+        content = self.scroll.widget()
+        width = min(max(PREFERRED_WIDTH, content.sizeHint().width() + 40), screen.width() - 16)
+        words = content.layout().totalHeightForWidth(width - 40)
+        height = words + self.buttons.sizeHint().height() + 40
+        self.resize(width, min(height, screen.height() - 48))
+
     def tell(self, message: str) -> None:
         self.message.setText(message)
-        self.adjustSize()  # room for the wrapped message
+        self._fit()  # room for the wrapped message
         self.message.setFocus()
+        self.scroll.ensureWidgetVisible(self.message)
         from PySide6.QtGui import QAccessible, QAccessibleAnnouncementEvent
 
         event = QAccessibleAnnouncementEvent(self.message, message)
@@ -201,7 +241,7 @@ class ModelSetupDialog(QDialog):
     def _cancel_or_close(self) -> None:
         if self._busy:
             self._cancel.set()
-            self.message.setText("Cancelling...")
+            self.message.setText(_("Cancelling..."))
         else:
             self.reject()
 

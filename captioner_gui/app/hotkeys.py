@@ -15,6 +15,7 @@ import threading
 from PySide6.QtCore import QAbstractNativeEventFilter, QCoreApplication, QObject, Signal
 
 from captioner_gui.engine.options import Target
+from captioner_gui.i18n import N_, _
 
 from .capture import on_wayland
 
@@ -26,14 +27,15 @@ def parse_hotkey(text: str) -> tuple[set[str], str]:
     """'Ctrl+Alt+Shift+S' -> ({'control', 'alt', 'shift'}, 'S'); raises ValueError for nonsense."""
     parts = [part.strip() for part in text.split("+") if part.strip()]
     if not parts:
-        raise ValueError("empty hotkey")
+        raise ValueError(_("empty hotkey"))
     modifiers = set()
     for part in parts[:-1]:
         if part.lower() not in MODIFIER_NAMES:
-            raise ValueError(f"unknown modifier '{part}' in '{text}'")
+            raise ValueError(_("unknown modifier '{modifier}' in '{key}'").format(modifier=part, key=text))
         modifiers.add(MODIFIER_NAMES[part.lower()])
     if not modifiers:
-        raise ValueError(f"'{text}' has no Ctrl, Alt, Shift or Meta: it would take the key from every program")
+        raise ValueError(_("'{key}' has no Ctrl, Alt, Shift or Meta: it would take the key from every program")
+                         .format(key=text))
     return modifiers, parts[-1]
 
 
@@ -59,15 +61,15 @@ class Hotkeys(QObject):
             try:
                 self._backend = _X11Hotkeys(self.pressed.emit)
             except Exception as exc:
-                problems.append(f"Global hotkeys are not available ({exc}).")
+                problems.append(_("Global hotkeys are not available ({problem}).").format(problem=exc))
         elif sys.platform == "darwin":
             try:
                 self._backend = PynputHotkeys(self.pressed.emit, command_is_ctrl=True)
             except ImportError:
-                problems.append("Global hotkeys need pynput: pip install pynput.")
+                problems.append(_("Global hotkeys need pynput: pip install pynput."))
         else:
-            problems.append("Global hotkeys are not available on this system; bind 'captioner describe-screen' "
-                            "to a key in the system's shortcut settings.")
+            problems.append(_("Global hotkeys are not available on this system; bind 'captioner describe-screen' "
+                              "to a key in the system's shortcut settings."))
         if self._backend is not None:
             for action, text in hotkeys.items():
                 if not text:
@@ -76,9 +78,11 @@ class Hotkeys(QObject):
                     modifiers, key = parse_hotkey(text)
                     self._backend.grab(str(action), modifiers, key)  # a plain string for the platform
                 except ValueError as exc:
-                    problems.append(f"The hotkey {text} cannot be used: {exc}. Choose another in Settings.")
+                    problems.append(_("The hotkey {key} cannot be used: {problem}. Choose another in Settings.")
+                                    .format(key=text, problem=exc))
                 except KeyTaken:
-                    problems.append(f"{text} is already used by another program. Choose another hotkey in Settings.")
+                    problems.append(_("{key} is already used by another program. Choose another hotkey in Settings.")
+                                    .format(key=text))
             problem = self._backend.start()
             if problem:
                 problems.append(problem)
@@ -120,10 +124,10 @@ class _X11Hotkeys:
             mask |= masks[modifier]
         keysym = XK.string_to_keysym(key if len(key) > 1 else key.lower())
         if not keysym:
-            raise ValueError(f"unknown key '{key}'")
+            raise ValueError(_("unknown key '{key}'").format(key=key))
         keycode = self._display.keysym_to_keycode(keysym)
         if not keycode:
-            raise ValueError(f"this keyboard has no key '{key}'")
+            raise ValueError(_("this keyboard has no key '{key}'").format(key=key))
         # Num Lock (Mod2) and Caps Lock (Lock) must not stop the hotkey: grab with each of them too.
         catcher = CatchError()
         for extra in (0, X.Mod2Mask, X.LockMask, X.Mod2Mask | X.LockMask):
@@ -192,7 +196,7 @@ class PynputHotkeys:
         elif name in self.KEYS or (name[:1] == "f" and name[1:].isdigit() and 1 <= int(name[1:]) <= 20):
             main = f"<{self.KEYS.get(name, name)}>"
         else:
-            raise ValueError(f"unknown key '{key}'")
+            raise ValueError(_("unknown key '{key}'").format(key=key))
         combination = "+".join(sorted(self._modifiers[m] for m in modifiers)) + "+" + main
         self._keyboard.HotKey.parse(combination)  # raises ValueError for what pynput cannot read
         self._actions[combination] = action
@@ -210,10 +214,10 @@ class PynputHotkeys:
         ready.start()
         ready.join(5)
         if ready.is_alive() or not self._listener.is_alive():
-            return "Global hotkeys could not start: the keyboard listener failed."
+            return _("Global hotkeys could not start: the keyboard listener failed.")
         if not getattr(self._listener, "IS_TRUSTED", True):  # macOS only: the user has not allowed it (yet)
-            return ("To use the hotkeys, allow Captioner in System Settings > Privacy & Security > Accessibility "
-                    "and Input Monitoring, then start it again.")
+            return _("To use the hotkeys, allow Captioner in System Settings > Privacy & Security > Accessibility "
+                     "and Input Monitoring, then start it again.")
         return None
 
     def close(self) -> None:
@@ -227,8 +231,10 @@ class _PortalHotkeys:
     dialog of its own, so binding runs on a thread). The active window cannot be found on Wayland: that action
     gets no key there."""
 
-    DESCRIPTIONS = {Target.SCREEN: "Describe the screen", Target.REGION: "Describe a region of the screen",
-                    Target.CLIPBOARD: "Describe the image on the clipboard", Target.TEXT: "Read the text on the screen"}
+    # What the desktop's shortcut settings list our keys as.
+    DESCRIPTIONS = {Target.SCREEN: N_("Describe the screen"), Target.REGION: N_("Describe a region of the screen"),
+                    Target.CLIPBOARD: N_("Describe the image on the clipboard"),
+                    Target.TEXT: N_("Read the text on the screen")}
     MODIFIERS = {"control": "CTRL", "alt": "ALT", "shift": "SHIFT", "super": "LOGO"}  # the XDG shortcuts names
     KEYS = {"space": "space", "print": "Print", "ins": "Insert", "del": "Delete", "home": "Home", "end": "End",
             "pgup": "Page_Up", "pgdown": "Page_Down"}  # Qt's names -> X keysym names
@@ -250,10 +256,10 @@ class _PortalHotkeys:
         elif name in self.KEYS:
             keysym = self.KEYS[name]
         else:
-            raise ValueError(f"unknown key '{key}'")
+            raise ValueError(_("unknown key '{key}'").format(key=key))
         trigger = "+".join([self.MODIFIERS[m] for m in ("control", "alt", "shift", "super") if m in modifiers]
                            + [keysym])
-        self._wanted[action] = (self.DESCRIPTIONS[action], trigger)
+        self._wanted[action] = (_(self.DESCRIPTIONS[action]), trigger)
 
     def start(self) -> None:
         if self._wanted:
@@ -268,7 +274,7 @@ class _PortalHotkeys:
                 self._shortcuts.bind(self._wanted)
         except PortalError as exc:
             if not self._closed.is_set():
-                self._on_problem(f"Global hotkeys: {exc}")
+                self._on_problem(_("Global hotkeys: {problem}").format(problem=exc))
         if self._closed.is_set() and self._shortcuts is not None:
             self._shortcuts.close()
 
@@ -337,4 +343,4 @@ def _windows_virtual_key(key: str) -> int:
              "PGDOWN": 0x22}
     if key in named:
         return named[key]
-    raise ValueError(f"unknown key '{key}'")
+    raise ValueError(_("unknown key '{key}'").format(key=key))

@@ -30,11 +30,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+from captioner_gui.i18n import N_, _
+
 MAX_MESSAGE = 64 * 1024  # bytes in one request or answer
 MAX_DEPTH = 8  # nesting of JSON objects and lists in one message (the real ones have 2)
 IDLE_TIMEOUT_MS = 10_000  # a connection that sends no whole request for this long is closed
-BAD_ANSWER = ("The running app gave an answer that makes no sense; quit it (Ctrl+Q in its window) and start "
-              "captioner-gui again.")
+BAD_ANSWER = N_("The running app gave an answer that makes no sense; quit it (Ctrl+Q in its window) and start "
+                "captioner-gui again.")
 
 
 class InstanceError(Exception):
@@ -54,11 +56,13 @@ def socket_folder() -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise InstanceError(f"The app's folder {folder} could not be made ({exc.strerror}).") from None
+        raise InstanceError(_("The app's folder {folder} could not be made ({problem}).").format(
+            folder=folder, problem=exc.strerror)) from None
     problem = _private_folder_problem(folder)
     if problem is not None:
-        raise InstanceError(f"{folder} {problem}, so other users could reach the app: delete it (or set "
-                            "XDG_RUNTIME_DIR to a folder of yours), then start captioner-gui again.")
+        raise InstanceError(_("{folder} {problem}, so other users could reach the app: delete it (or set "
+                              "XDG_RUNTIME_DIR to a folder of yours), then start captioner-gui again.").format(
+            folder=folder, problem=problem))
     return folder
 
 
@@ -67,13 +71,14 @@ def _private_folder_problem(folder: Path) -> str | None:
     try:
         info = folder.lstat()
     except OSError:
-        return "cannot be read"
+        # Translators: these four follow the name of a folder ("/tmp/captioner-1000 cannot be read").
+        return _("cannot be read")
     if not stat.S_ISDIR(info.st_mode):
-        return "is not a folder"
+        return _("is not a folder")
     if info.st_uid != os.getuid():
-        return "belongs to another user"
+        return _("belongs to another user")
     if info.st_mode & 0o077:
-        return "may be entered by other users"
+        return _("may be entered by other users")
     return None
 
 
@@ -162,10 +167,10 @@ def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500) -> dict 
     buffer = _read_line(socket, timeout_ms)
     socket.abort()
     if buffer is None:
-        return {"error": "The running app did not answer in time."}
+        return {"error": _("The running app did not answer in time.")}
     answer = parse_message(buffer)
     if answer is None or not answer_makes_sense(answer, str(request.get("command"))):
-        return {"error": BAD_ANSWER}
+        return {"error": _(BAD_ANSWER)}
     if "error" in answer:
         answer["error"] = " ".join(answer["error"].split())  # one line, whatever the app sent
     return answer
@@ -244,12 +249,12 @@ class InstanceServer(QObject):
             line, buffer = buffer.split(b"\n", 1)
             request = parse_message(line)
             if request is None:
-                _reply(socket, {"error": "The app could not read this request."})
+                _reply(socket, {"error": _("The app could not read this request.")})
                 continue
             self._timers[socket].stop()  # a description may take long; the reply restarts the clock
             self.requested.emit(request, lambda answer, socket=socket: self._answer(socket, answer))
         if len(buffer) > MAX_MESSAGE:
-            _reply(socket, {"error": "The request is too long."})
+            _reply(socket, {"error": _("The request is too long.")})
             socket.disconnectFromServer()
             return
         if socket in self._buffers:  # not gone meanwhile

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-WORKING = "Describing..."
 
 
 class _ScreenReaderStandIn:
@@ -59,6 +58,11 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
     from .speech import Speaker
     from .worker import Request
 
+    from captioner_gui.i18n import _ as translate
+
+    from .window import DESCRIBING
+
+    working = translate(DESCRIBING)  # as the window says it, in the app's language
     capture = _capture_seconds() or 0.0
     pictures = {"photo": photo_screen(), "text": benchmark_screen(0)}
     player = os.environ.get("CAPTIONER_PLAYER")
@@ -86,9 +90,9 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
                         done = len(app.answers)
                         window.submit(Request(name="Screen", source=Target.SCREEN, picture=picture))
                         app.wait_for(lambda: len(app.answers) > done and not window.pending
-                                     and any(text != WORKING for _, text in heard), timeout=120)
+                                     and any(text != working for _, text in heard), timeout=120)
                         first.append(heard[0][0] - pressed + capture)
-                        answer.append(next(t for t, text in heard if text != WORKING) - pressed + capture)
+                        answer.append(next(t for t, text in heard if text != working) - pressed + capture)
                         said_first = heard[0][1]
                     results[f"{name}_{route}"] = {
                         "first_sound_ms": round(statistics.median(first[1:]) * 1000),

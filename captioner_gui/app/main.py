@@ -4,6 +4,7 @@ download when the model is missing. Image files given on the command line are de
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -12,28 +13,39 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QSocketNotifier, Qt
 from PySide6.QtWidgets import QApplication
 
-from captioner_gui import __version__
+from captioner_gui import __version__, i18n
+from captioner_gui.i18n import _
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="captioner-gui", description="Hear what is in an image or on your screen.")
-    parser.add_argument("images", nargs="*", help="image files to describe at start")
-    parser.add_argument("--model", help="model name, folder or manifest (saved as the setting)")
-    parser.add_argument("--models-dir", type=Path, help="the models folder (default: CAPTIONER_MODELS, else the "
-                                                        "user's data folder)")
+    parser = argparse.ArgumentParser(prog="captioner-gui",
+                                     description=_("Hear what is in an image or on your screen."))
+    parser.add_argument("images", nargs="*", help=_("image files to describe at start"))
+    parser.add_argument("--model", help=_("model name, folder or manifest (saved as the setting)"))
+    parser.add_argument("--models-dir", type=Path, help=_("the models folder (default: CAPTIONER_MODELS, else the "
+                                                          "user's data folder)"))
     parser.add_argument("--background", action="store_true",
-                        help="start without showing the window (in the tray, or minimized where there is no tray); "
-                             "for starting with the computer: the hotkeys work at once")
+                        help=_("start without showing the window (in the tray, or minimized where there is no "
+                               "tray); for starting with the computer: the hotkeys work at once"))
     parser.add_argument("--version", action="version", version=f"captioner {__version__}")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     QCoreApplication.setOrganizationName("captioner")
     QCoreApplication.setApplicationName("captioner")
+    from . import language
+    from .settings import Settings
+
+    settings = Settings.load()
+    chosen = language.resolve(settings.language)
+    i18n.use(chosen)  # the help and the messages below in the user's language too
+    i18n.translate_argparse()  # argparse's own words ("usage:", its errors), as the CLI says them
+    args = parse_args(argv)
     app = QApplication(sys.argv[:1])
-    app.setApplicationDisplayName("Captioner")
+    language.start_in(chosen)  # our words and Qt's, before any widget is built
+    # Translators: the app's name, in its window's title and the tray. Keep "Captioner"; you may add a few words.
+    app.setApplicationDisplayName(_("Captioner"))
     from .portal import APP_ID
 
     app.setDesktopFileName(APP_ID)  # the app's id for Wayland desktops and their portals
@@ -47,19 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         if not instance.listen():  # the app runs already: it shows its window (and describes our images)
             return hand_over(args.images, send)
     except InstanceError as exc:  # the app works, but `captioner describe-screen` cannot reach it
-        instance_problem = f"captioner describe-screen cannot reach the app: {exc}"
+        instance_problem = _("captioner describe-screen cannot reach the app: {problem}").format(problem=exc)
         print(instance_problem, file=sys.stderr)
 
     from captioner_gui.engine import default_models_dir
 
     from .history import History
     from .hotkeys import Hotkeys
-    from .settings import Settings
     from .speech import Speaker, recording_dir
     from .window import MainWindow
     from .worker import CaptionWorker
 
-    settings = Settings.load()
     if args.model:
         settings.model = args.model
         settings.save()
@@ -89,13 +99,44 @@ def main(argv: list[str] | None = None) -> int:
     if instance_problem:
         window.tell(instance_problem)
     quit_on_signals(app, window.close)
+    restarting = False
+
+    def restart() -> None:  # a new language: the user chose to start again now
+        nonlocal restarting
+        restarting = True
+        window.close()
+        app.quit()
+
+    window.restart_requested.connect(restart)
     try:
-        return app.exec()
+        status = app.exec()
     finally:
         instance.close()
         hotkeys.unregister()
-        worker.stop()
+        stopped = worker.stop()
         speaker.close()
+    if restarting:  # only now: the new app must find no other one running, and its hotkeys free
+        start_again(str(models_dir.resolve()) if args.models_dir else None)
+    if not stopped:
+        # The model is still loading (a first load can take a minute) and Python cannot interrupt it; Qt would
+        # abort when the running thread is destroyed at exit. Settings and history are on disk: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def start_again(models_dir: str | None) -> None:
+    """Starts a new app (in the language now saved in the settings), this one having let go of its socket and
+    hotkeys. Settings and history are already on disk."""
+    from PySide6.QtCore import QProcess
+
+    from .language import restart_command
+
+    program, arguments = restart_command(models_dir)
+    started, _pid = QProcess.startDetached(program, arguments)
+    if not started:
+        print(_("captioner-gui could not start again: start it yourself."), file=sys.stderr)
 
 
 def hand_over(images: list[str], send) -> int:
@@ -103,12 +144,13 @@ def hand_over(images: list[str], send) -> int:
     if images:
         answer = send({"command": "open", "paths": [str(Path(p).resolve()) for p in images]}, timeout_ms=5000)
         if answer is None or "error" in answer:
-            print(f"captioner-gui: {(answer or {}).get('error', 'The running app did not answer.')}", file=sys.stderr)
+            problem = (answer or {}).get("error") or _("The running app did not answer.")
+            print(f"captioner-gui: {problem}", file=sys.stderr)
             return 1
-        print("captioner-gui is already running; it describes the images there.", file=sys.stderr)
+        print(_("captioner-gui is already running; it describes the images there."), file=sys.stderr)
         return 0
     send({"command": "show"}, timeout_ms=5000)
-    print("captioner-gui is already running; its window was brought to the front.", file=sys.stderr)
+    print(_("captioner-gui is already running; its window was brought to the front."), file=sys.stderr)
     return 0
 
 

@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
+from captioner_gui.i18n import _
+
 PORTAL = "org.freedesktop.portal.Desktop"
 PORTAL_PATH = "/org/freedesktop/portal/desktop"
 SCREENSHOT = "org.freedesktop.portal.Screenshot"
@@ -43,14 +45,14 @@ def portal_screenshot(timeout: float = 120.0) -> Image.Image:
     with _Portal() as portal:
         code, results = portal.ask(SCREENSHOT, "Screenshot", "s", ("",),
                                    {"modal": ("b", False), "interactive": ("b", False)}, timeout,
-                                   "This desktop offers no screenshot portal: install xdg-desktop-portal and your "
-                                   "desktop's backend (xdg-desktop-portal-gnome, -kde or -wlr).")
+                                   _("This desktop offers no screenshot portal: install xdg-desktop-portal and "
+                                     "your desktop's backend (xdg-desktop-portal-gnome, -kde or -wlr)."))
     if code == CANCELLED:
-        raise PortalError("The desktop did not allow the screenshot. Allow screenshots for captioner in your "
-                          "desktop's privacy settings, then try again.")
+        raise PortalError(_("The desktop did not allow the screenshot. Allow screenshots for captioner in your "
+                            "desktop's privacy settings, then try again."))
     uri = results.get("uri", ("s", ""))[1]
     if code != 0 or not uri:
-        raise PortalError("The desktop portal could not take the screenshot.")
+        raise PortalError(_("The desktop portal could not take the screenshot."))
     return _read_and_delete(Path(unquote(urlparse(uri).path)))
 
 
@@ -70,31 +72,31 @@ class PortalShortcuts:
         keys than those asked for, if the user says so in its dialog.)"""
         from jeepney import MatchRule
 
-        missing = ("This desktop offers no global shortcuts portal (GNOME 48, KDE Plasma 6 and others have one): "
-                   "bind 'captioner describe-screen' in your desktop's keyboard shortcut settings instead.")
+        missing = _("This desktop offers no global shortcuts portal (GNOME 48, KDE Plasma 6 and others have one): "
+                    "bind 'captioner describe-screen' in your desktop's keyboard shortcut settings instead.")
         self._portal.register_app()
         code, results = self._portal.ask(SHORTCUTS, "CreateSession", "", (),
                                          {"session_handle_token": ("s", _token())}, 30, missing)
         self._session = str(results.get("session_handle", ("s", ""))[1])
         if code != 0 or not self._session:
-            raise PortalError("The desktop portal could not start a global shortcuts session.")
+            raise PortalError(_("The desktop portal could not start a global shortcuts session."))
         # Listen before binding, so that no press is missed.
         self._portal.listen(MatchRule(type="signal", interface=SHORTCUTS, member="Activated", path=PORTAL_PATH),
                             self._presses)
         threading.Thread(target=self._pass_on_presses, name="portal-shortcuts", daemon=True).start()
         wanted = [(action, {"description": ("s", description), "preferred_trigger": ("s", trigger)})
                   for action, (description, trigger) in shortcuts.items()]
-        code, _ = self._portal.ask(SHORTCUTS, "BindShortcuts", "oa(sa{sv})s", (self._session, wanted, ""), {},
+        code, _results = self._portal.ask(SHORTCUTS, "BindShortcuts", "oa(sa{sv})s", (self._session, wanted, ""), {},
                                    timeout, missing)
         if code == CANCELLED:
-            raise PortalError("The desktop's shortcut dialog was closed, so the hotkeys are not bound: change them "
-                              "in Settings to be asked again.")
+            raise PortalError(_("The desktop's shortcut dialog was closed, so the hotkeys are not bound: change "
+                                "them in Settings to be asked again."))
         if code != 0:
-            raise PortalError("The desktop portal could not bind the hotkeys.")
+            raise PortalError(_("The desktop portal could not bind the hotkeys."))
 
     def _pass_on_presses(self) -> None:
         while (message := self._presses.get()) is not None:  # None: closed
-            session, action, *_ = message.body
+            session, action, *_details = message.body
             if session == self._session:
                 self._on_press(action)
 
@@ -110,11 +112,12 @@ class _Portal:
         try:
             from jeepney.io.threading import DBusRouter, open_dbus_connection
         except ImportError:
-            raise PortalError("jeepney is missing: pip install jeepney.") from None
+            raise PortalError(_("jeepney is missing: pip install jeepney.")) from None
         try:
             self._connection = open_dbus_connection(bus="SESSION")
         except (OSError, KeyError, ValueError) as exc:
-            raise PortalError(f"No D-Bus session bus to reach the desktop portal ({exc}).") from None
+            raise PortalError(_("No D-Bus session bus to reach the desktop portal ({problem}).").format(problem=exc)
+                              ) from None
         self._router = DBusRouter(self._connection)
         self._filters: list = []  # jeepney's filter handles, each with the queue it fills
 
@@ -159,13 +162,15 @@ class _Portal:
         if reply.header.message_type == MessageType.error:
             name = reply.header.fields.get(HeaderFields.error_name, "")
             raise PortalError(missing if name in MISSING else
-                              f"The desktop portal refused ({reply.body[0] if reply.body else name}).")
+                              _("The desktop portal refused ({problem}).").format(
+                                  problem=reply.body[0] if reply.body else name))
         try:
             answer = answers.get(timeout=timeout)
         except queue.Empty:
-            raise PortalError(f"The desktop portal did not answer within {timeout:.0f} s.") from None
+            raise PortalError(_("The desktop portal did not answer within {seconds} s.").format(
+                seconds=f"{timeout:.0f}")) from None
         if answer is None:
-            raise PortalError("Closed before the desktop portal answered.")
+            raise PortalError(_("Closed before the desktop portal answered."))
         return answer.body
 
     def close(self) -> None:
@@ -185,7 +190,7 @@ def _read_and_delete(path: Path) -> Image.Image:
         with Image.open(path) as picture:
             image = picture.convert("RGB")
     except OSError as exc:
-        raise PortalError(f"The portal's screenshot could not be read ({exc}).") from None
+        raise PortalError(_("The portal's screenshot could not be read ({problem}).").format(problem=exc)) from None
     try:
         os.remove(path)
     except OSError:

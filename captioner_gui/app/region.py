@@ -7,11 +7,15 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QDialog
 
-INSTRUCTIONS = ("Choose a region. Arrow keys move the rectangle, Shift with the arrow keys changes its size, "
-                "Control makes the steps small. Enter describes the region, Escape cancels. Or drag with the mouse.")
+from captioner_gui.i18n import N_, _
+
+INSTRUCTIONS = N_("Choose a region. Arrow keys move the rectangle, Shift with the arrow keys changes its size, "
+                  "Control makes the steps small. Enter describes the region, Escape cancels. Or drag with the "
+                  "mouse.")
 STEP, FINE_STEP = 40, 4
-SHOWN_INSTRUCTIONS = ("Arrow keys: move.  Shift+arrows: size.  Ctrl: small steps.\n"
-                      "Enter: describe.  Escape: cancel.  Or drag with the mouse.")
+# Translators: shown large over the picture of the screen, in two lines.
+SHOWN_INSTRUCTIONS = N_("Arrow keys: move.  Shift+arrows: size.  Ctrl: small steps.\n"
+                        "Enter: describe.  Escape: cancel.  Or drag with the mouse.")
 
 
 def pixmap_from_pil(image) -> QPixmap:
@@ -31,9 +35,9 @@ class RegionPicker(QDialog):
     def __init__(self, screenshot, origin: QPoint):
         super().__init__(None, Qt.WindowType.FramelessWindowHint | Qt.WindowType.WindowStaysOnTopHint
                          | Qt.WindowType.Tool)
-        self.setWindowTitle("Choose a region")
-        self.setAccessibleName("Choose a region")
-        self.setAccessibleDescription(INSTRUCTIONS)
+        self.setWindowTitle(_("Choose a region"))
+        self.setAccessibleName(_("Choose a region"))
+        self.setAccessibleDescription(_(INSTRUCTIONS))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.picture = pixmap_from_pil(screenshot)
@@ -60,7 +64,8 @@ class RegionPicker(QDialog):
         painter.setFont(font)
         flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
         area = self.rect().adjusted(16, 16, -16, -16)
-        needed = painter.boundingRect(area, flags, SHOWN_INSTRUCTIONS).adjusted(-16, -12, 16, 12)
+        shown = _(SHOWN_INSTRUCTIONS)
+        needed = painter.boundingRect(area, flags, shown).adjusted(-16, -12, 16, 12)
         box = QRect(area.left(), area.top(), area.width(), needed.height())
         if box.intersects(self.selection):
             box.moveBottom(area.bottom())
@@ -68,7 +73,7 @@ class RegionPicker(QDialog):
         painter.setPen(QPen(QColor(255, 255, 0), 3))
         painter.drawRect(box)
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(box, flags, SHOWN_INSTRUCTIONS)
+        painter.drawText(box, flags, shown)
 
     def keyPressEvent(self, event):
         key, modifiers = event.key(), event.modifiers()

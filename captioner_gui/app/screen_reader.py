@@ -12,8 +12,11 @@ import ctypes
 import shutil
 import subprocess
 import sys
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+from captioner_gui.i18n import spoken_language
 
 
 class ScreenReader(ABC):
@@ -22,6 +25,11 @@ class ScreenReader(ABC):
     @abstractmethod
     def speak(self, text: str) -> None:
         """Says the text through the screen reader, cutting off what it was saying."""
+
+    def speak_parts(self, parts: list[tuple[str, str]]) -> None:
+        """Says (words, language) parts in order, cutting off what it was saying. Where the screen reader's
+        interface takes no language, the parts are said as one text in the reader's own voice."""
+        self.speak(" ".join(words for words, _language in parts))
 
     def stop(self) -> None:
         """Silences the screen reader (where its interface can)."""
@@ -44,12 +52,25 @@ class SpeechDispatcher(ScreenReader):
                 raise OSError("Neither the speechd module nor spd-say is available.") from None
 
     def speak(self, text: str) -> None:
+        self.speak_parts([(text, "")])
+
+    def speak_parts(self, parts: list[tuple[str, str]]) -> None:
+        """Each part with its language (Speech Dispatcher picks a voice of it); "" is the app's language."""
+        parts = [(words, language or spoken_language()) for words, language in parts if words.strip()]
         if self._client is not None:
             self._client.cancel()
-            self._client.speak(text)
-        else:
-            subprocess.Popen(["spd-say", "--priority", "text", "--", text], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+            for words, language in parts:
+                self._client.set_language(language)
+                self._client.speak(words)
+        else:  # one spd-say after another, in a thread: each returns once its message is queued, in order
+            threading.Thread(target=self._spd_say, args=(parts,), daemon=True).start()
+
+    @staticmethod
+    def _spd_say(parts: list[tuple[str, str]]) -> None:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 10, "check": False}
+        subprocess.run(["spd-say", "--cancel"], **quiet)
+        for words, language in parts:
+            subprocess.run(["spd-say", "--priority", "text", "--language", language, "--", words], **quiet)
 
     def stop(self) -> None:
         if self._client is not None:

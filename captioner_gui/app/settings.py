@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from captioner_gui import i18n
 from captioner_gui.engine.options import DEVICES, DecodeOptions, Target
 
 VERSION = 1  # the layout of what is kept; a later layout says here how to read an older one
@@ -27,6 +28,12 @@ def ranged(default: int, low: int, high: int) -> Any:
 def one_of(default: str, choices: tuple[str, ...]) -> Any:
     """One of `choices`; anything else falls back to the default."""
     return field(default=default, metadata={"choices": choices})
+
+
+def a_language() -> Any:
+    """A language there is a translation for (its code, as i18n.available() lists them), or "": the system's. A
+    language whose translation is gone falls back to the system's."""
+    return field(default="", metadata={"choices_from": lambda: ("", *i18n.available())})
 
 
 @dataclass
@@ -50,6 +57,7 @@ class Settings:
     hotkeys: dict[Target, str] = field(default_factory=lambda: dict(DEFAULT_HOTKEYS))
     theme: str = one_of("system", THEMES)  # system (high contrast when the system asks for it), standard, high_contrast
     text_size: int = ranged(100, 70, 300)  # percent of the system's font size (Ctrl+Plus, Ctrl+Minus, Ctrl+0)
+    language: str = a_language()  # the app's words: "" the system's, else a code ("en", "zh_CN"); read at start-up
 
     @staticmethod
     def range_of(name: str) -> tuple[int, int]:
@@ -96,6 +104,8 @@ class Settings:
                 low, high = f.metadata["range"]
                 setattr(self, f.name, min(max(value, low), high))
             elif "choices" in f.metadata and value not in f.metadata["choices"]:
+                setattr(self, f.name, f.default)
+            elif "choices_from" in f.metadata and value not in f.metadata["choices_from"]():
                 setattr(self, f.name, f.default)
             elif f.metadata.get("not_blank") and not value.strip():
                 setattr(self, f.name, f.default)

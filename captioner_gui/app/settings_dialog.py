@@ -1,7 +1,8 @@
-"""The Settings dialog: model, decoding, device, speech, copying, history and hotkeys."""
+"""The Settings dialog: model, decoding, device, speech, appearance, language, copying, history and hotkeys."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +12,19 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QScrollArea, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from captioner_gui import i18n
 from captioner_gui.engine.options import Target
+from captioner_gui.i18n import N_, _
 
+from . import language
 from .settings import DEFAULT_HOTKEYS, Settings
 from .speech import Speaker
+
+
+# The label of each hotkey's field; its accessible name is the label without "&" and ":".
+HOTKEY_LABELS = {Target.SCREEN: N_("Describe the scree&n:"), Target.WINDOW: N_("Describe the active &window:"),
+                 Target.REGION: N_("Describe a re&gion:"), Target.CLIPBOARD: N_("Describe the clipboard &image:"),
+                 Target.TEXT: N_("Read the text of the active window:")}
 
 
 def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
@@ -23,136 +33,152 @@ def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
     return widget
 
 
+def plain(label: str) -> str:
+    """A label as a screen reader should say it: without its Alt letter ("&Model:", "模型(&M)：") and colon."""
+    return re.sub(r"\s*\(&\w\)", "", label).replace("&", "").rstrip(":：  ")
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, speaker: Speaker, models_dir: Path | None, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("Settings")
+        self.setWindowTitle(_("Settings"))
         self._settings = settings
 
         # Model
-        self.model = _named(QComboBox(), "Model", "A model in the models folder, or a model folder of your own.")
+        self.model = _named(QComboBox(), _("Model"), _("A model in the models folder, or a model folder of your own."))
         self.model.setEditable(True)
         for name in _model_names(models_dir):
             self.model.addItem(name)
         self.model.setCurrentText(settings.model)
-        browse = _named(QPushButton("&Browse..."), "Browse for a model folder")
+        browse = _named(QPushButton(_("&Browse...")), _("Browse for a model folder"))
         browse.clicked.connect(self._browse_model)
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(browse)
-        self.decoding = _named(QComboBox(), "Decoding", "Beam search is a little slower and usually better.")
-        self.decoding.addItem("Beam search (better)", "beam")
-        self.decoding.addItem("Greedy (faster)", "greedy")
+        self.decoding = _named(QComboBox(), _("Decoding"), _("Beam search is a little slower and usually better."))
+        self.decoding.addItem(_("Beam search (better)"), "beam")
+        self.decoding.addItem(_("Greedy (faster)"), "greedy")
         self.decoding.setCurrentIndex(max(0, self.decoding.findData(settings.decoding)))
-        self.beam_size = _named(QSpinBox(), "Beam size", "How many candidate captions beam search keeps.")
+        self.beam_size = _named(QSpinBox(), _("Beam size"), _("How many candidate captions beam search keeps."))
         self.beam_size.setRange(*Settings.range_of("beam_size"))
         self.beam_size.setValue(settings.beam_size)
         self.decoding.currentIndexChanged.connect(
             lambda: self.beam_size.setEnabled(self.decoding.currentData() == "beam"))
         self.beam_size.setEnabled(settings.decoding == "beam")
-        self.rerank = _named(QCheckBox("Le&t CLIP pick among beam search's captions"), "Let CLIP pick",
-                             "Says the candidate caption that CLIP finds closest to the picture.")
+        self.rerank = _named(QCheckBox(_("Le&t CLIP pick among beam search's captions")), _("Let CLIP pick"),
+                             _("Says the candidate caption that CLIP finds closest to the picture."))
         self.rerank.setChecked(settings.rerank)
-        self.device = _named(QComboBox(), "Device", "Automatic uses an NVIDIA GPU when there is one.")
-        for label, value in (("Automatic", "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda")):
+        self.device = _named(QComboBox(), _("Device"), _("Automatic uses an NVIDIA GPU when there is one."))
+        for label, value in ((_("Automatic"), "auto"), (_("CPU"), "cpu"), (_("GPU (CUDA)"), "cuda")):
             self.device.addItem(label, value)
         self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
-        model_box = QGroupBox("Model")
+        # Translators: a group of settings (the model, its decoding and device).
+        model_box = QGroupBox(_("Model"))
         model_form = QFormLayout(model_box)
-        model_label = QLabel("&Model:")
+        model_label = QLabel(_("&Model:"))
         model_label.setBuddy(self.model)
         model_form.addRow(model_label, model_row)
-        model_form.addRow("&Decoding:", self.decoding)
-        model_form.addRow("Beam si&ze:", self.beam_size)
+        model_form.addRow(_("&Decoding:"), self.decoding)
+        model_form.addRow(_("Beam si&ze:"), self.beam_size)
         model_form.addRow(self.rerank)
-        model_form.addRow("De&vice:", self.device)
+        model_form.addRow(_("De&vice:"), self.device)
 
         # Speech
-        self.speech = _named(QCheckBox("&Speak descriptions"), "Speak descriptions")
+        self.speech = _named(QCheckBox(_("&Speak descriptions")), _("Speak descriptions"))
         self.speech.setChecked(settings.speech)
-        self.use_screen_reader = _named(QCheckBox("Use my screen &reader when one runs"),
-                                        "Use my screen reader when one runs",
-                                        "Send descriptions to NVDA, JAWS or Orca instead of the app's own voice.")
+        self.use_screen_reader = _named(QCheckBox(_("Use my screen &reader when one runs")),
+                                        _("Use my screen reader when one runs"),
+                                        _("Send descriptions to NVDA, JAWS or Orca instead of the app's own voice."))
         self.use_screen_reader.setChecked(settings.use_screen_reader)
-        self.voice = _named(QComboBox(), "Voice")
-        self.voice.addItem("Default voice", "")
+        self.voice = _named(QComboBox(), _("Voice"))
+        self.voice.addItem(_("Default voice"), "")
         for voice in speaker.voices(timeout=5):
             self.voice.addItem(voice.name, voice.id)
         self.voice.setCurrentIndex(max(0, self.voice.findData(settings.voice)))
-        self.rate = _named(QSpinBox(), "Speaking rate", "Words per minute.")
+        self.rate = _named(QSpinBox(), _("Speaking rate"), _("Words per minute."))
         self.rate.setRange(*Settings.range_of("rate"))
         self.rate.setSingleStep(10)
-        self.rate.setSuffix(" words per minute")
+        # Translators: after the number of the speaking rate ("180 words per minute").
+        self.rate.setSuffix(" " + _("words per minute"))
         self.rate.setValue(settings.rate)
-        self.volume = _named(QSlider(Qt.Orientation.Horizontal), "Volume", "Percent.")
+        self.volume = _named(QSlider(Qt.Orientation.Horizontal), _("Volume"), _("Percent."))
         self.volume.setRange(*Settings.range_of("volume"))
         self.volume.setPageStep(10)
         self.volume.setValue(settings.volume)
-        speech_box = QGroupBox("Speech")
+        # Translators: a group of settings.
+        speech_box = QGroupBox(_("Speech"))
         speech_form = QFormLayout(speech_box)
         speech_form.addRow(self.speech)
         speech_form.addRow(self.use_screen_reader)
-        speech_form.addRow("V&oice:", self.voice)
-        speech_form.addRow("Rat&e:", self.rate)
-        speech_form.addRow("Vo&lume:", self.volume)
+        speech_form.addRow(_("V&oice:"), self.voice)
+        speech_form.addRow(_("Rat&e:"), self.rate)
+        speech_form.addRow(_("Vo&lume:"), self.volume)
 
         # Results and history
-        self.auto_copy = _named(QCheckBox("&Copy each description to the clipboard"), "Copy each description")
+        self.auto_copy = _named(QCheckBox(_("&Copy each description to the clipboard")), _("Copy each description"))
         self.auto_copy.setChecked(settings.auto_copy)
-        self.history = _named(QCheckBox("&Keep a history of descriptions"), "Keep a history",
-                              "Past descriptions are saved on this computer only.")
+        self.history = _named(QCheckBox(_("&Keep a history of descriptions")), _("Keep a history"),
+                              _("Past descriptions are saved on this computer only."))
         self.history.setChecked(settings.history)
-        self.history_limit = _named(QSpinBox(), "History size",
-                                    "Descriptions kept; the oldest are deleted first, with their thumbnails.")
+        self.history_limit = _named(QSpinBox(), _("History size"),
+                                    _("Descriptions kept; the oldest are deleted first, with their thumbnails."))
         self.history_limit.setRange(*Settings.range_of("history_limit"))
         self.history_limit.setSingleStep(100)
-        self.history_limit.setSuffix(" descriptions")
+        # Translators: after the number of descriptions the history keeps ("1000 descriptions").
+        self.history_limit.setSuffix(" " + _("descriptions"))
         self.history_limit.setValue(settings.history_limit)
         self.keep_screen_pictures = _named(
-            QCheckBox("Keep &pictures of the screen in the history"), "Keep pictures of the screen in the history",
-            "Off: descriptions of the screen, a window or a region are kept without a thumbnail, since the screen "
-            "can show mail, banking or passwords.")
+            QCheckBox(_("Keep &pictures of the screen in the history")),
+            _("Keep pictures of the screen in the history"),
+            _("Off: descriptions of the screen, a window or a region are kept without a thumbnail, since the screen "
+              "can show mail, banking or passwords."))
         self.keep_screen_pictures.setChecked(settings.keep_screen_pictures)
         self.history.toggled.connect(self._history_toggled)
         self._history_toggled(settings.history)
         history_form = QFormLayout()
-        history_label = QLabel("&History size:")
+        history_label = QLabel(_("&History size:"))
         history_label.setBuddy(self.history_limit)
         history_form.addRow(history_label, self.history_limit)
         history_form.addRow(self.keep_screen_pictures)
-        self.all_monitors = _named(QCheckBox("Describe &all monitors together"), "Describe all monitors together",
-                                   "Off: 'describe the screen' takes the monitor the mouse pointer is on.")
+        self.all_monitors = _named(QCheckBox(_("Describe &all monitors together")),
+                                   _("Describe all monitors together"),
+                                   _("Off: 'describe the screen' takes the monitor the mouse pointer is on."))
         self.all_monitors.setChecked(settings.all_monitors)
 
-        # Appearance
-        self.theme = _named(QComboBox(), "Theme", "High contrast: white on black with a yellow focus ring. Follow "
-                                                  "the system: high contrast when the system is set to it.")
-        for label, value in (("Follow the system", "system"), ("Standard", "standard"),
-                             ("High contrast", "high_contrast")):
+        # Appearance and language
+        self.theme = _named(QComboBox(), _("Theme"), _("High contrast: white on black with a yellow focus ring. "
+                                                       "Follow the system: high contrast when the system is set to "
+                                                       "it."))
+        for label, value in ((_("Follow the system"), "system"), (_("Standard"), "standard"),
+                             (_("High contrast"), "high_contrast")):
             self.theme.addItem(label, value)
         self.theme.setCurrentIndex(max(0, self.theme.findData(settings.theme)))
-        self.text_size = _named(QSpinBox(), "Text size", "Also Control+Plus, Control+Minus and Control+0 in the "
-                                                         "window.")
+        self.text_size = _named(QSpinBox(), _("Text size"), _("Also Control+Plus, Control+Minus and Control+0 in "
+                                                              "the window."))
         self.text_size.setRange(*Settings.range_of("text_size"))
         self.text_size.setSingleStep(10)
         self.text_size.setSuffix(" %")
         self.text_size.setValue(settings.text_size)
-        appearance_box = QGroupBox("Appearance")
+        self.language = _named(QComboBox(), _("Language"), _("The language of the app's words. A new language is "
+                                                             "used from the next start."))
+        for code, name in language_choices().items():
+            self.language.addItem(name, code)
+        self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        # Translators: a group of settings: how the app looks, and its language.
+        appearance_box = QGroupBox(_("Appearance and language"))
         appearance_form = QFormLayout(appearance_box)
-        appearance_form.addRow("&Theme:", self.theme)
-        appearance_form.addRow("Te&xt size:", self.text_size)
+        appearance_form.addRow(_("&Theme:"), self.theme)
+        appearance_form.addRow(_("Te&xt size:"), self.text_size)
+        appearance_form.addRow(_("Lang&uage:"), self.language)
 
         # Hotkeys
-        hotkey_box = QGroupBox("Hotkeys (work in any program)")
+        hotkey_box = QGroupBox(_("Hotkeys (work in any program)"))
         hotkey_form = QFormLayout(hotkey_box)
         self.hotkeys: dict[Target, QKeySequenceEdit] = {}
-        labels = {Target.SCREEN: "Describe the scree&n:", Target.WINDOW: "Describe the active &window:",
-                  Target.REGION: "Describe a re&gion:", Target.CLIPBOARD: "Describe the clipboard &image:",
-                  Target.TEXT: "Read the text of the active window:"}
-        for key, label in labels.items():
-            edit = _named(QKeySequenceEdit(QKeySequence(settings.hotkeys[key])),
-                          label.replace("&", "").rstrip(":"),
-                          f"Press the new key combination. The default is {DEFAULT_HOTKEYS[key]}.")
+        for key, marked in HOTKEY_LABELS.items():
+            label = _(marked)
+            edit = _named(QKeySequenceEdit(QKeySequence(settings.hotkeys[key])), plain(label),
+                          _("Press the new key combination. The default is {key}.").format(key=DEFAULT_HOTKEYS[key]))
             edit.setMaximumSequenceLength(1)
             edit.setClearButtonEnabled(True)
             _name_key_field(edit)
@@ -192,7 +218,7 @@ class SettingsDialog(QDialog):
         self.keep_screen_pictures.setEnabled(keep)
 
     def _browse_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder (with manifest.json)")
+        folder = QFileDialog.getExistingDirectory(self, _("Choose a model folder (with manifest.json)"))
         if folder:
             self.model.setCurrentText(folder)
 
@@ -215,6 +241,7 @@ class SettingsDialog(QDialog):
         self.all_monitors.setChecked(defaults.all_monitors)
         self.theme.setCurrentIndex(self.theme.findData(defaults.theme))
         self.text_size.setValue(defaults.text_size)
+        self.language.setCurrentIndex(self.language.findData(defaults.language))
         for key, edit in self.hotkeys.items():
             edit.setKeySequence(QKeySequence(DEFAULT_HOTKEYS[key]))
 
@@ -231,7 +258,7 @@ class SettingsDialog(QDialog):
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
             history_limit=self.history_limit.value(), keep_screen_pictures=self.keep_screen_pictures.isChecked(),
             all_monitors=self.all_monitors.isChecked(), theme=self.theme.currentData(),
-            text_size=self.text_size.value(), hotkeys=hotkeys,
+            text_size=self.text_size.value(), language=self.language.currentData(), hotkeys=hotkeys,
         )
 
 
@@ -242,6 +269,14 @@ def _name_key_field(edit: QKeySequenceEdit) -> None:
     if field is not None:
         field.setAccessibleName(edit.accessibleName())
         field.setAccessibleDescription(edit.accessibleDescription())
+
+
+def language_choices() -> dict[str, str]:
+    """The Language box's choices by setting: the system's language first (named, so the user knows which), then
+    each language by its own name (so that a user who cannot read the current one still finds theirs)."""
+    names = i18n.available()
+    system = _("System language ({language})").format(language=names[language.system_language()])
+    return {"": system, **names}
 
 
 def _model_names(models_dir: Path | None) -> list[str]:

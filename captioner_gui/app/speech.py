@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Callable
 
 from captioner_gui.engine.errors import first_line
+from captioner_gui.i18n import _
+from captioner_gui.i18n import spoken_language
 
 
-UI_LANGUAGE = "en"  # the language of the voice chosen in Settings
 
 
 @dataclass(frozen=True)
@@ -365,7 +366,7 @@ class Speaker:
             if sound is not None:
                 sound.unlink(missing_ok=True)
         if not isinstance(synthesizer, EspeakProgram):
-            self._tell_silent("no sound player was found")
+            self._tell_silent(_("no sound player was found"))
             return
         player.play_itself(synthesizer.speak_command(text, *self._voice_settings(synthesizer, language)))
         self._sounding(text)
@@ -373,7 +374,8 @@ class Speaker:
         failure = player.failure()
         player.stop()
         if failure is not None:
-            self._tell_silent(f"no sound player was found and espeak-ng could not play ({failure})")
+            self._tell_silent(_("no sound player was found and espeak-ng could not play ({problem})").format(
+                problem=failure))
 
     def _sounding(self, text: str) -> None:
         if self.on_sound is not None:
@@ -382,8 +384,8 @@ class Speaker:
     def _tell_silent(self, reason: str) -> None:
         if not self._told_silent:
             self._told_silent = True
-            self.on_error(f"Speech cannot be heard: {reason}. Install pulseaudio-utils or alsa-utils, or set "
-                          "CAPTIONER_PLAYER.")
+            self.on_error(_("Speech cannot be heard: {reason}. Install pulseaudio-utils or alsa-utils, or set "
+                            "CAPTIONER_PLAYER.").format(reason=reason))
 
     def _finished(self, count: int) -> None:
         with self._quiet:
@@ -427,16 +429,23 @@ class Speaker:
             return make_synthesizer()
         except Exception as exc:
             self.available = False
-            hint = " Install espeak-ng." if sys.platform.startswith("linux") else ""
-            self.on_error(f"Speech is not available ({first_line(exc)}).{hint}")
+            if sys.platform.startswith("linux"):
+                self.on_error(_("Speech is not available ({problem}). Install espeak-ng.").format(
+                    problem=first_line(exc)))
+            else:
+                self.on_error(_("Speech is not available ({problem}).").format(problem=first_line(exc)))
             return None
 
     def _voice_settings(self, synthesizer, language: str) -> tuple[str, int, float]:
-        """The user's voice, rate and volume; for text in another language than the app's, a voice of that
-        language where the engine has one (the user's voice speaks the app's language)."""
+        """The user's voice, rate and volume. The user's voice speaks the app's language; where none was chosen,
+        a voice of the app's language speaks it (espeak-ng's Mandarin for Chinese). Text in another language (the
+        OCR's, a caption's) gets a voice of its own language where the engine has one."""
         voice, rate, volume = self.settings
-        if language and language != UI_LANGUAGE:
+        ours = spoken_language()
+        if language and language != ours:
             voice = synthesizer.voice_for(language) or voice
+        elif not voice and ours != "en":
+            voice = synthesizer.voice_for(ours) or voice
         return voice, rate, volume
 
     def _synthesize(self, synthesizer, text: str, scratch: Path, language: str = "") -> Path | None:
@@ -446,11 +455,11 @@ class Speaker:
             written = synthesizer.write(text, path, *self._voice_settings(synthesizer, language))
         except Exception as exc:
             path.unlink(missing_ok=True)
-            self.on_error(f"Speech failed: {first_line(exc)}")
+            self.on_error(_("Speech failed: {problem}").format(problem=first_line(exc)))
             return None
         if not written:
             path.unlink(missing_ok=True)
-            self.on_error("Speech failed: the text-to-speech engine wrote no sound.")
+            self.on_error(_("Speech failed: the text-to-speech engine wrote no sound."))
             return None
         self.spoken += 1
         if self.record_dir is not None:
@@ -508,7 +517,7 @@ class SpeechRoute:
         reader = self.screen_reader() if self.settings.use_screen_reader else None
         if reader is not None:
             if not reader_hears_window:
-                reader.speak(" ".join(words for words, _ in parts))
+                reader.speak_parts(parts)
             return
         for index, (words, language) in enumerate(parts):
             self.speaker.say(words, interrupt and index == 0, language)

@@ -17,21 +17,36 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
                                QSystemTrayIcon, QVBoxLayout, QWidget)
 
+from captioner_gui import i18n
 from captioner_gui.engine.options import CAPTURES, Target
+from captioner_gui.i18n import N_, _, pgettext
 
-from . import appearance
+from . import appearance, language
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .history import History, HistoryEntry
 from .settings import Settings
 from .speech import Speaker, SpeechRoute
 from .worker import Answer, CaptionWorker, Reply, Request
 
-IMAGE_FILTER = ("Images (*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif);;"
-                "All files (*)")
+IMAGE_PATTERNS = "*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif"
+DESCRIBING = N_("Describing...")  # said at once when the answer takes longer (latency.py listens for it)
 DESCRIBING_AFTER_MS = 300  # say "Describing..." when the answer is not ready by then, so that a sound comes
 # within half a second of the key press (its words take about 0.1 s to write; `captioner benchmark --latency`)
 HISTORY_SHOWN = 200  # newest entries in the window's list (the file keeps up to Settings' limit)
 MAX_OPENED = 1000  # image files one request from a second `captioner-gui` may hand over
+# How the history list names what was described (a file is named by its file name).
+# Translators: what a description in the history was made of, after its time ("2025-01-01 10:00, screen").
+SOURCE_LABELS = {Target.SCREEN: N_("screen"), Target.WINDOW: N_("window"), Target.REGION: N_("region"),
+                 Target.CLIPBOARD: N_("clipboard"), Target.TEXT: N_("text of the active window"),
+                 "dropped image": N_("dropped image")}
+# Translators: the name of a picture taken of the screen, in messages ("Screen: a photo of ...").
+CAPTURE_NAMES = {Target.SCREEN: N_("Screen"), Target.WINDOW: N_("Window"), Target.REGION: N_("Region"),
+                 Target.TEXT: N_("Text")}
+
+
+def image_filter() -> str:
+    """The file dialog's filter, in the user's language."""
+    return "{images} ({patterns});;{all} (*)".format(images=_("Images"), patterns=IMAGE_PATTERNS, all=_("All files"))
 
 
 def _name(widget: QWidget, name: str, description: str) -> QWidget:
@@ -63,12 +78,16 @@ class DropArea(QPushButton):
     image_dropped = Signal(bytes)  # an image dragged from a program that offers no file (a browser)
 
     def __init__(self):
-        super().__init__("Drop images here\nor press Enter to open one")
+        super().__init__(_("Drop images here\nor press Enter to open one"))
         self.setObjectName("dropArea")  # its font size in the style sheet
         self.setAcceptDrops(True)
-        self.setMinimumHeight(60)  # shrinks before anything else when the text is large (200% on a laptop)
-        _name(self, "Drop area", "Drop image files here to hear what they show, or press Enter or Space to choose "
-                                 "image files.")
+        _name(self, _("Drop area"), _("Drop image files here to hear what they show, or press Enter or Space to "
+                                      "choose image files."))
+
+    def minimumSizeHint(self) -> QSize:
+        """A large target (60 pixels tall) where there is room; never shorter than its words, however large the
+        text or long the translation: where the screen is too small for that, the window scrolls."""
+        return QSize(super().minimumSizeHint().width(), max(60, self.sizeHint().height()))
 
     def dragEnterEvent(self, event):
         if _offers_images(event.mimeData()):
@@ -94,6 +113,7 @@ class MainWindow(QMainWindow):
 
     model_missing = Signal(str)  # the engine's message; the app offers the first-run download
     settings_changed = Signal()  # after the user saved new settings (hotkeys are re-registered on it)
+    restart_requested = Signal()  # the user chose a new language and to start again now (main.py does it)
     speech_problem = Signal(str)  # from the speech thread: speech cannot work (shown in the status bar)
     _run_on_gui_thread = Signal(object)  # a function from another thread (a finished capture), run here
 
@@ -112,7 +132,7 @@ class MainWindow(QMainWindow):
         self.voice = SpeechRoute(speaker, settings)
         self._capturing = False  # a picture is being taken (on Wayland, perhaps waiting for the user's leave)
         self._run_on_gui_thread.connect(lambda function: function(), Qt.ConnectionType.QueuedConnection)
-        self.setWindowTitle("Captioner")
+        self.setWindowTitle(_("Captioner"))
         self.setWindowIcon(app_icon())
         self._spoken_problems: set[str] = set()  # speech problems already said (each once)
         self.setAcceptDrops(True)  # an image dropped anywhere on the window is described
@@ -139,42 +159,47 @@ class MainWindow(QMainWindow):
 
     def _build_widgets(self) -> None:
         self.drop_area = DropArea()
-        self.open_button = _name(QPushButton("&Open image..."), "Open image",
-                                 "Choose image files to describe. Shortcut: Control+O.")
-        self.paste_button = _name(QPushButton("&Paste image"), "Paste image",
-                                  "Describe the image, or image file, on the clipboard. Shortcut: Control+V.")
-        self.screen_button = _name(QPushButton("Describe scree&n"), "Describe screen",
-                                   "Describe what is on the screen now.")
-        self.result_label = QLabel("&Description:")
+        # Translators: buttons; the letter after & is pressed with Alt (in Chinese: "打开图像(&O)...").
+        self.open_button = _name(QPushButton(_("&Open image...")), _("Open image"),
+                                 _("Choose image files to describe. Shortcut: Control+O."))
+        self.paste_button = _name(QPushButton(_("&Paste image")), _("Paste image"),
+                                  _("Describe the image, or image file, on the clipboard. Shortcut: Control+V."))
+        self.screen_button = _name(QPushButton(_("Describe scree&n")), _("Describe screen"),
+                                   _("Describe what is on the screen now."))
+        self.result_label = QLabel(_("&Description:"))
         self.result = QPlainTextEdit()
         self.result.setReadOnly(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
                                             | Qt.TextInteractionFlag.TextSelectableByMouse)
         self.result.setTabChangesFocus(True)
         self.result.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.result.setPlaceholderText("The description appears here.")
+        self.result.setPlaceholderText(_("The description appears here."))
         self.result.setMinimumHeight(60)
         self.result.setObjectName("description")  # larger text in the style sheet
         self.result.setAcceptDrops(False)  # its drops go to the window, which describes them
         self.result.viewport().setAcceptDrops(False)
-        _name(self.result, "Description", "The latest description. Read it word by word with the arrow keys.")
+        _name(self.result, _("Description"), _("The latest description. Read it word by word with the arrow keys."))
         self.result_label.setBuddy(self.result)
-        self.copy_button = _name(QPushButton("&Copy"), "Copy description",
-                                 "Copy the description to the clipboard. Shortcut: Control+Shift+C.")
-        self.speak_button = _name(QPushButton("Speak &again"), "Speak again",
-                                  "Say the description once more. Shortcut: F5.")
-        self.stop_button = _name(QPushButton("S&top speech"), "Stop speech", "Stop speaking. Shortcut: Escape.")
-        self.history_label = QLabel("&History:")
+        # Translators: a button that copies the description.
+        self.copy_button = _name(QPushButton(pgettext("button", "&Copy")), _("Copy description"),
+                                 _("Copy the description to the clipboard. Shortcut: Control+Shift+C."))
+        # Translators: a button (the Speech menu has an item of the same words).
+        self.speak_button = _name(QPushButton(_("Speak &again")), _("Speak again"),
+                                  _("Say the description once more. Shortcut: F5."))
+        self.stop_button = _name(QPushButton(_("S&top speech")), _("Stop speech"),
+                                 _("Stop speaking. Shortcut: Escape."))
+        self.history_label = QLabel(_("&History:"))
         self.history_list = QListWidget()
         self.history_list.setIconSize(QPixmap(48, 48).size())
         self.history_list.setWordWrap(True)
         self.history_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        _name(self.history_list, "History", "Past descriptions, newest first. Press Enter to hear one again.")
+        _name(self.history_list, _("History"), _("Past descriptions, newest first. Press Enter to hear one again."))
         self.history_label.setBuddy(self.history_list)
-        self.clear_button = _name(QPushButton("C&lear history..."), "Clear history",
-                                  "Delete all past descriptions and their thumbnails.")
-        self.settings_button = _name(QPushButton("Settin&gs..."), "Settings",
-                                     "Model, decoding, device, speech, history and hotkeys. Shortcut: Control+Comma.")
+        self.clear_button = _name(QPushButton(_("C&lear history...")), _("Clear history"),
+                                  _("Delete all past descriptions and their thumbnails."))
+        self.settings_button = _name(QPushButton(_("Settin&gs...")), _("Settings"),
+                                     _("Model, decoding, device, speech, language, history and hotkeys. Shortcut: "
+                                       "Control+Comma."))
 
         sources = QHBoxLayout()
         for button in (self.open_button, self.paste_button, self.screen_button, self.settings_button):
@@ -222,16 +247,16 @@ class MainWindow(QMainWindow):
             QWidget.setTabOrder(first, second)
 
         # No accessible names here: a label's name is what a screen reader reads, so it must be its text.
-        self.status_label = QLabel("Starting...")
-        self.status_label.setAccessibleDescription("Status: what the app is doing.")
+        self.status_label = QLabel(_("Starting..."))
+        self.status_label.setAccessibleDescription(_("Status: what the app is doing."))
         self.device_label = QLabel("")
-        self.device_label.setAccessibleDescription("Where the model runs: the CPU or a GPU.")
+        self.device_label.setAccessibleDescription(_("Where the model runs: the CPU or a GPU."))
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.device_label)
 
         self.drop_area.clicked.connect(self.open_files)
         self.drop_area.files_dropped.connect(self.describe_files)
-        self.drop_area.image_dropped.connect(lambda data: self.describe_bytes(data, "Dropped image"))
+        self.drop_area.image_dropped.connect(lambda data: self.describe_bytes(data, _("Dropped image")))
         self.open_button.clicked.connect(self.open_files)
         self.paste_button.clicked.connect(lambda: self.paste())  # not `checked` as on_done
         self.screen_button.clicked.connect(self.describe_screen)
@@ -253,42 +278,46 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.open_action = self._action(file_menu, "&Open image...", self.open_files, QKeySequence.StandardKey.Open)
-        self.paste_action = self._action(file_menu, "&Paste image", lambda: self.paste(),
+        # Translators: the menus and their items; the letter after & opens or chooses it with Alt.
+        file_menu = bar.addMenu(_("&File"))
+        self.open_action = self._action(file_menu, _("&Open image..."), self.open_files,
+                                        QKeySequence.StandardKey.Open)
+        self.paste_action = self._action(file_menu, _("&Paste image"), lambda: self.paste(),
                                          QKeySequence.StandardKey.Paste)
-        self.screen_action = self._action(file_menu, "Describe &screen", self.describe_screen)
-        self.get_model_action = self._action(file_menu, "&Get the model...", self.get_model)
+        self.screen_action = self._action(file_menu, _("Describe &screen"), self.describe_screen)
+        self.get_model_action = self._action(file_menu, _("&Get the model..."), self.get_model)
         self.get_model_action.setEnabled(False)  # until the model turns out to be missing
         file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        edit_menu = bar.addMenu("&Edit")
-        self.copy_action = self._action(edit_menu, "&Copy description", self.copy_description, "Ctrl+Shift+C")
-        self._action(edit_menu, "&Settings...", self.open_settings, "Ctrl+,")
-        self._action(edit_menu, "C&lear history...", self.clear_history)
-        speech_menu = bar.addMenu("&Speech")
-        self._action(speech_menu, "Speak &again", self.speak_again, "F5")
-        self.more_action = self._action(speech_menu, "&More", self.speak_more, "F6")
-        self.stop_action = self._action(speech_menu, "&Stop speech", self.stop_speech, "Escape")
-        view_menu = bar.addMenu("&View")
-        self._action(view_menu, "&Larger text", lambda: self.change_text_size(appearance.TEXT_STEP),
+        self._action(file_menu, _("&Quit"), self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = bar.addMenu(_("&Edit"))
+        self.copy_action = self._action(edit_menu, _("&Copy description"), self.copy_description, "Ctrl+Shift+C")
+        self._action(edit_menu, _("&Settings..."), self.open_settings, "Ctrl+,")
+        self._action(edit_menu, _("C&lear history..."), self.clear_history)
+        speech_menu = bar.addMenu(_("&Speech"))
+        self._action(speech_menu, _("Speak &again"), self.speak_again, "F5")
+        # Translators: a menu item: say the rest of the description.
+        self.more_action = self._action(speech_menu, pgettext("menu", "&More"), self.speak_more, "F6")
+        self.stop_action = self._action(speech_menu, _("&Stop speech"), self.stop_speech, "Escape")
+        view_menu = bar.addMenu(_("&View"))
+        self._action(view_menu, _("&Larger text"), lambda: self.change_text_size(appearance.TEXT_STEP),
                      QKeySequence.StandardKey.ZoomIn)
-        self._action(view_menu, "&Smaller text", lambda: self.change_text_size(-appearance.TEXT_STEP),
+        self._action(view_menu, _("&Smaller text"), lambda: self.change_text_size(-appearance.TEXT_STEP),
                      QKeySequence.StandardKey.ZoomOut)
-        self._action(view_menu, "&Normal text size", lambda: self.change_text_size(0), "Ctrl+0")
+        self._action(view_menu, _("&Normal text size"), lambda: self.change_text_size(0), "Ctrl+0")
 
     def _build_tray(self) -> None:
         self.tray = None
         if not QSystemTrayIcon.isSystemTrayAvailable():
             return
         self.tray = QSystemTrayIcon(app_icon(), self)
-        self.tray.setToolTip("Captioner")
+        self.tray.setToolTip(_("Captioner"))
         from PySide6.QtWidgets import QMenu
 
         menu = QMenu(self)
-        menu.addAction("Describe screen", self.describe_screen)
-        menu.addAction("Show window", self.bring_to_front)
-        menu.addAction("Quit", self.close)
+        # Translators: the tray icon's menu.
+        menu.addAction(_("Describe screen"), self.describe_screen)
+        menu.addAction(_("Show window"), self.bring_to_front)
+        menu.addAction(_("Quit"), self.close)
         self.tray.setContextMenu(menu)
         self.tray.activated.connect(lambda reason: self.bring_to_front()
                                     if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
@@ -307,7 +336,7 @@ class MainWindow(QMainWindow):
         self.speech_problem.connect(self._speech_problem)
 
     def _model_loading(self, model: str) -> None:
-        self.set_status(f"Loading the model '{model}'...")
+        self.set_status(_("Loading the model '{model}'...").format(model=model))
 
     def _model_loading_note(self, message: str) -> None:
         """A long load says why it is long (written in the status bar and announced, not spoken over speech)."""
@@ -317,7 +346,7 @@ class MainWindow(QMainWindow):
     def _request_dropped(self, request_id: int) -> None:
         request = self.pending.pop(request_id, None)
         if request is not None and request.on_done is not None:
-            request.on_done({"error": "A newer request replaced this one."})
+            request.on_done({"error": _("A newer request replaced this one.")})
 
     def _speech_problem(self, message: str) -> None:
         """Speech cannot be heard: said once, in the window (where it stays) and in the status bar, and announced
@@ -342,8 +371,8 @@ class MainWindow(QMainWindow):
         self.model_ready = True
         self.get_model_action.setEnabled(False)
         self.device_label.setText(device)
-        self.set_status(f"Ready: model '{model}' on {device}.")
-        self.announce(f"Ready. Model {model} on {device}.", polite=True)
+        self.set_status(_("Ready: model '{model}' on {device}.").format(model=model, device=device))
+        self.announce(_("Ready. Model {model} on {device}.").format(model=model, device=device), polite=True)
         waiting, self.waiting_for_model = self.waiting_for_model, []
         if waiting:
             self.describe_files(waiting)
@@ -355,7 +384,7 @@ class MainWindow(QMainWindow):
             self.waiting_for_model.extend(paths)
 
     def _model_failed(self, message: str, missing: bool) -> None:
-        self.set_status("No model loaded.")
+        self.set_status(_("No model loaded."))
         if missing:
             self.get_model_action.setEnabled(True)
             self.model_missing.emit(message)
@@ -365,7 +394,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ sources
 
     def open_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", str(Path.home()), IMAGE_FILTER)
+        paths, _filter = QFileDialog.getOpenFileNames(self, _("Open images"), str(Path.home()), image_filter())
         if paths:
             self.describe_files(paths)
 
@@ -375,10 +404,11 @@ class MainWindow(QMainWindow):
         if paths:
             self.describe_files(paths, on_done)
         elif mime is not None and mime.hasImage():
-            self.describe_bytes(image_to_png(QImage(QGuiApplication.clipboard().image())), "Clipboard image",
+            self.describe_bytes(image_to_png(QImage(QGuiApplication.clipboard().image())), _("Clipboard image"),
                                 Target.CLIPBOARD, on_done)
         else:
-            self._failed("The clipboard holds no image. Copy an image, or an image file, then paste again.", on_done)
+            self._failed(_("The clipboard holds no image. Copy an image, or an image file, then paste again."),
+                         on_done)
 
     def describe_files(self, paths: list[str], on_done=None) -> None:
         for index, path in enumerate(paths):
@@ -411,7 +441,8 @@ class MainWindow(QMainWindow):
         the GUI thread because on Wayland the portal may wait for the user to allow the screenshot, and the app
         must keep answering (and speaking) meanwhile."""
         if self._capturing:
-            self._failed("Still taking the last picture: answer the desktop's question, or wait a moment.", on_done)
+            self._failed(_("Still taking the last picture: answer the desktop's question, or wait a moment."),
+                         on_done)
             return
         self._capturing = True
         was_visible = self.isVisible() and not self.isMinimized()
@@ -428,7 +459,8 @@ class MainWindow(QMainWindow):
             if was_visible:
                 self._show_quietly()
             if picture is not None:
-                self.submit(Request(name=picture.source.capitalize(), source=picture.source, picture=picture.image,
+                self.submit(Request(name=_(CAPTURE_NAMES.get(picture.source, picture.source.capitalize())),
+                                    source=picture.source, picture=picture.image,
                                     title=picture.title, text_only=text_only, on_done=on_done))
 
         def run() -> None:  # on the capture thread
@@ -437,7 +469,7 @@ class MainWindow(QMainWindow):
             except CaptureError as exc:
                 picture, error = None, str(exc)
             except Exception as exc:  # whatever happens there, the window must hear of it
-                picture, error = None, f"The screen could not be captured ({exc})."
+                picture, error = None, _("The screen could not be captured ({problem}).").format(problem=exc)
             self._run_on_gui_thread.emit(lambda: taken(picture, error))
 
         # The window manager needs a moment to hide the window before the picture is taken.
@@ -480,12 +512,13 @@ class MainWindow(QMainWindow):
             if was_visible:
                 self._show_quietly()
             crop = picture.crop((rect.x(), rect.y(), rect.x() + rect.width(), rect.y() + rect.height()))
-            self.submit(Request(name="Region", source=Target.REGION, picture=crop, on_done=on_done))
+            self.submit(Request(name=_(CAPTURE_NAMES[Target.REGION]), source=Target.REGION, picture=crop,
+                                on_done=on_done))
 
         def cancelled():
             if was_visible:
                 self._show_quietly()
-            self._failed("Cancelled.", on_done)
+            self._failed(_("Cancelled."), on_done)
 
         picker.chosen.connect(chosen)
         picker.cancelled.connect(cancelled)
@@ -493,7 +526,7 @@ class MainWindow(QMainWindow):
         picker.raise_()
         picker.activateWindow()
         picker.setFocus()
-        self.say(INSTRUCTIONS, interrupt=True)
+        self.say(_(INSTRUCTIONS), interrupt=True)
 
     def _failed(self, message: str, on_done) -> None:
         self.tell(message)
@@ -516,7 +549,7 @@ class MainWindow(QMainWindow):
             paths = request.get("paths")
             if not (isinstance(paths, list) and 0 < len(paths) <= MAX_OPENED
                     and all(isinstance(p, str) and p for p in paths)):
-                reply({"error": f"'open' takes a list of 1 to {MAX_OPENED} file paths."})
+                reply({"error": _("'open' takes a list of 1 to {count} file paths.").format(count=MAX_OPENED)})
                 return
             self.bring_to_front()  # the user asked for it: they opened images with the app
             self.describe_when_ready(paths)
@@ -526,29 +559,29 @@ class MainWindow(QMainWindow):
             try:
                 what = Target(request.get("what", Target.SCREEN))
             except ValueError:
-                self._failed(f"Unknown thing to describe: {request.get('what')}.", reply)
+                self._failed(_("Unknown thing to describe: {what}.").format(what=request.get("what")), reply)
                 return
             if request.get("region"):
                 try:
                     region = Box(*(int(v) for v in request["region"]))
                 except (TypeError, ValueError):
-                    reply({"error": "The region must be four whole numbers: X, Y, WIDTH, HEIGHT."})
+                    reply({"error": _("The region must be four whole numbers: X, Y, WIDTH, HEIGHT.")})
                     return
             self.describe_capture(what, region, on_done=reply)
         else:
-            reply({"error": f"Unknown command {command!r}."})
+            reply({"error": _("Unknown command {command}.").format(command=repr(command))})
 
     def submit(self, request: Request) -> None:
         request_id = self.worker.describe(request)
         self.pending[request_id] = request
-        self.set_status("Working..." if self.model_ready else "Waiting for the model to load...")
+        self.set_status(_("Working...") if self.model_ready else _("Waiting for the model to load..."))
         QTimer.singleShot(DESCRIBING_AFTER_MS, lambda: self._still_working(request_id))
 
     def _still_working(self, request_id: int) -> None:
         if request_id in self.pending and request_id == min(self.pending) and request_id not in self.spoken_early:
-            self.set_status("Describing...")
-            self.announce("Describing...")
-            self.say("Describing...", interrupt=True)
+            self.set_status(_(DESCRIBING))
+            self.announce(_(DESCRIBING))
+            self.say(_(DESCRIBING), interrupt=True)
 
     # ------------------------------------------------------------------ results
 
@@ -567,7 +600,10 @@ class MainWindow(QMainWindow):
         self.last = answer
         shown, spoken = answer.error or answer.text, answer.spoken
         if request.show_name and not answer.error:  # error messages already name the file
-            shown, spoken = f"{request.name}: {shown}", f"{request.name}: {spoken}"
+            # Translators: one of several images described at once: its file name, then its description.
+            named = _("{name}: {description}")
+            shown, spoken = (named.format(name=request.name, description=shown),
+                             named.format(name=request.name, description=spoken))
         self.result.setPlainText(shown)
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
@@ -575,7 +611,7 @@ class MainWindow(QMainWindow):
         if request.id in self.spoken_early and not answer.error:  # its first words were said: what follows them
             self.spoken_early.discard(request.id)
             if answer.follow_parts:
-                self.announce(" ".join(words for words, _ in answer.follow_parts), polite=True)
+                self.announce(" ".join(words for words, _language in answer.follow_parts), polite=True)
                 self.say(answer.follow_parts, interrupt=False)
         else:
             self.spoken_early.discard(request.id)
@@ -591,7 +627,8 @@ class MainWindow(QMainWindow):
             request.on_done({"error": answer.error} if answer.error else
                             {"text": answer.text, "blank": answer.blank, "description": answer.details})
         if not self.pending:
-            self.set_status(f"Ready: model '{self.worker_model_name()}'." if self.model_ready else "No model loaded.")
+            self.set_status(_("Ready: model '{model}'.").format(model=self.worker_model_name()) if self.model_ready
+                            else _("No model loaded."))
 
     def worker_model_name(self) -> str:
         return self.last.model if self.last and self.last.model else self.settings.model
@@ -620,8 +657,8 @@ class MainWindow(QMainWindow):
         text = self.result.toPlainText()
         if text:
             QGuiApplication.clipboard().setText(text)
-            self.set_status("Copied the description.")
-            self.announce("Copied.")
+            self.set_status(_("Copied the description."))
+            self.announce(_("Copied."))
 
     def speak_again(self) -> None:
         if self.last is not None and not self.last.error and self.result.toPlainText() == self.last.text:
@@ -634,7 +671,7 @@ class MainWindow(QMainWindow):
         if self.last is not None and self.last.more:
             self.say(self.last.more_parts, interrupt=True)
         else:
-            self.say("Nothing more.", interrupt=True)
+            self.say(_("Nothing more."), interrupt=True)
 
     def stop_speech(self) -> None:
         self.voice.stop()
@@ -651,8 +688,8 @@ class MainWindow(QMainWindow):
         try:
             entries = self.history.entries()[-HISTORY_SHOWN:]
         except OSError as exc:  # the file is there but cannot be read: say so, and leave it as it is
-            self.tell(f"The history could not be read ({exc.strerror or exc}). Check that you may read "
-                      f"{self.history.path}.")
+            self.tell(_("The history could not be read ({problem}). Check that you may read {path}.").format(
+                problem=exc.strerror or exc, path=self.history.path))
             return
         for entry in entries:
             self._add_history_item(entry, at_top=True)
@@ -669,8 +706,8 @@ class MainWindow(QMainWindow):
         except (OSError, ValueError) as exc:  # a full disk, no permission, a name that cannot be written
             if not self._history_failing:
                 self._history_failing = True
-                self._say_after(f"The history could not be saved ({getattr(exc, 'strerror', None) or exc}). Free "
-                                "some disk space, or turn the history off in Settings.")
+                self._say_after(_("The history could not be saved ({problem}). Free some disk space, or turn the "
+                                  "history off in Settings.").format(problem=getattr(exc, "strerror", None) or exc))
             return
         self._history_failing = False
         self._add_history_item(entry, at_top=True)
@@ -688,9 +725,12 @@ class MainWindow(QMainWindow):
         except ValueError:
             when = entry.time
         first = entry.text.split("\n", 1)[0]  # the summary; the whole description is shown on Enter
-        item = QListWidgetItem(f"{first}\n{when}, {_source_label(entry.source)}")
+        # Translators: under a description in the history: when it was made, and of what (a file name, "screen").
+        where = _("{time}, {source}").format(time=when, source=_source_label(entry.source))
+        item = QListWidgetItem(f"{first}\n{where}")
         item.setData(Qt.ItemDataRole.UserRole, entry.text)
-        item.setData(Qt.ItemDataRole.AccessibleTextRole, f"{first} ({when}, {_source_label(entry.source)})")
+        item.setData(Qt.ItemDataRole.AccessibleTextRole, _("{description} ({details})").format(description=first,
+                                                                                              details=where))
         thumbnail = self.history.thumbnail_path(entry)
         if thumbnail is not None:
             item.setIcon(QIcon(str(thumbnail)))
@@ -707,13 +747,13 @@ class MainWindow(QMainWindow):
         self.say(text, interrupt=True)
 
     def clear_history(self) -> None:
-        answer = QMessageBox.question(self, "Clear history", "Delete all past descriptions and their thumbnails?",
+        answer = QMessageBox.question(self, _("Clear history"), _("Delete all past descriptions and their thumbnails?"),
                                       QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                                       QMessageBox.StandardButton.No)
         if answer == QMessageBox.StandardButton.Yes:
             self.history.clear()
             self.history_list.clear()
-            self.tell("History cleared.")
+            self.tell(_("History cleared."))
 
     # ------------------------------------------------------------------ settings and the rest
 
@@ -736,8 +776,10 @@ class MainWindow(QMainWindow):
             if dialog.exec():
                 self.load_model()
             else:
-                later = "To download it later, choose Get the model in the File menu (Alt+F, G)."
-                self.tell(" ".join(part for part in ("No model is loaded.", message, later) if part))
+                self.tell(_("No model is loaded. {reason} To download it later, choose Get the model in the File "
+                            "menu (Alt+F, G).").format(reason=message) if message else
+                          _("No model is loaded. To download it later, choose Get the model in the File menu "
+                            "(Alt+F, G)."))
         finally:
             dialog.deleteLater()
 
@@ -750,8 +792,8 @@ class MainWindow(QMainWindow):
         self.settings.text_size = size
         self.settings.save()
         self.apply_appearance()
-        self.set_status(f"Text size {size}%.")
-        self.announce(f"Text size {size} percent.")
+        self.set_status(_("Text size {size}%.").format(size=size))
+        self.announce(_("Text size {size} percent.").format(size=size))
 
     def apply_settings(self, new: Settings) -> None:
         old, self.settings = self.settings, new
@@ -767,11 +809,30 @@ class MainWindow(QMainWindow):
             try:
                 self.history.trim()
             except OSError as exc:
-                self.tell(f"The history could not be shortened ({exc.strerror or exc}). Check the disk, then save "
-                          "the settings again.")
+                self.tell(_("The history could not be shortened ({problem}). Check the disk, then save the "
+                            "settings again.").format(problem=exc.strerror or exc))
         if (new.history, new.history_limit) != (old.history, old.history_limit):
             self.load_history()
         self.settings_changed.emit()
+        if language.resolve(new.language) != i18n.current():
+            self.offer_restart()
+
+    def offer_restart(self) -> None:
+        """The words are chosen at start-up: a new language takes effect in a new start, now or later. (In the
+        language of now, as every other message until then.)"""
+        text = _("The new language is used from the next start of Captioner. Start it again now? Your settings "
+                 "and history are kept.")
+        box = QMessageBox(QMessageBox.Icon.Question, _("Language"), text, QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("restartQuestion")
+        now = box.addButton(_("&Restart now"), QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(_("&Later"), QMessageBox.ButtonRole.RejectRole)  # also Escape
+        box.setDefaultButton(now)
+        self.say(text, interrupt=True)  # the screen reader reads the box itself; our own voice needs telling
+        box.exec()
+        chosen = box.clickedButton()
+        box.deleteLater()
+        if chosen is now:
+            self.restart_requested.emit()
 
     def _show_focused(self, _old, new) -> None:
         if new is not None and self.scroll_area.widget().isAncestorOf(new):
@@ -800,8 +861,9 @@ class MainWindow(QMainWindow):
 
 
 def _source_label(source: str) -> str:
-    if source in (Target.CLIPBOARD, "dropped image", *CAPTURES):
-        return source
+    """What a history entry describes, as the user knows it: "screen", "clipboard", a file's name."""
+    if source in SOURCE_LABELS:
+        return _(SOURCE_LABELS[source])
     return Path(source).name
 
 

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, DecodeOptions
+from captioner_gui.i18n import _
 
 THUMBNAIL_SIZE = (96, 96)
 
@@ -160,11 +161,13 @@ class CaptionWorker(QObject):
     def set_decoding(self, options: DecodeOptions) -> None:
         self.options = options  # read at the next request (frozen: the worker thread sees one whole value)
 
-    def stop(self, wait_ms: int = 10000) -> None:
+    def stop(self, wait_ms: int = 10000) -> bool:
+        """Ends the worker's thread; False when it is still busy after `wait_ms` (a model still loading)."""
         self.queue.put(_STOP)
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait(wait_ms)
+        if self._thread is None:
+            return True
+        self._thread.quit()
+        return self._thread.wait(wait_ms)
 
     # ------------------------------------------------------------------ in the worker thread
 
@@ -189,7 +192,7 @@ class CaptionWorker(QObject):
             from captioner_gui.engine.describe import Describer
             from captioner_gui.engine.options import cuda_usable
         except Exception as exc:  # a broken installation: say so instead of dying silently
-            self.load_failed.emit(f"The captioning engine could not start: {exc}", False)
+            self.load_failed.emit(_("The captioning engine could not start: {problem}").format(problem=exc), False)
             return
         notes = EngineNotes(self.loading_note)
         engine_log = logging.getLogger("captioner_gui.engine")
@@ -203,7 +206,8 @@ class CaptionWorker(QObject):
                 except ModelFilesMissing:
                     raise
                 except Exception as exc:  # a driver problem, too little GPU memory, ...
-                    self.notice.emit(f"The GPU could not be used ({first_line(exc)}); using the CPU instead.")
+                    self.notice.emit(_("The GPU could not be used ({problem}); using the CPU instead.").format(
+                        problem=first_line(exc)))
                     device = "cpu"
             if model is None:
                 model = load_model(order.model, order.models_dir, device)
@@ -214,24 +218,29 @@ class CaptionWorker(QObject):
             self.load_failed.emit(str(exc), False)
             return
         except MemoryError:
-            self.load_failed.emit(f"Not enough memory to load the model '{order.model}'. Close other programs and "
-                                  "try again.", False)
+            self.load_failed.emit(_("Not enough memory to load the model '{model}'. Close other programs and try "
+                                    "again.").format(model=order.model), False)
             return
         except Exception as exc:
             traceback.print_exc()
-            self.load_failed.emit(f"The model '{order.model}' could not be loaded: {first_line(exc)}", False)
+            self.load_failed.emit(_("The model '{model}' could not be loaded: {problem}").format(
+                model=order.model, problem=first_line(exc)), False)
             return
         finally:
             engine_log.removeHandler(notes)
-        self._describer = Describer(model)
+        self._describer = Describer(model, models_dir=order.models_dir)
         try:
             model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)
         except Exception:
             traceback.print_exc()  # the first description will say what is wrong
         self._describer.start_reader()  # the text reader's models, now rather than at the first key press
+        translation_problem = self._describer.start_translator()  # the same for the captions' translation model
         self.ready.emit(model.name, model.device_name)
         if self._describer.reader_problem:
-            self.notice.emit(f"{self._describer.reader_problem} Pictures are still captioned.")
+            self.notice.emit(_("{problem} Pictures are still captioned.").format(
+                problem=self._describer.reader_problem))
+        if translation_problem:
+            self.notice.emit(translation_problem)
 
     def _describe(self, request: Request) -> Answer:
         started = time.perf_counter()
@@ -248,7 +257,7 @@ class CaptionWorker(QObject):
                     image = load_image(path)
             answer.thumbnail_png = _thumbnail(image)
             if self._describer is None:
-                answer.error = "No model is loaded yet. Choose or download one in Settings, then try again."
+                answer.error = _("No model is loaded yet. Choose or download one in Settings, then try again.")
                 return answer
 
             def say_first(early) -> None:
@@ -263,15 +272,15 @@ class CaptionWorker(QObject):
             answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
         except GPUOutOfMemory:
-            answer.error = "The GPU ran out of memory. Choose the CPU in Settings, or close other programs."
+            answer.error = _("The GPU ran out of memory. Choose the CPU in Settings, or close other programs.")
         except CaptionerError as exc:
             answer.error = str(exc)
         except MemoryError:
-            answer.error = ("Out of memory while describing this image. Close other programs, or pick the CPU in "
-                            "Settings.")
+            answer.error = _("Out of memory while describing this image. Close other programs, or pick the CPU in "
+                             "Settings.")
         except Exception as exc:
             traceback.print_exc()
-            answer.error = f"This image could not be described: {first_line(exc)}"
+            answer.error = _("This image could not be described: {problem}").format(problem=first_line(exc))
         finally:
             answer.seconds = time.perf_counter() - started
         return answer

@@ -19,6 +19,7 @@ from PIL import Image
 
 from .decoding import Backend, decode
 from .guard import KindGuard, blank_message, closest, is_blank, wording
+from .language import ENGLISH, tidy
 from .manifest import Manifest
 from .options import DecodeOptions
 from .tokenizer import stop_token_id
@@ -37,6 +38,7 @@ class Caption:
     kind: str | None = None  # photo, screenshot, document, chart or drawing (None: no CLIP text tower to tell)
     kind_scores: dict[str, float] = field(default_factory=dict)  # the probability of each kind
     agreement: float | None = None  # CLIP's cosine between the picture and the caption (about 0.3: a good fit)
+    language: str = ENGLISH  # the language of `text`: its model's (Captioner.language)
 
     @property
     def spoken(self) -> str:
@@ -47,7 +49,7 @@ class Caption:
         first, hedged when it is not a photo (see guard.wording)."""
         if self.blank:
             return blank_message(source)
-        return wording(self.text, self.kind, self.kind_scores, self.agreement)
+        return wording(self.text, self.kind, self.kind_scores, self.agreement, language=self.language)
 
 
 class Captioner(ABC):
@@ -59,7 +61,8 @@ class Captioner(ABC):
     def __init__(self, manifest: Manifest, tokenizer, precision: str, device_name: str):
         self.manifest = manifest
         self.tokenizer = tokenizer
-        self.stop_token = stop_token_id(tokenizer)
+        self.language = manifest.caption_language  # what the captions are written in: "en", "zh" (the manifest's)
+        self.stop_token = stop_token_id(tokenizer, self.language)
         self.precision = precision
         self.device_name = device_name
         self.load_seconds = 0.0
@@ -129,24 +132,35 @@ class Captioner(ABC):
         vectors = self.encode(images)
         encoded = time.perf_counter()
         decoded = decode(self.lm, self.prefix(vectors), self.stop_token, options)
-        texts = [self.tokenizer.decode(d.tokens).strip() for d in decoded]
-        if options.rerank and guard and self.kind_guard is not None:
+        texts = [self.text_of(d.tokens) for d in decoded]
+        # CLIP reads English: how well a caption in another language fits its picture is not for it to say, so
+        # such captions are neither re-ranked nor hedged for a poor fit.
+        english = self.language == ENGLISH
+        if options.rerank and guard and self.kind_guard is not None and english:
             for index, d in enumerate(decoded):
                 if len(d.candidates) > 1:
-                    candidates = [self.tokenizer.decode(c.tokens).strip() for c in d.candidates]
+                    candidates = [self.text_of(c.tokens) for c in d.candidates]
                     best = closest(self.kind_guard, vectors[index], candidates)
                     decoded[index], texts[index] = d.candidates[best], candidates[best]
         decoded_at = time.perf_counter()
-        judged = self.kind_guard.judge(vectors, texts) if guard and self.kind_guard is not None else None
+        judged = None
+        if guard and self.kind_guard is not None:
+            judged = (self.kind_guard.judge(vectors, texts) if english else
+                      [(kinds, None) for kinds in self.kind_guard.kinds(vectors)])
         finished = time.perf_counter()
         share = (finished - started) / len(images)
         timings = {"clip": (encoded - started) / len(images), "decode": (decoded_at - encoded) / len(images),
                    "guard": (finished - decoded_at) / len(images)}
         captions = []
         for index, (d, text) in enumerate(zip(decoded, texts)):
-            caption = Caption(text=text, tokens=d.tokens, score=d.score, seconds=share, timings=dict(timings))
+            caption = Caption(text=text, tokens=d.tokens, score=d.score, seconds=share, timings=dict(timings),
+                              language=self.language)
             if judged is not None:
                 caption.kind_scores, caption.agreement = judged[index]
                 caption.kind = max(caption.kind_scores, key=caption.kind_scores.get)
             captions.append(caption)
         return captions
+
+    def text_of(self, tokens: list[int]) -> str:
+        """The caption's words from its tokens, as its language writes them (see language.tidy)."""
+        return tidy(self.tokenizer.decode(tokens), self.language)

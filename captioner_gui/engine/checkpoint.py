@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from captioner_gui.i18n import _
+
 from .errors import ManifestError, ModelFilesMissing, first_line
 
 StateDict = dict[str, torch.Tensor]
@@ -40,7 +42,7 @@ def load_weights(path: Path, hint: str = "") -> StateDict:
     if path.suffix != ".safetensors":
         path = fresh_copy(path) or path
     if not path.is_file():
-        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
+        raise ModelFilesMissing(_("Model weights are missing: looked for {path}.").format(path=path) + hint)
     if path.suffix == ".safetensors":
         return untie(read_safetensors(path))
     state = clean_released_state(read_torch_pickle(path))
@@ -63,7 +65,7 @@ def read_safetensors(path: Path) -> StateDict:
 
 def damaged_message(path: Path, reason: str) -> str:
     """The one line for a weights file that cannot be trusted."""
-    return f"{path} is damaged ({reason}). Download or import the model again."
+    return _("{path} is damaged ({reason}). Download or import the model again.").format(path=path, reason=reason)
 
 
 def _reason(exc: BaseException) -> str:
@@ -87,9 +89,10 @@ def read_safetensors_header(path: Path) -> dict:
             (size,) = struct.unpack("<Q", file.read(8))
             header = json.loads(file.read(size))
     except FileNotFoundError:
-        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.") from None
+        raise ModelFilesMissing(_("Model weights are missing: looked for {path}.").format(path=path)) from None
     except (SafetensorError, OSError, ValueError, TypeError, struct.error) as exc:
-        raise ManifestError(damaged_message(path, f"cut short or altered: {_reason(exc)}")) from None
+        raise ManifestError(damaged_message(path, _("cut short or altered: {reason}").format(reason=_reason(exc)))
+                            ) from None
     header["__header_size__"] = size
     return header
 
@@ -101,16 +104,16 @@ def read_torch_pickle(path: Path) -> StateDict:
         except RuntimeError:  # files from before torch 1.6 are not zip archives and cannot be memory-mapped
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ManifestError(
-            f"{path} holds more than plain tensors and is refused, since loading it could run code ({exc})."
-        ) from exc
+        raise ManifestError(_("{path} holds more than plain tensors and is refused, since loading it could run code "
+                              "({reason}).").format(path=path, reason=exc)) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ManifestError(f"{path} is not a readable PyTorch checkpoint ({exc}). Download it again.") from exc
+        raise ManifestError(_("{path} is not a readable PyTorch checkpoint ({reason}). Download it again.").format(
+            path=path, reason=exc)) from exc
     for key in ("state_dict", "model"):  # checkpoints saved by training scripts sometimes nest the weights
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ManifestError(f"{path} does not hold a dictionary of tensors (a state dict).")
+        raise ManifestError(_("{path} does not hold a dictionary of tensors (a state dict).").format(path=path))
     return state
 
 
@@ -161,7 +164,7 @@ def read_clip_weights(path: Path) -> tuple[RenamedWeights, RenamedWeights]:
     names = {k[len("module."):] if k.startswith("module.") else k: k for k in source.keys()}
     visual = {k[len("visual."):]: original for k, original in names.items() if k.startswith("visual.")}
     if not visual:
-        raise ManifestError(f"{path} holds no CLIP image-tower weights (no 'visual.' keys).")
+        raise ManifestError(_("{path} holds no CLIP image-tower weights (no 'visual.' keys).").format(path=path))
     text = {k: original for k, original in names.items() if not k.startswith("visual.")}
     return RenamedWeights(source, visual, copy), RenamedWeights(source, text, copy)
 
@@ -202,8 +205,8 @@ class WeightsReader:
         self.entries = {k: v for k, v in header.items() if k != "__metadata__"}
         unusable = sorted({e["dtype"] for e in self.entries.values()} - _SAFETENSORS_DTYPES.keys())
         if unusable:
-            raise ManifestError(damaged_message(path, f"it holds tensors of type {unusable[0]}, which captioner "
-                                                      "cannot use"))
+            raise ManifestError(damaged_message(path, _("it holds tensors of type {dtype}, which captioner cannot "
+                                                        "use").format(dtype=unusable[0])))
 
     @property
     def tied(self) -> bool:
@@ -231,7 +234,7 @@ class WeightsReader:
             file.seek(self.data_start + start)
             read = file.readinto(tensor.view(-1).view(torch.uint8).numpy())  # straight into the tensor's memory
         if read != end - start:  # the file shrank since it was opened
-            raise ManifestError(damaged_message(self.path, f"tensor {key} is cut short"))
+            raise ManifestError(damaged_message(self.path, _("tensor {key} is cut short").format(key=key)))
         return tensor
 
 
@@ -245,5 +248,5 @@ def weights_reader(path: Path, hint: str = "") -> WeightsReader | None:
         if path is None:
             return None
     if not path.is_file():
-        raise ModelFilesMissing(f"Model weights are missing: looked for {path}.{hint}")
+        raise ModelFilesMissing(_("Model weights are missing: looked for {path}.").format(path=path) + hint)
     return WeightsReader(path)

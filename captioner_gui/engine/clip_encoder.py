@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from captioner_gui.i18n import _
+
 from .checkpoint import read_clip_weights
 from .errors import ManifestError, ModelFilesMissing, telling_line
 from .quantize import quantize_linears, release_freed_memory
@@ -103,13 +105,12 @@ def resolve_model_name(spec: ClipSpec, config_path: Path | None) -> str:
 
     if config_path is not None:
         if not config_path.is_file():
-            raise ModelFilesMissing(f"CLIP model config is missing: looked for {config_path}.")
+            raise ModelFilesMissing(_("CLIP model config is missing: looked for {path}.").format(path=config_path))
         _register_config(config_path.stem, read_clip_config(config_path))
         return config_path.stem
     if spec.model not in open_clip.list_models():
-        raise ManifestError(
-            f"Unknown CLIP model '{spec.model}' in field 'clip.model' (open_clip knows e.g. ViT-B-32, RN50x4)."
-        )
+        raise ManifestError(_("Unknown CLIP model '{model}' in field 'clip.model' (open_clip knows e.g. ViT-B-32, "
+                              "RN50x4).").format(model=spec.model))
     return spec.model
 
 
@@ -118,11 +119,12 @@ def read_clip_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ManifestError(f"CLIP model config {path} is not valid JSON ({exc}).") from None
+        raise ManifestError(_("CLIP model config {path} is not valid JSON ({reason}).").format(path=path, reason=exc)
+                            ) from None
     if not (isinstance(config, dict) and isinstance(config.get("embed_dim"), int)
             and isinstance(config.get("vision_cfg"), dict) and isinstance(config.get("text_cfg"), dict)):
-        raise ManifestError(f"CLIP model config {path} is not an open_clip model config: it needs 'embed_dim' "
-                            "(a number), 'vision_cfg' and 'text_cfg' (objects).")
+        raise ManifestError(_("CLIP model config {path} is not an open_clip model config: it needs 'embed_dim' "
+                              "(a number), 'vision_cfg' and 'text_cfg' (objects).").format(path=path))
     return config
 
 
@@ -159,8 +161,12 @@ def pretrained_weights_file(model_name: str, tag: str, models_dir: Path | None) 
 
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not cfg:
-        tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
-        raise ManifestError(f"CLIP model {model_name} has no pretrained weights '{tag}' (it has: {tags}).")
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        if not tags:
+            raise ManifestError(_("CLIP model {model} has no pretrained weights '{tag}' (it has none).").format(
+                model=model_name, tag=tag))
+        raise ManifestError(_("CLIP model {model} has no pretrained weights '{tag}' (it has: {tags}).").format(
+            model=model_name, tag=tag, tags=", ".join(tags)))
     repo_id, filename = hub_location(cfg)
     looked = []
     if models_dir is not None:
@@ -175,17 +181,21 @@ def pretrained_weights_file(model_name: str, tag: str, models_dir: Path | None) 
         cached = try_to_load_from_cache(repo_id, name)
         if isinstance(cached, str):
             return Path(cached), cfg
-    raise ModelFilesMissing(
-        f"CLIP weights {model_name} ({tag}) are missing: looked for {' and '.join(looked) or 'them'} "
-        f"and in the Hugging Face cache."
-    )
+    looked = list(dict.fromkeys(looked))
+    if not looked:
+        raise ModelFilesMissing(_("CLIP weights {model} ({tag}) are missing: looked for them in the Hugging Face "
+                                  "cache.").format(model=model_name, tag=tag))
+    places = looked[0] if len(looked) == 1 else _("{path} and {other}").format(path=looked[0], other=looked[1])
+    raise ModelFilesMissing(_("CLIP weights {model} ({tag}) are missing: looked for {places} and in the Hugging "
+                              "Face cache.").format(model=model_name, tag=tag, places=places))
 
 
 def hub_location(cfg: dict) -> tuple[str, str]:
     """open_clip writes hub locations as 'org/repo/' (default file) or 'org/repo/file'; we prefer safetensors."""
     hub = cfg.get("hf_hub", "")
     if not hub:
-        raise ManifestError("These CLIP weights are not on the Hugging Face Hub; give a weights file in 'clip.weights'.")
+        raise ManifestError(_("These CLIP weights are not on the Hugging Face Hub; give a weights file in "
+                              "'clip.weights'."))
     repo_id, filename = hub.rstrip("/").rsplit("/", 1) if not hub.endswith("/") else (hub.rstrip("/"), "")
     if not filename or filename == "open_clip_pytorch_model.bin":
         filename = "open_clip_model.safetensors"
@@ -219,23 +229,24 @@ def load_clip_encoder(
             k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg
         }
     elif not weights_path.is_file():
-        raise ModelFilesMissing(f"CLIP weights are missing: looked for {weights_path}.{hint}")
+        raise ModelFilesMissing(_("CLIP weights are missing: looked for {path}.").format(path=weights_path) + hint)
 
     build_name = offline_model_name(model_name)
     try:
         with _quiet_open_clip(), torch.device("meta"):  # built without memory or random initialisation
             model = open_clip.create_model(build_name, device="meta", force_quick_gelu=quick_gelu)
     except (TypeError, ValueError, KeyError, AssertionError, AttributeError, RuntimeError) as exc:
-        raise ManifestError(f"CLIP model '{model_name}' cannot be built from its config ({type(exc).__name__}: "
-                            f"{telling_line(exc)}). Check the config file.") from None
+        raise ManifestError(_("CLIP model '{model}' cannot be built from its config ({kind}: {reason}). Check the "
+                              "config file.").format(model=model_name, kind=type(exc).__name__,
+                                                     reason=telling_line(exc))) from None
     visual = model.visual
     state, text_state = read_clip_weights(weights_path)
     convert = quantize_linears if int8 else None
     try:
         load_in_blocks(visual, state, convert)
     except (RuntimeError, KeyError) as exc:
-        raise ManifestError(f"CLIP weights {weights_path} do not fit CLIP model '{model_name}': {telling_line(exc)}"
-                            ) from None
+        raise ManifestError(_("CLIP weights {path} do not fit CLIP model '{model}': {reason}").format(
+            path=weights_path, model=model_name, reason=telling_line(exc))) from None
     visual.eval().requires_grad_(False)
     preprocess_cfg = PreprocessCfg(**{**visual.preprocess_cfg, **preprocess_overrides})
     text = _text_encoder(model, text_state, build_name, convert) if text_state else None
@@ -270,7 +281,9 @@ def load_in_blocks(module: nn.Module, weights: Mapping, convert: Callable[[nn.Mo
     expected = module.state_dict().keys()
     missing, unexpected = sorted(expected - weights.keys()), sorted(weights.keys() - expected)
     if missing or unexpected:
-        raise KeyError(f"missing key {missing[0]}" if missing else f"unexpected key {unexpected[0]}")
+        # Said to the user (in "CLIP weights ... do not fit ...").
+        raise KeyError(_("missing key {key}").format(key=missing[0]) if missing
+                       else _("unexpected key {key}").format(key=unexpected[0]))
     lists: list[str] = []  # the outermost ModuleLists, as key prefixes
     for name, child in module.named_modules():
         if isinstance(child, nn.ModuleList) and not any(name.startswith(outer) for outer in lists):

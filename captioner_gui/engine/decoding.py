@@ -2,7 +2,8 @@
 
 All three keep GPT-2's key/value cache (each step feeds one new token instead of the whole sequence) and run
 a batch of images at once. Their results match the reference implementation's loops token for token:
-- greedy: argmax each step, stop after the stop token (".") or the token limit;
+- greedy: argmax each step, stop after the stop token (".", or "。" for a model that writes Chinese: the caller
+  passes the id of its model's language's stop, see tokenizer.stop_token_id) or the token limit;
 - beam: beams ranked by total log-probability / length, a beam stops at the stop token;
 - nucleus: sample from the smallest set of tokens whose probability reaches top_p, at a temperature.
 """

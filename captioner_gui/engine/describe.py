@@ -15,18 +15,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image
 
-from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, blank_message, is_blank, wording
+from captioner_gui.i18n import N_, _, ngettext, spoken_language
+
+from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, Parts, around, blank_message, is_blank, sentence_of, worded
 from .layout import read_in_order
 from .ocr import Line, OCRError, Page, TextReader
 from .options import CAPTURES
 from .pictures import find_pictures, where
+from .translation import Translation
 
 FIRST_LINES = 3  # lines of text in the short spoken form; the rest is read on request
 FIRST_READ = FIRST_LINES  # lines of a capture read before its first words are said (more where some were not text)
-SPOKEN_LANGUAGE = "en"  # the language of the app's own words (the kinds, "more lines", the captions)
 PHOTO_SHARE = 0.6  # a picture that covers this much of a screen capture makes it a photo
 PHOTO_MAX_TEXT = 0.1  # a file whose text covers more than this share of it is not described as a photo
 DOCUMENT_MIN_TEXT = 0.08  # without CLIP's opinion: text covering this share makes a page of text
@@ -44,9 +47,14 @@ class TextBlock:
 @dataclass
 class FoundPicture:
     box: Box
-    caption: str  # ClipCap's words
-    where: str  # "top left", "centre", ...
-    spoken: str  # "Picture at top left: a man riding a horse."
+    caption: str  # ClipCap's words, or their translation into the user's language (translation.py)
+    where: str  # "top left", "centre", ... (in English; said in the user's language)
+    parts: Parts  # what to say, in their languages: [("Picture at top left: ", "en"), ("A man riding.", "en")]
+    original: str | None = None  # ClipCap's own words, where `caption` is their translation
+
+    @property
+    def spoken(self) -> str:
+        return "".join(words for words, _language in self.parts)
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Description:
     blocks: list[TextBlock] = field(default_factory=list)
     pictures: list[FoundPicture] = field(default_factory=list)
     caption: str | None = None  # the sentence about the whole picture (photos, charts, drawings)
+    original: str | None = None  # ClipCap's own words about the whole picture, where `caption` says their translation
     summary: str = ""  # the first sentence: kind, title, what was found
     spoken_parts: list[tuple[str, str]] = field(default_factory=list)  # the short form, as (words, language)
     more_parts: list[tuple[str, str]] = field(default_factory=list)  # the rest of the text, said on request
@@ -97,9 +106,13 @@ class Description:
         return lines
 
     def as_json(self, image: str) -> dict:
+        """The fields of `captioner describe --json`; "original" (ClipCap's own words) where a caption was
+        translated."""
+        pictures = [{"box": list(p.box), "caption": p.caption, "where": p.where,
+                     **({"original": p.original} if p.original is not None else {})} for p in self.pictures]
         return {"image": image, "kind": self.kind, "blank": self.blank, "title": self.title, "text": self.text,
                 "blocks": [{"box": list(b.box), "text": b.text, "language": b.language} for b in self.blocks],
-                "pictures": [{"box": list(p.box), "caption": p.caption, "where": p.where} for p in self.pictures],
+                "pictures": pictures, **({"original": self.original} if self.original is not None else {}),
                 "spoken": self.spoken, "more": self.more, "notes": self.notes, "seconds": round(self.seconds, 4),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()}}
 
@@ -107,12 +120,14 @@ class Description:
 class Describer:
     """A loaded caption model and the text reader, ready to describe pictures. The reader is started with the
     model (`start_reader`) or at the first description; when it cannot start, descriptions say so and give the
-    caption alone."""
+    caption alone. Captions are said in the user's language where a translation model for it is installed in
+    `models_dir` (the default models folder when None); else as the captioner writes them."""
 
-    def __init__(self, captioner, reader: TextReader | None = None):
+    def __init__(self, captioner, reader: TextReader | None = None, models_dir: Path | None = None):
         self.captioner = captioner
         self.reader = reader
         self.reader_problem: str | None = None
+        self.translation = Translation(models_dir)
 
     def start_reader(self) -> None:
         if self.reader is None and self.reader_problem is None:
@@ -120,6 +135,12 @@ class Describer:
                 self.reader = TextReader()
             except OCRError as exc:
                 self.reader_problem = str(exc)
+
+    def start_translator(self) -> str | None:
+        """Loads the translation model into the user's language now (about 0.1 s) rather than at the first
+        description, where captions are translated. Returns why it cannot be used, if it cannot."""
+        self.translation.translator(self.captioner)
+        return self.translation.problem
 
     def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
                  text_only: bool = False, on_first_words: Callable[[Description], None] | None = None
@@ -136,10 +157,10 @@ class Describer:
         title = title.strip() or None if title else None
         if is_blank(image):
             return Description(kind=None, blank=True, title=title, summary=blank_message(source),
-                               spoken_parts=[(blank_message(source), SPOKEN_LANGUAGE)],
+                               spoken_parts=[(blank_message(source), spoken_language())],
                                seconds=time.perf_counter() - started, model=self.captioner.name)
         reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings)
-        seen = None if text_only else self._see(image, source, reading, options, timings)
+        seen = None if text_only else self._see(image, source, title, reading, options, timings)
         early = None
         if reading.unread:  # words to say now, while the rest is read
             early = self._words(seen, title, reading)
@@ -151,7 +172,8 @@ class Describer:
         described = self._words(seen, title, reading)
         if early is not None:  # the text read on; or, after the short form, what went wrong since
             described.follow_parts = (_rest_of(early, described) if text_only else
-                                      [(note, SPOKEN_LANGUAGE) for note in described.notes if note not in early.notes])
+                                      [(note, spoken_language()) for note in described.notes
+                                       if note not in early.notes])
         described.seconds = time.perf_counter() - started
         described.timings = timings | {"total": described.seconds}
         described.model = self.captioner.name
@@ -186,7 +208,7 @@ class Describer:
         reading.unread = []
         timings.update(self.reader.timings)
 
-    def _see(self, image, source, reading: _Reading, options, timings) -> _Seen:
+    def _see(self, image, source, title, reading: _Reading, options, timings) -> _Seen:
         """The pictures inside, the kind, and the captions."""
         began = time.perf_counter()
         text_boxes = [line.box for line in reading.lines] + reading.unread
@@ -201,13 +223,22 @@ class Describer:
         if whole is not None:  # one picture: the image itself, or the photo that fills the capture
             picture = image if whole == (0, 0, *image.size) else image.crop(_corners(whole))
             [caption] = self.captioner.caption([picture], options)
-            seen = _Seen(kind, wording(caption.text, kind, caption.kind_scores, caption.agreement))
+            [(sentence, language)] = self.in_words([caption], timings)
+            seen = _Seen(kind, worded(sentence, kind, caption.kind_scores, caption.agreement, title, language),
+                         original=_original(caption, language))
         else:
             crops = [image.crop(_corners(box)) for box in boxes]
             captions = self.captioner.caption(crops, options) if crops else []
-            seen = _Seen(kind, None, [_found(box, c, image.size) for box, c in zip(boxes, captions)])
-        timings["captions"] = time.perf_counter() - began
+            seen = _Seen(kind, pictures=[_found(box, c, said, image.size) for box, c, said
+                                         in zip(boxes, captions, self.in_words(captions, timings))])
+        timings["captions"] = time.perf_counter() - began  # the translation's time included
         return seen
+
+    def in_words(self, captions, timings: dict[str, float] | None = None) -> list[tuple[str, str]]:
+        """Each caption's words to say, with their language: ClipCap's own words, in the language its model writes
+        (English for the released models), or their translation into the user's language where the user has
+        imported a translation model for it (translation.py)."""
+        return self.translation.in_words([caption.text for caption in captions], self.captioner, timings)
 
     def _words(self, seen: _Seen | None, title: str | None, reading: _Reading) -> Description:
         """The description of what has been read so far, with the words to speak: for `seen` None, the text alone
@@ -217,41 +248,46 @@ class Describer:
         left = len(reading.unread)  # lines found but not yet read
         if seen is None:
             return self._text_only(blocks, sentences, left, title, reading.problem)
-        described = Description(kind=seen.kind, title=title, blocks=blocks, pictures=seen.pictures)
-        if reading.problem is not None:
-            problem = reading.problem
-            described.notes.append(problem if problem.startswith("The text") else f"The text was not read: {problem}")
+        described = Description(kind=seen.kind, title=title, blocks=blocks, pictures=seen.pictures,
+                                original=seen.original)
+        ours = spoken_language()
+        if reading.problem is not None:  # the reader's own sentence: "The text could not be read (...)."
+            described.notes.append(reading.problem)
         if seen.caption is not None:
-            described.caption = _in_window(seen.caption, title)
-            described.summary = described.caption
-            ours = [described.caption] + (["Text in it:"] if sentences else [])
+            described.caption = described.summary = "".join(words for words, _language in seen.caption)
+            spoken = seen.caption + ([(_("Text in it:"), ours)] if sentences else [])
         else:
             described.summary = _summary(seen.kind, title, len(seen.pictures), len(sentences) + left)
-            ours = [described.summary, *(p.spoken for p in seen.pictures)]
-        spoken = [(words, SPOKEN_LANGUAGE) for words in ours] + sentences[:FIRST_LINES]
+            spoken = [(described.summary, ours)] + [part for p in seen.pictures for part in p.parts]
+        spoken += sentences[:FIRST_LINES]
         more = len(sentences) + left - FIRST_LINES
         if more > 0:
-            spoken.append((f"{more} more line{'s' if more > 1 else ''}.", SPOKEN_LANGUAGE))
+            spoken.append((ngettext("{count} more line.", "{count} more lines.", more).format(count=more), ours))
             described.more_parts = _joined(sentences[FIRST_LINES:])
-        spoken += [(note, SPOKEN_LANGUAGE) for note in described.notes]
+        spoken += [(note, ours) for note in described.notes]
         described.spoken_parts = _joined(spoken)
         return described
 
     def _text_only(self, blocks, sentences, left, title, problem) -> Description:
         described = Description(kind="screenshot", title=title, blocks=blocks)
+        ours = spoken_language()
         if problem is not None:
             described.summary = problem
             described.notes.append(problem)
         elif not sentences:
-            described.summary = f"No text found in {title}." if title else "No text found."
+            described.summary = (_("No text found in {title}.").format(title=title) if title
+                                 else _("No text found."))
         else:
             count = len(sentences) + left
-            described.summary = f"{title}: {count} lines." if title else f"{count} lines of text."
+            described.summary = (ngettext("{title}: {count} line.", "{title}: {count} lines.", count) if title
+                                 else ngettext("{count} line of text.", "{count} lines of text.", count)
+                                 ).format(title=title, count=count)
         if sentences:
-            notes = [(problem, SPOKEN_LANGUAGE)] if problem is not None else []
-            described.spoken_parts = _joined(([(f"{title}.", SPOKEN_LANGUAGE)] if title else []) + sentences + notes)
+            notes = [(problem, ours)] if problem is not None else []
+            heading = [(_("{title}.").format(title=title), ours)] if title else []
+            described.spoken_parts = _joined(heading + sentences + notes)
         else:
-            described.spoken_parts = [(described.summary, SPOKEN_LANGUAGE)]
+            described.spoken_parts = [(described.summary, ours)]
         return described
 
 
@@ -275,8 +311,9 @@ class _Seen:
     """What the picture is: its kind, the hedged sentence about the whole of it, or the pictures inside it."""
 
     kind: str | None
-    caption: str | None = None
+    caption: Parts | None = None  # what is said of the whole picture (the kind, the hedge, the caption)
     pictures: list[FoundPicture] = field(default_factory=list)
+    original: str | None = None  # ClipCap's own words about the whole picture, where `caption` says a translation
 
 
 def _rest_of(early: Description, whole: Description) -> list[tuple[str, str]]:
@@ -324,41 +361,50 @@ def _summary(kind: str, title: str | None, pictures: int, lines: int) -> str:
     """"Screenshot of Mail: 2 pictures, 41 lines of text." / "Page of text, 12 lines." """
     found = []
     if pictures:
-        found.append(f"{pictures} picture{'s' if pictures > 1 else ''}")
-    if lines:
-        found.append(f"{lines} line{'s' if lines > 1 else ''}" + ("" if kind == "document" else " of text"))
+        found.append(ngettext("{count} picture", "{count} pictures", pictures).format(count=pictures))
+    if lines and kind == "document":
+        found.append(ngettext("{count} line", "{count} lines", lines).format(count=lines))
+    elif lines:
+        found.append(ngettext("{count} line of text", "{count} lines of text", lines).format(count=lines))
+    # Translators: between the things found ("2 pictures, 41 lines of text").
+    found_words = _(", ").join(found)
     if kind == "document":
-        name = f"Page of text in {title}" if title else "Page of text"
-        return f"{name}, {', '.join(found)}." if found else f"{name}."
-    name = f"Screenshot of {title}" if title else "Screenshot"
-    return f"{name}: {', '.join(found)}." if found else f"{name}: no text or pictures found."
-
-
-def _in_window(sentence: str, title: str | None) -> str:
-    """"Photo: a cat." -> "Photo in Image Viewer: a cat." where the window's title is known."""
-    if not title:
-        return sentence
-    for mark in (":", "."):
-        head, sep, rest = sentence.partition(mark)
-        if sep and head in KIND_NAMES.values():
-            return f"{head} in {title}{sep}{rest}"
-    return f"{title}: {sentence}"
-
-
-def _found(box: Box, caption, size: tuple[int, int]) -> FoundPicture:
-    place = where(box, size)
-    name = "Picture" if caption.kind in (None, "photo", "screenshot", "document") else KIND_NAMES[caption.kind]
-    sentence = caption.text.strip()
-    if sentence:
-        sentence = sentence[0].upper() + sentence[1:]
-        sentence = sentence if sentence[-1] in ".!?" else sentence + "."
-    if caption.blank or not sentence:
-        spoken = f"{name} at {place}."
-    elif caption.kind in (None, "photo") and (caption.agreement is None or caption.agreement >= AGREEMENT_DOUBTFUL):
-        spoken = f"{name} at {place}: {sentence}"
+        if found:
+            sentence = _("Page of text in {title}, {found}.") if title else _("Page of text, {found}.")
+        else:
+            sentence = _("Page of text in {title}.") if title else _("Page of text.")
+    elif found:
+        sentence = _("Screenshot of {title}: {found}.") if title else _("Screenshot: {found}.")
     else:
-        spoken = f"{name} at {place}. Could be: {sentence}"
-    return FoundPicture(box, caption.text, place, spoken)
+        sentence = (_("Screenshot of {title}: no text or pictures found.") if title
+                    else _("Screenshot: no text or pictures found."))
+    return sentence.format(title=title, found=found_words)
+
+
+# The places of pictures on the screen (pictures.where), said in the user's language.
+PLACES = (N_("top left"), N_("top"), N_("top right"), N_("left"), N_("centre"), N_("right"), N_("bottom left"),
+          N_("bottom"), N_("bottom right"))
+
+
+def _found(box: Box, caption, said: tuple[str, str], size: tuple[int, int]) -> FoundPicture:
+    """A picture inside a screenshot and what to say of it: `said` is its caption's words and their language."""
+    place = where(box, size)
+    name = _("Picture") if caption.kind in (None, "photo", "screenshot", "document") else _(KIND_NAMES[caption.kind])
+    words, language = said
+    sentence = sentence_of(words, language)
+    at = {"name": name, "place": _(place)}
+    if caption.blank or not sentence:
+        parts = [(_("{name} at {place}.").format(**at), spoken_language())]
+    elif caption.kind in (None, "photo") and (caption.agreement is None or caption.agreement >= AGREEMENT_DOUBTFUL):
+        parts = around(_("{name} at {place}: {sentence}"), sentence, language, **at)
+    else:
+        parts = around(_("{name} at {place}. Could be: {sentence}"), sentence, language, **at)
+    return FoundPicture(box, words, place, parts, _original(caption, language))
+
+
+def _original(caption, language: str) -> str | None:
+    """ClipCap's own words, where the words said (in `language`) are their translation."""
+    return caption.text if language != getattr(caption, "language", language) else None
 
 
 def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
@@ -368,14 +414,20 @@ def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
 
 
 def _joined(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Neighbouring words in the same language joined: one utterance per change of voice."""
+    """Neighbouring words in the same language joined: one utterance per change of voice. A part's own spaces
+    ("Picture at top left: ") are kept inside an utterance and trimmed at its ends; Chinese sentences follow each
+    other with no space."""
     joined: list[tuple[str, str]] = []
     for words, language in parts:
+        if not words.strip():
+            continue
         if joined and joined[-1][1] == language:
-            joined[-1] = (f"{joined[-1][0]} {words}", language)
-        elif words:
+            before = joined[-1][0]
+            space = "" if before[-1:].isspace() or words[:1].isspace() or language == "zh" else " "  # Chinese: none
+            joined[-1] = (before + space + words, language)
+        else:
             joined.append((words, language))
-    return joined
+    return [(words.strip(), language) for words, language in joined]
 
 
 def _corners(box: Box) -> tuple[int, int, int, int]:

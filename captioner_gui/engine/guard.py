@@ -13,7 +13,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from .options import CAPTURES
+from captioner_gui.i18n import N_, _, spoken_language
+
+from .options import Target
 
 BLANK_SPREAD = 6.0  # grey levels: the standard deviation of a blank picture's brightness stays under this,
 STANDING_OUT = 32  # and hardly any pixel differs from the usual brightness by more than this many levels:
@@ -39,10 +41,13 @@ def is_blank(image: Image.Image) -> bool:
     return int(counts[np.abs(levels - usual) > STANDING_OUT].sum()) < MARKS
 
 
+BLANK = {Target.SCREEN: N_("The screen is blank."), Target.WINDOW: N_("The window is blank."),
+         Target.REGION: N_("The region is blank.")}
+
+
 def blank_message(source: str) -> str:
     """What to say about a blank picture, by where it came from."""
-    what = source if source in CAPTURES else "image"
-    return f"The {what} is blank."
+    return _(BLANK.get(source, N_("The image is blank.")))
 
 
 # ------------------------------------------------------------------------------------------ the kind of picture
@@ -56,8 +61,8 @@ KIND_PROMPTS = {
     "chart": ("a chart.", "a diagram.", "a graph with axes and labels."),
     "drawing": ("a drawing.", "a cartoon.", "an illustration or a painting."),
 }
-KIND_NAMES = {"photo": "Photo", "screenshot": "Screenshot of an application", "document": "Page of text",
-              "chart": "Chart or diagram", "drawing": "Drawing"}
+KIND_NAMES = {"photo": N_("Photo"), "screenshot": N_("Screenshot of an application"), "document": N_("Page of text"),
+              "chart": N_("Chart or diagram"), "drawing": N_("Drawing")}  # said in the user's language: _(name)
 MOSTLY_TEXT = 0.3  # a screenshot whose "document" score reaches this is said to be mostly text
 AGREEMENT_DOUBTFUL = 0.22  # CLIP's cosine between a photo and its caption below which the caption is hedged
 CLIP_LOGIT_SCALE = 100.0  # CLIP's trained temperature (exp of its logit_scale, clamped to 100)
@@ -97,20 +102,52 @@ def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
-def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None) -> str:
-    """What to say: the kind first, and a hedge ("Could be: ...") when the picture is not a photo or the caption
-    fits it poorly. Without the guard's findings, the caption as it is."""
-    sentence = caption.strip()
-    if sentence:
-        sentence = sentence[0].upper() + sentence[1:]
-        sentence = sentence if sentence[-1] in ".!?" else sentence + "."
+Parts = list[tuple[str, str]]  # words to say, each with its language ("en", "zh"), in order
+
+
+def wording(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None,
+            title: str | None = None, language: str = "en") -> str:
+    """What to show: the kind first, and a hedge ("Could be: ...") when the picture is not a photo or the caption
+    fits it poorly. Without the guard's findings, the caption as it is. See `worded`."""
+    return "".join(words for words, _language in worded(caption, kind, kind_scores, agreement, title, language))
+
+
+def worded(caption: str, kind: str | None, kind_scores: dict[str, float], agreement: float | None,
+           title: str | None = None, language: str = "en") -> Parts:
+    """`wording` as parts to say: our words in the user's language, the caption in its own (`language`: English
+    for the released models, the user's after the translation step), each part said by a voice of its language.
+    `title`: the window it was seen in ("Photo in Image Viewer: ...")."""
+    sentence = sentence_of(caption, language)
     if kind is None:
-        return sentence or "No description."
-    name = KIND_NAMES[kind]
+        if title:
+            return around(_("{name}: {sentence}"), sentence, language, name=title) if sentence else \
+                [(_("{name}. No description.").format(name=title), spoken_language())]
+        return [(sentence, language)] if sentence else [(_("No description."), spoken_language())]
+    name = _(KIND_NAMES[kind])
     if kind == "screenshot" and kind_scores.get("document", 0.0) >= MOSTLY_TEXT:
-        name += ", mostly text"
+        name = _("{kind}, mostly text").format(kind=name)
+    if title:
+        name = _("{kind} in {title}").format(kind=name, title=title)
     if not sentence:  # the model wrote nothing (it stopped at once): say the kind, not "Could be:" and silence
-        return f"{name}. No description."
+        return [(_("{name}. No description.").format(name=name), spoken_language())]
     if kind == "photo" and (agreement is None or agreement >= AGREEMENT_DOUBTFUL):
-        return f"{name}: {sentence}"
-    return f"{name}. Could be: {sentence}"
+        return around(_("{name}: {sentence}"), sentence, language, name=name)
+    return around(_("{name}. Could be: {sentence}"), sentence, language, name=name)
+
+
+def sentence_of(caption: str, language: str = "en") -> str:
+    """A caption as a sentence: capitalised, ending in a full stop ("。" in Chinese)."""
+    sentence = caption.strip()
+    if not sentence:
+        return ""
+    sentence = sentence[0].upper() + sentence[1:]
+    return sentence if sentence[-1] in ".!?。！？" else sentence + ("。" if language == "zh" else ".")
+
+
+def around(template: str, sentence: str, language: str, **names: str) -> Parts:
+    """A translated sentence that holds `{sentence}` (the caption, in its own language) as parts: what comes
+    before it and after it in the user's language. Their spaces are kept, so that "".join gives the sentence."""
+    before, _mark, after = template.partition("{sentence}")
+    ours = spoken_language()
+    parts = [(before.format(**names), ours), (sentence, language), (after.format(**names), ours)]
+    return [(words, its) for words, its in parts if words]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from captioner_gui.i18n import _
+
 from .errors import ImageError
 
 IMAGE_SUFFIXES = (
@@ -31,20 +33,23 @@ def load_image(path: str | Path) -> Image.Image:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file.") from None
+        raise ImageError(_("{path}: no such file.").format(path=path)) from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+        raise ImageError(_("{path}: cannot be read ({reason}).").format(path=path, reason=exc.strerror or exc)
+                         ) from None
     if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image.")
+        raise ImageError(_("{path}: is a folder, not an image.").format(path=path))
     if size == 0:
-        raise ImageError(f"{path}: the file is empty.")
+        raise ImageError(_("{path}: the file is empty.").format(path=path))
     return _open(path, str(path))
 
 
-def load_image_bytes(data: bytes, name: str = "The image") -> Image.Image:
-    """An image held in memory (the clipboard's), as upright RGB; raises ImageError naming it `name`."""
+def load_image_bytes(data: bytes, name: str | None = None) -> Image.Image:
+    """An image held in memory (the clipboard's), as upright RGB; raises ImageError naming it `name` (by default
+    "The image", in the user's language)."""
+    name = _("The image") if name is None else name
     if not data:
-        raise ImageError(f"{name}: is empty.")
+        raise ImageError(_("{name}: is empty.").format(name=name))
     return _open(io.BytesIO(data), name)
 
 
@@ -61,15 +66,18 @@ def _open(source, name: str) -> Image.Image:
                 rgb = to_rgb(image)
                 return rgb if rgb is not opened else opened.copy()  # the file's image is closed on leaving
     except Image.DecompressionBombError:
-        raise ImageError(f"{name}: the image is too large (over {MAX_PIXELS / 1e6:.0f} million pixels, an 8K screen "
-                         "has 33 million). Save a smaller copy and try again.") from None
+        raise ImageError(_("{name}: the image is too large (over {limit} million pixels, an 8K screen has 33 "
+                           "million). Save a smaller copy and try again.").format(
+                               name=name, limit=f"{MAX_PIXELS / 1e6:.0f}")) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image, or a kind of image this program cannot read.") from None
+        raise ImageError(_("{name}: not an image, or a kind of image this program cannot read.").format(name=name)
+                         ) from None
     except PermissionError:
-        raise ImageError(f"{name}: permission denied.") from None
+        raise ImageError(_("{name}: permission denied.").format(name=name)) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
-        raise ImageError(f"{name}: the image is damaged or truncated ({exc}).") from None
+        raise ImageError(_("{name}: the image is damaged or truncated ({reason}).").format(name=name, reason=exc)
+                         ) from None
 
 
 def _decode_reduced(image: Image.Image) -> None:
@@ -83,9 +91,10 @@ def _decode_reduced(image: Image.Image) -> None:
 def _check_size(image: Image.Image, name: str) -> None:
     pixels = image.width * image.height
     if pixels > MAX_PIXELS:
-        raise ImageError(f"{name}: the image is too large ({image.width}x{image.height}, {pixels / 1e6:.0f} million "
-                         f"pixels; the limit is {MAX_PIXELS / 1e6:.0f} million, an 8K screen has 33). Save a smaller "
-                         "copy and try again.")
+        raise ImageError(_("{name}: the image is too large ({width}x{height}, {pixels} million pixels; the limit is "
+                           "{limit} million, an 8K screen has 33). Save a smaller copy and try again.").format(
+                               name=name, width=image.width, height=image.height, pixels=f"{pixels / 1e6:.0f}",
+                               limit=f"{MAX_PIXELS / 1e6:.0f}"))
 
 
 def _reduced(image: Image.Image) -> Image.Image:
@@ -109,7 +118,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)
     if image.width == 0 or image.height == 0:
-        raise ImageError("the image has no pixels (zero width or height).")
+        raise ImageError(_("the image has no pixels (zero width or height)."))
     if image.getexif().get(0x0112, 1) != 1:  # an EXIF orientation other than "upright"
         image = ImageOps.exif_transpose(image)
     mode = image.mode

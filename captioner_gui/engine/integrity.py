@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+from captioner_gui.i18n import _
+
 from .errors import CaptionerError
 from .pins import Pin
 
@@ -58,14 +60,16 @@ def problem_with(path: Path, expected: Pin | None, hash_it: bool = True) -> str:
     checks run (size and header)."""
     size = path.stat().st_size
     if expected is not None and expected.size is not None and size != expected.size:
-        return f"{path.name} has {size:,} bytes instead of {expected.size:,}"
+        return _("{file} has {size} bytes instead of {expected}").format(file=path.name, size=f"{size:,}",
+                                                                          expected=f"{expected.size:,}")
     if path.suffix == ".safetensors":
         from .checkpoint import read_safetensors_header
 
         try:
             read_safetensors_header(path)
         except CaptionerError:
-            return f"{path.name} is cut short or altered (its safetensors header does not fit the file)"
+            return _("{file} is cut short or altered (its safetensors header does not fit the file)").format(
+                file=path.name)
     if hash_it and expected is not None and expected.sha256 and file_sha256(path) != expected.sha256:
-        return f"{path.name} does not have the SHA-256 it was installed with"
+        return _("{file} does not have the SHA-256 it was installed with").format(file=path.name)
     return ""

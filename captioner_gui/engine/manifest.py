@@ -6,8 +6,9 @@ Example (paths are relative to the manifest file):
      "normalize_prefix": false, "clip": {"model": "ViT-B-32", "weights": "openai"},
      "tokenizer": "../gpt2-tokenizer"}
 
-Transformer models add "clip_length" and "mapping_layers". Optional: "gpt2": {"n_head": N} (default 12) and
-"clip": {"quick_gelu": true} for a CLIP weights file trained with QuickGELU (OpenAI's ViTs were).
+Transformer models add "clip_length" and "mapping_layers". Optional: "gpt2": {"n_head": N} (default 12),
+"clip": {"quick_gelu": true} for a CLIP weights file trained with QuickGELU (OpenAI's ViTs were), and "language":
+the language the model writes its captions in ("zh" for Chinese; absent means English, as the released models).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from captioner_gui.i18n import _
+
 from .errors import ManifestError, ModelFilesMissing
+from .language import ENGLISH, LANGUAGE_CODE
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -26,7 +30,7 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 _TOP_FIELDS = {
     "version", "name", "weights", "mapping", "prefix_length", "clip_length", "mapping_layers",
-    "normalize_prefix", "clip", "tokenizer", "gpt2",
+    "normalize_prefix", "clip", "tokenizer", "gpt2", "language",
 }
 _CLIP_FIELDS = {"model", "weights", "quick_gelu"}
 _GPT2_FIELDS = {"n_head"}
@@ -58,6 +62,11 @@ class Manifest:
     clip_length: int | None = None
     mapping_layers: int | None = None
     gpt2_n_head: int = 12
+    language: str | None = None  # the captions' language, "en" or "zh"; None: not said, which means English
+
+    @property
+    def caption_language(self) -> str:
+        return self.language or ENGLISH
 
     @property
     def folder(self) -> Path:
@@ -68,8 +77,9 @@ class Manifest:
         around it (where the shared tokenizer and CLIP weights are): a manifest never reaches elsewhere."""
         path = (self.folder / relative).resolve()
         if not any(path.is_relative_to(root) for root in (self.folder, self.folder.parent)):
-            raise ManifestError(f"{self.path}: the path '{relative}' leads outside the model's folder and the models "
-                                f"folder. Import the file instead: captioner models import FILE --name {self.name}")
+            raise ManifestError(_("{path}: the path '{relative}' leads outside the model's folder and the models "
+                                  "folder. Import the file instead: captioner models import FILE --name {name}").format(
+                                      path=self.path, relative=relative, name=self.name))
         return path
 
     def check_paths(self) -> None:
@@ -115,6 +125,8 @@ class Manifest:
         data["tokenizer"] = self.tokenizer
         if self.gpt2_n_head != 12:
             data["gpt2"] = {"n_head": self.gpt2_n_head}
+        if self.language is not None:
+            data["language"] = self.language
         return data
 
     def save(self) -> None:
@@ -134,30 +146,32 @@ def read_manifest(path: Path) -> Manifest:
     """Reads and checks a manifest file; every problem names the file and the field."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFilesMissing(f"No manifest at {path}.")
+        raise ModelFilesMissing(_("No manifest at {path}.").format(path=path))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path} is not valid JSON ({exc}).") from exc
+        raise ManifestError(_("{path} is not valid JSON ({reason}).").format(path=path, reason=exc)) from exc
     return manifest_from_dict(data, path)
 
 
 def manifest_from_dict(data: Any, path: Path) -> Manifest:
     where = str(path)
     if not isinstance(data, dict):
-        raise ManifestError(f"{where}: the manifest must be a JSON object.")
+        raise ManifestError(_("{where}: the manifest must be a JSON object.").format(where=where))
     _reject_unknown(data, _TOP_FIELDS, where, "")
     version = _field(data, "version", int, where)
     if version != MANIFEST_VERSION:
-        raise ManifestError(f"{where}: field 'version' is {version}; this captioner reads version {MANIFEST_VERSION}.")
+        raise ManifestError(_("{where}: field 'version' is {version}; this captioner reads version {supported}.")
+                            .format(where=where, version=version, supported=MANIFEST_VERSION))
     mapping = _field(data, "mapping", str, where)
     if mapping not in MAPPINGS:
-        raise ManifestError(f"{where}: field 'mapping' is '{mapping}'; it must be one of {', '.join(MAPPINGS)}.")
+        raise ManifestError(_("{where}: field 'mapping' is '{mapping}'; it must be one of {choices}.").format(
+            where=where, mapping=mapping, choices=", ".join(MAPPINGS)))
     clip = _field(data, "clip", dict, where)
     _reject_unknown(clip, _CLIP_FIELDS, where, "clip.")
     gpt2 = data.get("gpt2", {})
     if not isinstance(gpt2, dict):
-        raise ManifestError(f"{where}: field 'gpt2' must be an object.")
+        raise ManifestError(_("{where}: field 'gpt2' must be an object.").format(where=where))
     _reject_unknown(gpt2, _GPT2_FIELDS, where, "gpt2.")
 
     is_transformer = mapping == "transformer"
@@ -177,11 +191,16 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
         clip_length=_positive(data, "clip_length", where, required=is_transformer),
         mapping_layers=_positive(data, "mapping_layers", where, required=is_transformer),
         gpt2_n_head=_positive(gpt2, "n_head", where, "gpt2.", required=False) or 12,
+        language=_field(data, "language", str, where, required=False),
     )
+    if manifest.language is not None and not LANGUAGE_CODE.fullmatch(manifest.language):
+        raise ManifestError(_("{where}: field 'language' is '{value}'; it must be a language code such as 'en' or "
+                              "'zh'.").format(where=where, value=manifest.language))
     if not is_transformer:
         for name in ("clip_length", "mapping_layers"):
             if name in data:
-                raise ManifestError(f"{where}: field '{name}' is only for mapping 'transformer'.")
+                raise ManifestError(_("{where}: field '{field}' is only for mapping 'transformer'.").format(
+                    where=where, field=name))
     manifest.check_paths()
     return manifest
 
@@ -189,27 +208,28 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
 def _reject_unknown(data: dict, known: set[str], where: str, prefix: str) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ManifestError(
-            f"{where}: unknown field '{prefix}{unknown[0]}' (known: {', '.join(prefix + k for k in sorted(known))})."
-        )
+        raise ManifestError(_("{where}: unknown field '{field}' (known: {known}).").format(
+            where=where, field=prefix + unknown[0], known=", ".join(prefix + k for k in sorted(known))))
 
 
 def _field(data: dict, name: str, kind: type, where: str, prefix: str = "", required: bool = True) -> Any:
     if name not in data:
         if required:
-            raise ManifestError(f"{where}: missing field '{prefix}{name}'.")
+            raise ManifestError(_("{where}: missing field '{field}'.").format(where=where, field=prefix + name))
         return None
     value = data[name]
     # bool is a subclass of int in Python; a manifest that says "prefix_length": true is wrong.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ManifestError(f"{where}: field '{prefix}{name}' must be {kind.__name__}, not {json.dumps(value)}.")
+        raise ManifestError(_("{where}: field '{field}' must be {kind}, not {value}.").format(
+            where=where, field=prefix + name, kind=kind.__name__, value=json.dumps(value, ensure_ascii=False)))
     if kind is str and not value.strip():
-        raise ManifestError(f"{where}: field '{prefix}{name}' is empty.")
+        raise ManifestError(_("{where}: field '{field}' is empty.").format(where=where, field=prefix + name))
     return value
 
 
 def _positive(data: dict, name: str, where: str, prefix: str = "", required: bool = True) -> int | None:
     value = _field(data, name, int, where, prefix, required)
     if value is not None and value < 1:
-        raise ManifestError(f"{where}: field '{prefix}{name}' must be a positive whole number, not {value}.")
+        raise ManifestError(_("{where}: field '{field}' must be a positive whole number, not {value}.").format(
+            where=where, field=prefix + name, value=value))
     return value

@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from captioner_gui.i18n import N_, _
+
 from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .captioner import Captioner
@@ -54,14 +56,15 @@ def gpt2_config_from_weights(state: StateDict, n_head: int):
     from transformers import GPT2Config
 
     if "gpt.transformer.wte.weight" not in state or "gpt.transformer.wpe.weight" not in state:
-        raise ManifestError("The weights hold no GPT-2 (no 'gpt.transformer.wte.weight' / 'wpe.weight' keys).")
+        raise ManifestError(_("The weights hold no GPT-2 (no 'gpt.transformer.wte.weight' / 'wpe.weight' keys)."))
     vocab_size, n_embd = state["gpt.transformer.wte.weight"].shape
     n_positions = state["gpt.transformer.wpe.weight"].shape[0]
     layers = {int(m.group(1)) for key in state if (m := re.match(r"gpt\.transformer\.h\.(\d+)\.", key))}
     if not layers:
-        raise ManifestError("The weights hold no GPT-2 blocks ('gpt.transformer.h.N.*').")
+        raise ManifestError(_("The weights hold no GPT-2 blocks ('gpt.transformer.h.N.*')."))
     if n_embd % n_head:
-        raise ManifestError(f"Field 'gpt2.n_head' is {n_head}, which does not divide GPT-2's width {n_embd}.")
+        raise ManifestError(_("Field 'gpt2.n_head' is {heads}, which does not divide GPT-2's width {width}.").format(
+            heads=n_head, width=n_embd))
     inner = state.get("gpt.transformer.h.0.mlp.c_fc.weight")
     special = vocab_size - 1
     return GPT2Config(
@@ -124,36 +127,39 @@ def check_state_fits(expected: dict[str, tuple[int, ...]], state: StateDict, man
     context = (f"mapping '{manifest.mapping}', prefix_length {manifest.prefix_length}"
                + (f", clip_length {manifest.clip_length}, mapping_layers {manifest.mapping_layers}"
                   if manifest.mapping == "transformer" else "")
-               + (f", CLIP vectors of {clip_dim}" if clip_dim is not None else ""))
+               + (", " + _("CLIP vectors of {size}").format(size=clip_dim) if clip_dim is not None else ""))
     found = ("mlp" if "clip_project.model.0.weight" in state
              else "transformer" if "clip_project.linear.weight" in state else None)
     if found and found != manifest.mapping:
-        raise ManifestError(f"{source} holds a '{found}' mapping network, but field 'mapping' says "
-                            f"'{manifest.mapping}'.")
+        raise ManifestError(_("{source} holds a '{found}' mapping network, but field 'mapping' says '{mapping}'.")
+                            .format(source=source, found=found, mapping=manifest.mapping))
     missing = [k for k in expected if k not in state]
     if missing:
-        raise ManifestError(f"{source}: key '{missing[0]}' is missing; the manifest ({context}) needs it.")
+        raise ManifestError(_("{source}: key '{key}' is missing; the manifest ({context}) needs it.").format(
+            source=source, key=missing[0], context=context))
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        raise ManifestError(f"{source}: key '{unexpected[0]}' is not used by the manifest's model ({context}).")
+        raise ManifestError(_("{source}: key '{key}' is not used by the manifest's model ({context}).").format(
+            source=source, key=unexpected[0], context=context))
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
-            raise ManifestError(
-                f"{source}: key '{key}' has shape {list(state[key].shape)}, but the manifest ({context}) "
-                f"needs {list(shape)}."
-            )
+            raise ManifestError(_("{source}: key '{key}' has shape {shape}, but the manifest ({context}) needs "
+                                  "{needed}.").format(source=source, key=key, shape=list(state[key].shape),
+                                                      context=context, needed=list(shape)))
 
 
 def resolve_precision(choice: str, device: torch.device) -> str:
     """auto: int8 on the CPU (a quarter of the bytes to read per token), fp16 on CUDA; fp32 is exact."""
     if choice not in PRECISIONS:
-        raise CaptionerError(f"Unknown precision '{choice}': use one of {', '.join(PRECISIONS)}.")
+        raise CaptionerError(_("Unknown precision '{precision}': use one of {choices}.").format(
+            precision=choice, choices=", ".join(PRECISIONS)))
     if choice == "auto":
         return "fp16" if device.type == "cuda" else "int8"
     if choice == "int8" and device.type != "cpu":
-        raise CaptionerError("int8 is the CPU's precision: on CUDA use fp16, bf16 or fp32.")
+        raise CaptionerError(_("int8 is the CPU's precision: on CUDA use fp16, bf16 or fp32."))
     if choice in ("fp16", "bf16") and device.type != "cuda":
-        raise CaptionerError(f"{choice} is for CUDA GPUs (this CPU has no fast {choice}): use int8 or fp32.")
+        raise CaptionerError(_("{precision} is for CUDA GPUs (this CPU has no fast {precision}): use int8 or fp32.")
+                             .format(precision=choice))
     return choice
 
 
@@ -162,11 +168,12 @@ def resolve_device(choice: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda":
         if not torch.cuda.is_available():
-            raise CaptionerError("CUDA was asked for, but no CUDA GPU is usable here: use --device cpu (or auto).")
+            raise CaptionerError(_("CUDA was asked for, but no CUDA GPU is usable here: use --device cpu (or auto)."))
         return torch.device("cuda")
     if choice == "cpu":
         return torch.device("cpu")
-    raise CaptionerError(f"Unknown device '{choice}': use {', '.join(DEVICES[:-1])} or {DEVICES[-1]}.")
+    raise CaptionerError(_("Unknown device '{device}': use {choices} or {last}.").format(
+        device=choice, choices=", ".join(DEVICES[:-1]), last=DEVICES[-1]))
 
 
 def device_name(device: torch.device) -> str:
@@ -182,7 +189,7 @@ def gpu_memory(message: str) -> Iterator[None]:
         raise GPUOutOfMemory(message) from None
 
 
-DESCRIBING_OOM = "The GPU ran out of memory while describing. Use the CPU, or close other programs."
+DESCRIBING_OOM = N_("The GPU ran out of memory while describing. Use the CPU, or close other programs.")
 
 
 class PrefixLM(TorchBackend):
@@ -240,7 +247,7 @@ class TorchCaptioner(Captioner):
         return self.clip.text(texts).float().cpu().numpy()
 
     def describing(self):
-        return gpu_memory(DESCRIBING_OOM)
+        return gpu_memory(_(DESCRIBING_OOM))
 
 
 def _gpt_keys(config) -> dict[str, tuple[int, ...]]:
@@ -297,8 +304,8 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
                                  hint, int8=precision == "int8")
         clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint), clip.output_dim,
                                 manifest.weights_path)
-    with gpu_memory(f"Not enough memory on {device_name(torch_device)} for model '{manifest.name}'; "
-                    "try --device cpu."):
+    with gpu_memory(_("Not enough memory on {device} for model '{name}'; try --device cpu.").format(
+            device=device_name(torch_device), name=manifest.name)):
         clip, clipcap = set_device_and_precision(clip, clipcap, torch_device, precision)
         captioner = TorchCaptioner(manifest, clip, clipcap, tokenizer, torch_device, precision)
     captioner.load_seconds = time.perf_counter() - started

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from captioner_gui.i18n import _
+
 from .errors import CaptionerError, first_line
 
 MIN_SCORE = 0.5  # recognition confidence under which a line is dropped (noise, icons read as letters)
@@ -68,7 +70,8 @@ class TextReader:
             from rapidocr import RapidOCR
             from rapidocr.ch_ppocr_rec.typings import TextRecInput
         except ImportError as exc:
-            raise OCRError(f"The text reader is not installed ({exc}): pip install rapidocr onnxruntime.") from None
+            raise OCRError(_("The text reader is not installed ({reason}): pip install rapidocr onnxruntime.").format(
+                reason=exc)) from None
         for name in ("RapidOCR", "rapidocr"):  # it logs every call at INFO level
             logging.getLogger(name).setLevel(logging.ERROR)
         try:
@@ -81,7 +84,8 @@ class TextReader:
             # because detection runs tile by tile (pyproject pins the 3.x releases that have these methods).
             self._detect, self._recognize = engine._load_det_model(), engine._load_rec_model()
         except Exception as exc:  # a damaged installation: its models missing or unreadable
-            raise OCRError(f"The text reader could not start ({first_line(exc)}); reinstall rapidocr.") from None
+            raise OCRError(_("The text reader could not start ({reason}); reinstall rapidocr.").format(
+                reason=first_line(exc))) from None
         self._batch = TextRecInput
         self.timings: dict[str, float] = {}
 
@@ -101,7 +105,7 @@ class TextReader:
         try:
             boxes = self._find_lines(pixels)
         except Exception as exc:
-            raise OCRError(f"The text could not be read ({first_line(exc)}).") from None
+            raise OCRError(_("The text could not be read ({reason}).").format(reason=first_line(exc))) from None
         page = Page(pixels, scale, [(x * scale, y * scale, w * scale, h * scale) for x, y, w, h in boxes])
         self.timings = {"ocr_detection": time.perf_counter() - started, "ocr_recognition": 0.0}
         return page
@@ -115,7 +119,7 @@ class TextReader:
         try:
             read = self._recognize(self._batch(img=crops)) if crops else None
         except Exception as exc:
-            raise OCRError(f"The text could not be read ({first_line(exc)}).") from None
+            raise OCRError(_("The text could not be read ({reason}).").format(reason=first_line(exc))) from None
         finally:
             self.timings["ocr_recognition"] = self.timings.get("ocr_recognition", 0.0) + time.perf_counter() - started
         if read is None or read.txts is None:

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from captioner_gui.i18n import _
+
 from .errors import CaptionerError, first_line
 from .fast_gpt2 import FastGPT2
 from .manifest import Manifest
@@ -198,7 +200,8 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") ->
     try:
         work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=manifest.folder))
     except OSError as exc:
-        raise CpuFormUnavailable(f"its folder {manifest.folder} cannot be written ({exc.strerror})") from None
+        raise CpuFormUnavailable(_("its folder {folder} cannot be written ({reason})").format(
+            folder=manifest.folder, reason=exc.strerror or exc)) from None
     try:
         reference = fp32_results(model)  # first: the exporter may change the modules it is given
         try:
@@ -207,7 +210,8 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") ->
         except (CaptionerError, MemoryError):
             raise
         except Exception as exc:  # a part the exporter or the quantizer cannot write
-            raise CpuFormUnavailable(f"its graphs cannot be written ({first_line(exc)})") from None
+            raise CpuFormUnavailable(_("its graphs cannot be written ({reason})").format(reason=first_line(exc))
+                                     ) from None
         facts["check"] = check(reference, manifest, work, facts)
         sources = [manifest.weights_path, model.clip.weights_path, manifest.clip_model_path,
                    *(manifest.tokenizer_path / name for name in TOKENIZER_FILES)]
@@ -238,10 +242,10 @@ def preprocess_facts(cfg: dict) -> dict:
     size = cfg.get("size", 224)
     if isinstance(size, (tuple, list)):
         if len(set(size)) != 1:
-            raise CpuFormUnavailable(f"CLIP's input is not square ({size})")
+            raise CpuFormUnavailable(_("CLIP's input is not square ({size})").format(size=size))
         size = size[0]
     if cfg.get("resize_mode", "shortest") not in ("shortest", "squash"):
-        raise CpuFormUnavailable(f"CLIP's resize mode '{cfg['resize_mode']}' is not repeated here")
+        raise CpuFormUnavailable(_("CLIP's resize mode '{mode}' is not repeated here").format(mode=cfg["resize_mode"]))
     return {"size": int(size), "mean": list(cfg["mean"]), "std": list(cfg["std"]),
             "interpolation": cfg.get("interpolation", "bicubic"), "resize_mode": cfg.get("resize_mode", "shortest")}
 
@@ -271,7 +275,8 @@ def write_graphs(model, folder: Path) -> dict:
         try:
             write_clip_tokenizer(text.tokenizer, folder / CLIP_TOKENIZER)
         except ValueError as exc:
-            raise CpuFormUnavailable(f"CLIP's tokenizer is not one this form can repeat ({exc})") from None
+            raise CpuFormUnavailable(_("CLIP's tokenizer is not one this form can repeat ({reason})").format(
+                reason=exc)) from None
         tokens = text.tokenizer(list(CHECK_TEXTS))[:, :8]
         int8_graph(traceable(TextTower(text)), (tokens,), {folder / TEXT: False}, ["tokens"], ["vectors"],
                    {"tokens": {0: "batch", 1: "length"}, "vectors": {0: "batch"}})
@@ -332,14 +337,16 @@ def check(reference: dict, manifest: Manifest, folder: Path, facts: dict) -> dic
         rows_logits = cpu.lm.start(cpu.prefix(vectors[rows]), 1)[0]
         texts = cpu.encode_text(list(CHECK_TEXTS)) if cpu.has_text else None
     except Exception as exc:  # onnxruntime's errors are plain Exceptions
-        raise CpuFormUnavailable(f"onnxruntime cannot run its graphs ({first_line(exc)})") from None
+        raise CpuFormUnavailable(_("onnxruntime cannot run its graphs ({reason})").format(reason=first_line(exc))
+                                 ) from None
     logit_error = max(max_logit_error(reference["logits"], logits),
                       max_logit_error(reference["logits"][rows], rows_logits))
     result = {"logit_error": round(logit_error, 4), "image_cosine": round(cosine(reference["vectors"], vectors), 4)}
     if texts is not None:
         result["text_cosine"] = round(cosine(reference["texts"], texts), 4)
     if logit_error > LOGIT_LIMIT:
-        raise CpuFormUnavailable(f"int8 moves its logits by {logit_error:.2f} standard deviations")
+        raise CpuFormUnavailable(_("int8 moves its logits by {amount} standard deviations").format(
+            amount=f"{logit_error:.2f}"))
     return result
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from captioner_gui.i18n import _
+
 from .captioner import Captioner
 from .errors import CaptionerError, first_line
 from .images import to_rgb
@@ -88,12 +90,12 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
     if written:
         from .onnx_export import CpuFormUnavailable, export_model
 
-        log.info("Preparing model '%s' for this CPU (once; about half a minute for a full-size model)...",
-                 manifest.name)
+        log.info(_("Preparing model '{name}' for this CPU (once; about half a minute for a full-size model)...")
+                 .format(name=manifest.name))
         try:
             folder = export_model(manifest, models_dir, hint)
         except CpuFormUnavailable as exc:
-            log.info("Model '%s' runs on torch's int8 instead: %s.", manifest.name, exc)
+            log.info(_("Model '{name}' runs on torch's int8 instead: {reason}.").format(name=manifest.name, reason=exc))
             from .model import load_captioner
 
             return load_captioner(manifest, models_dir, "cpu", hint, "int8")
@@ -104,8 +106,8 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
     except Exception as exc:  # onnxruntime's errors are plain Exceptions (InvalidProtobuf, NoSuchFile, ...)
         if written:
             raise
-        log.info("The CPU form of model '%s' cannot be read (%s): writing it again.", manifest.name,
-                 first_line(exc))
+        log.info(_("The CPU form of model '{name}' cannot be read ({reason}): writing it again.").format(
+            name=manifest.name, reason=first_line(exc)))
         shutil.rmtree(folder, ignore_errors=True)
         return load_onnx_captioner(manifest, models_dir, hint)
     captioner.load_seconds = time.perf_counter() - started
@@ -171,8 +173,8 @@ class OnnxGPT2:
                     self.graphs[name] = session(self.folder / name, spin=True)
                 except Exception as exc:  # damaged since the load: the next load writes the folder anew
                     shutil.rmtree(self.folder, ignore_errors=True)
-                    raise CaptionerError(f"The model's CPU form was damaged ({first_line(exc)}) and is removed: "
-                                         "load the model again to write it anew.") from None
+                    raise CaptionerError(_("The model's CPU form was damaged ({reason}) and is removed: load the "
+                                           "model again to write it anew.").format(reason=first_line(exc))) from None
             return self.graphs[name]
 
     def repeat(self, cache: list[np.ndarray], times: int) -> list[np.ndarray]:

@@ -13,6 +13,8 @@ from enum import StrEnum
 from importlib.util import find_spec
 from pathlib import Path
 
+from captioner_gui.i18n import _
+
 from .errors import CaptionerError
 
 METHODS = ("greedy", "beam", "nucleus")  # how a caption is decoded (see decoding.py)
@@ -32,15 +34,16 @@ class DecodeOptions:
 
     def check(self) -> None:
         if self.method not in METHODS:
-            raise CaptionerError(f"Unknown decoding '{self.method}': use one of {', '.join(METHODS)}.")
+            raise CaptionerError(_("Unknown decoding '{method}': use one of {choices}.").format(
+                method=self.method, choices=", ".join(METHODS)))
         if self.beam_size < 1:
-            raise CaptionerError("The beam size must be 1 or more.")
+            raise CaptionerError(_("The beam size must be 1 or more."))
         if not 0.0 < self.top_p <= 1.0:
-            raise CaptionerError("top-p must be above 0 and at most 1.")
+            raise CaptionerError(_("top-p must be above 0 and at most 1."))
         if self.temperature <= 0.0:
-            raise CaptionerError("The temperature must be above 0.")
+            raise CaptionerError(_("The temperature must be above 0."))
         if self.max_tokens < 1:
-            raise CaptionerError("The token limit must be 1 or more.")
+            raise CaptionerError(_("The token limit must be 1 or more."))
 
 
 def _cuda_may_be_usable() -> bool:

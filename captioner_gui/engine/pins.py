@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from captioner_gui.i18n import _
+
 from .errors import CaptionerError
 
 
@@ -70,7 +72,8 @@ def pins() -> dict[tuple[str, str], Pin]:
         return {tuple(key.rsplit("/", 1)): Pin(value.get("revision", "main"), value.get("size"), value.get("sha256"))
                 for key, value in data.items()}
     except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise CaptionerError(f"CAPTIONER_PINS_FILE {override} cannot be read ({exc}).") from None
+        raise CaptionerError(_("CAPTIONER_PINS_FILE {path} cannot be read ({reason}).").format(path=override,
+                                                                                             reason=exc)) from None
 
 
 def pin_for(repo_id: str, filename: str) -> Pin:

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from captioner_gui.i18n import N_, _
+
 from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFilesMissing, first_line
 from .integrity import problem_with, record, recorded
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .pins import Pin, pin_for
 from .tokenizer import TOKENIZER_FILES
+from .translation import FOLDER as TRANSLATIONS_FOLDER  # the translation models' folder: never a model's name
 
 TOKENIZER_FOLDER = "gpt2-tokenizer"
 GPT2_FOLDER = "gpt2"  # GPT-2's pretrained weights, for training
@@ -42,7 +45,7 @@ class BuiltinModel:
     hub_repo: str | None = None  # None: no Hub mirror, the user imports the file
     clip_length: int | None = None
     mapping_layers: int | None = None
-    source: str = ""
+    source: str = ""  # where to get the file without a mirror, marked with N_ (said with _ where it is used)
 
     def manifest(self, folder: Path, weights: str | None = None, clip_weights: str = "openai") -> Manifest:
         return Manifest(
@@ -62,7 +65,8 @@ BUILTINS = {
                      hub_repo="akhaliq/CLIP-prefix-captioning-conceptual-weights"),
         BuiltinModel("coco-transformer", "transformer_weights.pt", "transformer", 40, "RN50x4", True,
                      clip_length=40, mapping_layers=8,
-                     source="the ClipCap authors' Google Drive (linked from github.com/rmokady/CLIP_prefix_caption)"),
+                     source=N_("the ClipCap authors' Google Drive (linked from "
+                               "github.com/rmokady/CLIP_prefix_caption)")),
     )
 }
 
@@ -86,10 +90,10 @@ def default_models_dir() -> Path:
 def get_hint(name: str) -> str:
     """How to get a missing model, for error messages."""
     if name in BUILTINS and BUILTINS[name].hub_repo:
-        return f" Get it with: captioner models download {name}"
+        return " " + _("Get it with: captioner models download {name}").format(name=name)
     if name in BUILTINS:
-        return f" Import the file you have with: captioner models import FILE --name {name}"
-    return f" Import it with: captioner models import FILE --name {name}"
+        return " " + _("Import the file you have with: captioner models import FILE --name {name}").format(name=name)
+    return " " + _("Import it with: captioner models import FILE --name {name}").format(name=name)
 
 
 def find_manifest(spec: str, models_dir: Path) -> Path:
@@ -100,14 +104,15 @@ def find_manifest(spec: str, models_dir: Path) -> Path:
     if path.is_dir():
         if (path / MANIFEST_NAME).is_file():
             return path / MANIFEST_NAME
-        raise ModelFilesMissing(f"{path} is a folder without a {MANIFEST_NAME}.")
+        raise ModelFilesMissing(_("{path} is a folder without a {file}.").format(path=path, file=MANIFEST_NAME))
     by_name = models_dir / spec / MANIFEST_NAME
     _recover_interrupted_import(models_dir, spec, keep_staging=True)
     if by_name.is_file():
         return by_name
     if os.sep in spec or "/" in spec or spec.endswith(".json"):
-        raise ModelFilesMissing(f"No model at {path}.")
-    raise ModelFilesMissing(f"Model '{spec}' is not installed: looked for {by_name}.{get_hint(spec)}")
+        raise ModelFilesMissing(_("No model at {path}.").format(path=path))
+    raise ModelFilesMissing(_("Model '{name}' is not installed: looked for {path}.").format(name=spec, path=by_name)
+                            + get_hint(spec))
 
 
 def load_model(spec: str = "coco", models_dir: Path | None = None, device: str = "auto", precision: str = "auto"):
@@ -162,7 +167,8 @@ def manifest_files(manifest: Manifest, models_dir: Path) -> tuple[list[Path], li
         try:
             present.append(pretrained_weights_file(manifest.clip.model, manifest.clip.weights, models_dir)[0])
         except CaptionerError:
-            missing.append(f"CLIP {manifest.clip.model} ({manifest.clip.weights}) weights")
+            missing.append(_("CLIP {model} ({weights}) weights").format(model=manifest.clip.model,
+                                                                         weights=manifest.clip.weights))
     return present, missing
 
 
@@ -245,7 +251,8 @@ def verify_models(models_dir: Path, name: str | None = None) -> list[ModelCheck]
     if name is not None:
         manifests = [m for m in manifests if m.parent.name == name]
         if not manifests:
-            raise ModelFilesMissing(f"Model '{name}' is not installed in {models_dir}.{get_hint(name)}")
+            raise ModelFilesMissing(_("Model '{name}' is not installed in {folder}.").format(
+                name=name, folder=models_dir) + get_hint(name))
     checks = []
     for manifest_path in manifests:
         try:
@@ -322,16 +329,17 @@ def download_file(remote: RemoteFile, tqdm_class=None) -> Path:
     except DownloadCancelled:
         raise
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        raise DownloadError(
-            "Cannot reach the Hugging Face Hub (offline?). Connect and try again, or import files you already "
-            "have with: captioner models import FILE --name NAME"
-        ) from None
+        raise DownloadError(_("Cannot reach the Hugging Face Hub (offline?). Connect and try again, or import files "
+                              "you already have with: captioner models import FILE --name NAME")) from None
     except (RepositoryNotFoundError, EntryNotFoundError) as exc:
-        raise DownloadError(f"{remote.repo_id}/{remote.filename} is not on the Hub ({type(exc).__name__}).") from None
+        raise DownloadError(_("{repo}/{file} is not on the Hub ({reason}).").format(
+            repo=remote.repo_id, file=remote.filename, reason=type(exc).__name__)) from None
     except OSError as exc:
-        raise DownloadError(f"Could not save {remote.filename} in {remote.folder} ({exc.strerror or exc}).") from None
+        raise DownloadError(_("Could not save {file} in {folder} ({reason}).").format(
+            file=remote.filename, folder=remote.folder, reason=exc.strerror or exc)) from None
     except Exception as exc:  # httpx and the hub raise many kinds for network trouble
-        raise DownloadError(f"Download of {remote.filename} failed: {first_line(exc)}") from None
+        raise DownloadError(_("Download of {file} failed: {reason}").format(file=remote.filename,
+                                                                           reason=first_line(exc))) from None
     _check_download(remote, path, pin)
     return path
 
@@ -345,7 +353,8 @@ def _check_download(remote: RemoteFile, path: Path, pin: Pin) -> None:
     expected = pin.sha256 or _hub_sha256(remote, pin.revision)
     if (pin.size is not None and path.stat().st_size != pin.size) or (expected and file_sha256(path) != expected):
         path.unlink()
-        raise DownloadError(f"{remote.filename} arrived damaged (checksum mismatch) and was removed; try again.")
+        raise DownloadError(_("{file} arrived damaged (checksum mismatch) and was removed; try again.").format(
+            file=remote.filename))
     if not pin.sha256:
         record([path])
 
@@ -367,7 +376,7 @@ def _fetch_unless_sound(remote: RemoteFile, models_dir: Path, tqdm_class, report
     if remote.path.is_file() and not problem_with(remote.path, expected_of(remote.path, models_dir)):
         return
     remote.path.unlink(missing_ok=True)
-    report(f"Downloading {remote.filename} from {remote.repo_id}")
+    report(_("Downloading {file} from {repo}").format(file=remote.filename, repo=remote.repo_id))
     download_file(remote, tqdm_class)
 
 
@@ -406,26 +415,25 @@ def download_model(name: str, models_dir: Path, tqdm_class=None,
     if name == GPT2_FOLDER:
         return download_gpt2(models_dir, tqdm_class, report)
     if name not in BUILTINS:
-        raise CaptionerError(f"Unknown model '{name}': the downloadable ones are "
-                             f"{', '.join(n for n, b in BUILTINS.items() if b.hub_repo)} (and gpt2 for training).")
+        raise CaptionerError(_("Unknown model '{name}': the downloadable ones are {names} (and gpt2 for training).")
+                             .format(name=name, names=", ".join(n for n, b in BUILTINS.items() if b.hub_repo)))
     builtin = BUILTINS[name]
     if not builtin.hub_repo:
-        raise CaptionerError(
-            f"'{name}' has no download mirror: get {builtin.filename} from {builtin.source}, then run "
-            f"captioner models import {builtin.filename} --name {name}"
-        )
+        raise CaptionerError(_("'{name}' has no download mirror: get {file} from {source}, then run captioner models "
+                               "import {file} --name {name}").format(name=name, file=builtin.filename,
+                                                                    source=_(builtin.source)))
     installed = models_dir / name / MANIFEST_NAME
     if installed.is_file():
         try:
             manifest = read_manifest(installed)
             if not manifest_files(manifest, models_dir)[1]:
-                report(f"Model '{name}' is already installed.")
+                report(_("Model '{name}' is already installed.").format(name=name))
                 return manifest
         except CaptionerError:
             pass  # a broken manifest is rewritten below
     for remote in files_for(builtin, models_dir):
         if remote.folder.name == name:  # the checkpoint: hf_hub_download resumes or confirms it, then it is checked
-            report(f"Downloading {remote.filename} from {remote.repo_id}")
+            report(_("Downloading {file} from {repo}").format(file=remote.filename, repo=remote.repo_id))
             download_file(remote, tqdm_class)
         else:  # shared files (tokenizer, CLIP), perhaps brought by an earlier download
             _fetch_unless_sound(remote, models_dir, tqdm_class, report)
@@ -470,9 +478,12 @@ def import_model(
     """
     file = Path(file).expanduser()
     if not file.is_file():
-        raise CaptionerError(f"{file}: no such file.")
+        raise CaptionerError(_("{path}: no such file.").format(path=file))
     if not name or any(c in name for c in '/\\:*?"<>|') or name.startswith("."):
-        raise CaptionerError(f"'{name}' cannot be a model name: use letters, digits, '-' and '_'.")
+        raise CaptionerError(_("'{name}' cannot be a model name: use letters, digits, '-' and '_'.").format(name=name))
+    if name == TRANSLATIONS_FOLDER:  # replacing it would take the translation models away
+        raise CaptionerError(_("'{name}' is the folder of the translation models: choose another model name.").format(
+            name=name))
     base = BUILTINS.get(name)
     mapping = mapping or (base.mapping if base else "mlp")
     if mapping == "transformer":
@@ -485,7 +496,8 @@ def import_model(
     if tokenizer is not None:
         for needed in TOKENIZER_FILES:
             if not (Path(tokenizer) / needed).is_file():
-                raise CaptionerError(f"{tokenizer} has no {needed}: give a folder with vocab.json and merges.txt.")
+                raise CaptionerError(_("{folder} has no {file}: give a folder with vocab.json and merges.txt.").format(
+                    folder=tokenizer, file=needed))
 
     # Everything is assembled and checked in a staging folder beside the final one (same depth, so the same
     # relative paths), and only then moved into place: a failed import leaves no half-made model behind.
@@ -547,11 +559,12 @@ def _copy_file(source: Path, folder: Path, name: str) -> str:
     """Copies a file the user gave into a model folder; returns its name there."""
     source = Path(source).expanduser()
     if not source.is_file():
-        raise CaptionerError(f"{source}: no such file.")
+        raise CaptionerError(_("{path}: no such file.").format(path=source))
     try:
         shutil.copy2(source, folder / name)
     except OSError as exc:
-        raise CaptionerError(f"Could not copy {source} into {folder} ({exc.strerror or exc}).") from None
+        raise CaptionerError(_("Could not copy {path} into {folder} ({reason}).").format(
+            path=source, folder=folder, reason=exc.strerror or exc)) from None
     return name
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from captioner_gui.i18n import _
+
 from .errors import ManifestError, ModelFilesMissing
+from .language import ENGLISH, stop_text
 
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
 END_OF_TEXT = "<|endoftext|>"
-STOP_TEXT = "."  # ClipCap's captions end at the first full stop
 
 
 class GPT2Tokenizer:
@@ -40,17 +42,22 @@ def load_tokenizer(folder: Path, hint: str = "") -> GPT2Tokenizer:
     """GPT-2's tokenizer from a folder with vocab.json and merges.txt (no hub access)."""
     for name in TOKENIZER_FILES:
         if not (folder / name).is_file():
-            raise ModelFilesMissing(f"Tokenizer file {name} is missing: looked for {folder / name}.{hint}")
+            raise ModelFilesMissing(_("Tokenizer file {name} is missing: looked for {path}.").format(
+                name=name, path=folder / name) + hint)
     try:
         return GPT2Tokenizer(folder)
     except Exception as exc:  # the tokenizers library raises plain Exceptions for malformed files
-        raise ManifestError(f"The tokenizer in {folder} cannot be read ({exc}).") from exc
+        raise ManifestError(_("The tokenizer in {folder} cannot be read ({reason}).").format(folder=folder, reason=exc)
+                            ) from exc
 
 
-def stop_token_id(tokenizer) -> int:
-    ids = tokenizer.encode(STOP_TEXT)
+def stop_token_id(tokenizer, language: str = ENGLISH) -> int:
+    """The token that ends a caption in `language`: "." or, in Chinese, "。"."""
+    stop = stop_text(language)
+    ids = tokenizer.encode(stop)
     if len(ids) != 1:
-        raise ManifestError(f"The tokenizer has no single token for '{STOP_TEXT}', which ends every caption.")
+        raise ManifestError(_("The tokenizer has no single token for '{stop}', which ends every caption.")
+                            .format(stop=stop))
     return ids[0]
 
 

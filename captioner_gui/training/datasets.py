@@ -108,4 +108,4 @@ def write_coco_annotations(records: list[ImageRecord], path: Path, root: Path) -
         images.append({"id": image_id, "file_name": record.path.relative_to(root).as_posix()})
         for caption in record.captions:
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "caption": caption})
-    path.write_text(json.dumps({"images": images, "annotations": annotations}), encoding="utf-8")
+    path.write_text(json.dumps({"images": images, "annotations": annotations}, ensure_ascii=False), encoding="utf-8")

@@ -10,6 +10,7 @@ from typing import Callable
 from captioner_gui.engine.decoding import DecodeOptions
 from captioner_gui.engine.errors import CaptionerError
 from captioner_gui.engine.images import load_image
+from captioner_gui.engine.language import guess_language
 
 from .datasets import read_dataset, select_split
 from .metrics import score_captions
@@ -18,7 +19,8 @@ from .metrics import score_captions
 def evaluate_model(model, data: Path, split: str = "test", images_root: Path | None = None,
                    options: DecodeOptions | None = None, batch_size: int = 16, progress: bool = True,
                    report: Callable[[str], None] = lambda m: None) -> tuple[dict, list[dict]]:
-    """Captions every image of the split with a loaded Captioner; returns (scores, COCO-format predictions)."""
+    """Captions every image of the split with a loaded Captioner; returns (scores, COCO-format predictions), scored
+    in the model's caption language (Chinese on characters)."""
     from tqdm import tqdm
 
     records = select_split(read_dataset(data, images_root), split)
@@ -41,12 +43,13 @@ def evaluate_model(model, data: Path, split: str = "test", images_root: Path | N
     bar.close()
     if not predictions:
         raise CaptionerError("No image of the split could be read.")
-    return score_captions(references, predictions, report), results
+    return score_captions(references, predictions, report, model.language), results
 
 
 def evaluate_files(predictions_path: Path, references_path: Path,
                    report: Callable[[str], None] = lambda m: None) -> dict:
-    """Scores COCO-format results ([{"image_id", "caption"}]) against a COCO-format annotation file."""
+    """Scores COCO-format results ([{"image_id", "caption"}]) against a COCO-format annotation file, in the
+    references' language (Chinese, on characters, when most of them hold Han characters)."""
     predictions_data = _read_json(predictions_path)
     references_data = _read_json(references_path)
     if not isinstance(predictions_data, list) or not all(
@@ -61,7 +64,8 @@ def evaluate_files(predictions_path: Path, references_path: Path,
     for prediction in predictions_data:
         predictions[prediction["image_id"]] = prediction["caption"]
     try:
-        return score_captions(references, predictions, report)
+        language = guess_language([caption for captions in references.values() for caption in captions])
+        return score_captions(references, predictions, report, language)
     except ValueError as exc:
         raise CaptionerError(f"{predictions_path}: {exc}.") from None
 

@@ -4,6 +4,10 @@ pycocoevalcap's PTB tokenizer and METEOR run Java. Without Java, captions are to
 (lower case, words split from punctuation, punctuation dropped, as the PTB tokenizer's output is), and METEOR
 is reported as unavailable: BLEU, ROUGE-L and CIDEr then agree closely, but not always exactly, with the Java
 tokenizer's.
+
+Chinese captions are scored on characters: each Han character is a token (a run of Latin letters or digits is
+one), punctuation is dropped, and the PTB tokenizer, which is for English, is not used. SPICE parses English and is
+left out for them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import re
 import shutil
 from pathlib import Path
 from typing import Callable
+
+from captioner_gui.engine.language import CHINESE, ENGLISH, character_tokens
+from captioner_gui.i18n import _
 
 METRIC_NAMES = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 # What pycocoevalcap's PTBTokenizer removes after tokenizing.
@@ -28,7 +35,9 @@ def simple_tokenize(text: str) -> str:
     return " ".join(w for w in words if w not in PUNCTUATION)
 
 
-def tokenize(captions: dict, use_java: bool) -> dict:
+def tokenize(captions: dict, use_java: bool, language: str = ENGLISH) -> dict:
+    if language == CHINESE:
+        return {k: [" ".join(character_tokens(c)) for c in v] for k, v in captions.items()}
     if use_java:
         from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -43,8 +52,10 @@ def _spice_models_present() -> bool:
     return any(lib.glob("stanford-corenlp-*-models.jar"))
 
 
-def score_captions(references: dict, predictions: dict, report: Callable[[str], None] = lambda m: None) -> dict:
-    """references: {image id: [captions]}, predictions: {image id: caption} -> {metric: fraction or None}."""
+def score_captions(references: dict, predictions: dict, report: Callable[[str], None] = lambda m: None,
+                   language: str = ENGLISH) -> dict:
+    """references: {image id: [captions]}, predictions: {image id: caption} -> {metric: fraction or None}.
+    `language`: the captions' language ("zh": scored on characters, see the module's docstring)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
@@ -53,13 +64,17 @@ def score_captions(references: dict, predictions: dict, report: Callable[[str], 
     if missing:
         raise ValueError(f"image id {missing[0]} has a prediction but no reference captions")
     use_java = java_available()
-    if not use_java:
+    if language == CHINESE:
+        report(_("Chinese captions are scored on characters: each Han character is one token."))
+        if not use_java:
+            report(_("Java was not found: METEOR is left out (install a Java runtime for it)."))
+    elif not use_java:
         report("Java was not found: captions are tokenized without the PTB tokenizer and METEOR is left out "
                "(install a Java runtime for the standard COCO scores).")
-    gts = tokenize({k: references[k] for k in predictions}, use_java)
-    res = tokenize({k: [v] for k, v in predictions.items()}, use_java)
+    gts = tokenize({k: references[k] for k in predictions}, use_java, language)
+    res = tokenize({k: [v] for k, v in predictions.items()}, use_java, language)
     scores: dict[str, float | None] = {}
-    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    bleu = Bleu(4).compute_score(gts, res, verbose=0)[0]
     for n, value in enumerate(bleu, 1):
         scores[f"BLEU-{n}"] = float(value)
     scores["METEOR"] = None
@@ -69,6 +84,8 @@ def score_captions(references: dict, predictions: dict, report: Callable[[str], 
         scores["METEOR"] = float(Meteor().compute_score(gts, res)[0])
     scores["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
     scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+    if language == CHINESE:
+        return scores  # SPICE parses English sentences
     if use_java and _spice_models_present():
         from pycocoevalcap.spice.spice import Spice
 

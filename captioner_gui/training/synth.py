@@ -1,6 +1,7 @@
 """A synthetic captioning set: pictures of a few shapes in several colours, sizes, counts and positions, each with
-captions that say what is there ("two red circles above a blue square."). For demos and for tests that must show
-learning without COCO."""
+captions that say what is there ("two red circles above a blue square.", in Chinese
+"两个红色的圆形在一个蓝色的正方形上面。"). For demos and for tests that must show learning without COCO. The
+captions' language never changes the pictures: the same seed draws the same scenes in every language."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ SHAPES = ("circle", "square", "triangle")
 SIZES = {"small": 0.55, "big": 1.0}
 COUNTS = {1: "a", 2: "two", 3: "three"}
 RELATIONS = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
+# Chinese: a count with its measure word, colours, shapes, sizes (before the noun) and places (after the noun
+# they are relative to: 在一个蓝色的正方形上面, "above a blue square").
+ZH_COUNTS = {1: "一个", 2: "两个", 3: "三个"}
+ZH_COLOURS = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色"}
+ZH_SHAPES = {"circle": "圆形", "square": "正方形", "triangle": "三角形"}
+ZH_SIZES = {"small": "小", "big": "大"}
+ZH_PLACES = {"above": "上面", "below": "下面", "left of": "左边", "right of": "右边"}
 IMAGE_SIZE = 128
 BACKGROUND = (245, 245, 240)
 
@@ -34,6 +42,11 @@ class Group:
         size = f"{self.size} " if with_size else ""
         return f"{COUNTS[self.count]} {size}{self.colour} {noun}"
 
+    def chinese(self, with_size: bool) -> str:
+        """"两个蓝色的正方形", with the size "两个蓝色的大正方形" (Chinese has no plural)."""
+        size = ZH_SIZES[self.size] if with_size else ""
+        return f"{ZH_COUNTS[self.count]}{ZH_COLOURS[self.colour]}的{size}{ZH_SHAPES[self.shape]}"
+
 
 def random_scene(rng: random.Random) -> tuple[list[Group], str | None]:
     def group() -> Group:
@@ -47,11 +60,22 @@ def random_scene(rng: random.Random) -> tuple[list[Group], str | None]:
     return [first, second], rng.choice(list(RELATIONS))
 
 
-def captions_for(groups: list[Group], relation: str | None) -> list[str]:
+def captions_for(groups: list[Group], relation: str | None, language: str = "en") -> list[str]:
+    if language == "zh":
+        return chinese_captions_for(groups, relation)
     if relation is None:
         return [f"{groups[0].words(True)}.", f"{groups[0].words(False)}."]
     a, b = groups
     return [f"{a.words(False)} {relation} {b.words(False)}.", f"{b.words(True)} {RELATIONS[relation]} {a.words(True)}."]
+
+
+def chinese_captions_for(groups: list[Group], relation: str | None) -> list[str]:
+    """The same two captions in Chinese: "一个红色的小圆形。" / "两个红色的圆形在一个蓝色的正方形上面。"."""
+    if relation is None:
+        return [f"{groups[0].chinese(True)}。", f"{groups[0].chinese(False)}。"]
+    a, b = groups
+    return [f"{a.chinese(False)}在{b.chinese(False)}{ZH_PLACES[relation]}。",
+            f"{b.chinese(True)}在{a.chinese(True)}{ZH_PLACES[RELATIONS[relation]]}。"]
 
 
 def draw_scene(groups: list[Group], relation: str | None, rng: random.Random) -> Image.Image:
@@ -95,8 +119,10 @@ def _draw_group(draw: ImageDraw.ImageDraw, group: Group, region: tuple[int, int,
             draw.polygon([(cx, box[1]), (box[2], box[3]), (box[0], box[3])], fill=colour)
 
 
-def write_synthetic_set(out: Path, count: int, seed: int = 0, fractions=(0.8, 0.1, 0.1)) -> list[ImageRecord]:
-    """Writes OUT/images/*.png, OUT/captions.jsonl (with a "split" field) and OUT/captions_{split}.json."""
+def write_synthetic_set(out: Path, count: int, seed: int = 0, fractions=(0.8, 0.1, 0.1),
+                        language: str = "en") -> list[ImageRecord]:
+    """Writes OUT/images/*.png, OUT/captions.jsonl (with a "split" field) and OUT/captions_{split}.json, the
+    captions in `language` ("en" or "zh")."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
@@ -108,12 +134,13 @@ def write_synthetic_set(out: Path, count: int, seed: int = 0, fractions=(0.8, 0.
         groups, relation = random_scene(rng)
         name = f"images/{index:06d}.png"
         draw_scene(groups, relation, rng).save(out / name)
-        records.append(ImageRecord(str(index), out / name, split, captions_for(groups, relation)))
+        records.append(ImageRecord(str(index), out / name, split, captions_for(groups, relation, language)))
     with (out / CAPTIONS_FILE).open("w", encoding="utf-8") as file:
         for record in records:
             for caption in record.captions:
                 file.write(json.dumps({"image": record.path.relative_to(out).as_posix(), "caption": caption,
-                                       "split": record.split, "image_id": int(record.id)}) + "\n")
+                                       "split": record.split, "image_id": int(record.id)},
+                                      ensure_ascii=False) + "\n")
     for split in ("train", "val", "test"):
         write_coco_annotations([r for r in records if r.split == split], out / f"captions_{split}.json", out)
     return records

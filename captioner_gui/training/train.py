@@ -4,6 +4,9 @@
 - Captions are tokenized once; padding is a mask that is never written back into the data (the reference's
   mask was all ones from the second epoch on) and is left out of the loss with -100 (the reference used token 0,
   which is '!', so a real '!' was never learned).
+- Captions in any language: the language is found from the captions (or --language) and recorded in the manifest;
+  Chinese captions end at "。". `--tokenizer bpe` learns a byte-level BPE from the training captions (bpe.py), and
+  GPT-2's word table is resized to whatever tokenizer is used.
 - AdamW, linear warm-up then linear decay, gradient accumulation, mixed precision on CUDA, a checkpoint and a
   validation loss every epoch, `--resume`, and the same command under `torchrun` for several GPUs or machines.
 """
@@ -29,13 +32,16 @@ from torch import nn
 
 from captioner_gui.engine.checkpoint import (OBSOLETE_SUFFIXES, load_weights, read_safetensors, read_torch_pickle,
                                              save_safetensors)
-from captioner_gui.engine.errors import CaptionerError, telling_line
+from captioner_gui.engine.errors import CaptionerError, ManifestError, telling_line
+from captioner_gui.engine.language import ENGLISH, end_with_stop, guess_language
 from captioner_gui.engine.manifest import MANIFEST_NAME, ClipSpec, Manifest, is_path_like
 from captioner_gui.engine.model import ClipCap, build_mapper, device_name, gpt2_config_from_weights, resolve_device
 from captioner_gui.engine.store import GPT2_FOLDER, TOKENIZER_FOLDER, default_models_dir
 from captioner_gui.engine.tokenizer import TOKENIZER_FILES, load_tokenizer, stop_token_id
+from captioner_gui.i18n import _
 
-from .options import TrainOptions
+from .bpe import train_bpe
+from .options import AUTO, BPE, TrainOptions
 from .prepare import Embeddings, load_embeddings
 
 WEIGHTS = "model.safetensors"
@@ -58,22 +64,17 @@ class CaptionData:
         return self.tokens.shape[0]
 
 
-def end_with_stop(caption: str) -> str:
-    """ClipCap stops at the first '.', so every caption it learns from must end with one."""
-    caption = " ".join(caption.split())
-    return caption if caption.endswith(".") else caption + "."
-
-
 def tokenize_captions(embeddings: Embeddings, image_rows: list[int], tokenizer, max_length: int | None,
-                      context: int) -> tuple[CaptionData, dict]:
-    """Token ids for every caption of the given images, padded to the reference's length rule."""
+                      context: int, language: str = ENGLISH) -> tuple[CaptionData, dict]:
+    """Token ids for every caption of the given images, padded to the reference's length rule. ClipCap stops at
+    the first '.' ('。' in Chinese), so every caption it learns from is made to end with one."""
     ids, owners, empty = [], [], 0
     for row in image_rows:
         for caption in embeddings.images[row]["captions"]:
             if not caption.strip():
                 empty += 1
                 continue
-            ids.append(tokenizer.encode(end_with_stop(caption)))
+            ids.append(tokenizer.encode(end_with_stop(caption, language)))
             owners.append(row)
     if not ids:
         raise CaptionerError("There are no captions to learn from.")
@@ -170,6 +171,16 @@ def build_model(options: TrainOptions, clip_dim: int, models_dir: Path | None) -
     return ClipCap(mapper, gpt, options.prefix_length, normalize)
 
 
+def fit_word_table(clipcap: ClipCap, tokens: int) -> int | None:
+    """Gives GPT-2's word table (tied to its output layer) one row per token of the tokenizer; returns its former
+    size when it changed. Rows are kept by id: for a tokenizer other than GPT-2's own they are learned anew."""
+    before = clipcap.gpt.config.vocab_size
+    if before == tokens:
+        return None
+    clipcap.gpt.resize_token_embeddings(tokens)
+    return before
+
+
 def set_train_mode(clipcap: ClipCap, freeze_lm: bool) -> None:
     clipcap.train()
     if freeze_lm:
@@ -179,7 +190,8 @@ def set_train_mode(clipcap: ClipCap, freeze_lm: bool) -> None:
 # ---------------------------------------------------------------------------------------------------- saving
 
 
-def manifest_for(folder: Path, options: TrainOptions, clipcap: ClipCap, clip: ClipSpec) -> Manifest:
+def manifest_for(folder: Path, options: TrainOptions, clipcap: ClipCap, clip: ClipSpec,
+                 language: str = ENGLISH) -> Manifest:
     clip_weights = clip.weights
     if is_path_like(clip_weights):
         clip_weights = _inside(Path(clip_weights), folder)
@@ -192,7 +204,7 @@ def manifest_for(folder: Path, options: TrainOptions, clipcap: ClipCap, clip: Cl
         clip=ClipSpec(clip_model, clip_weights, clip.quick_gelu), tokenizer="tokenizer",
         clip_length=options.clip_length if options.mapping == "transformer" else None,
         mapping_layers=options.layers if options.mapping == "transformer" else None,
-        gpt2_n_head=clipcap.gpt.config.n_head,
+        gpt2_n_head=clipcap.gpt.config.n_head, language=language,
     )
 
 
@@ -271,22 +283,38 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
         raise CaptionerError(f"The batch size ({options.batch_size}) must be a multiple of the {world} processes.")
     _seed_everything(options.seed)
 
-    tokenizer_dir = Path(options.tokenizer) if options.tokenizer else (models_dir or default_models_dir()) / TOKENIZER_FOLDER
+    train_rows, val_rows = _split_rows(embeddings, options.seed)
+    captions = [c for row in train_rows for c in embeddings.images[row]["captions"] if c.strip()]
+    language = guess_language(captions) if options.language == AUTO else options.language
+    if options.tokenizer == BPE and options.freeze_lm and not options.lm.endswith(".json"):
+        raise CaptionerError(_("--freeze-lm cannot learn a new tokenizer's words: a pretrained GPT-2's word table "
+                               "holds its own tokens. Leave out --freeze-lm (GPT-2 is then fine-tuned), or give "
+                               "--tokenizer the folder of the tokenizer GPT-2 was trained with."))
+    tokenizer_dir = _tokenizer_folder(options, out, models_dir, [end_with_stop(c, language) for c in captions], run,
+                                      resume)
     tokenizer = load_tokenizer(tokenizer_dir, " Get it with: captioner models download gpt2")
-    stop_token_id(tokenizer)
+    try:
+        stop_token_id(tokenizer, language)
+    except ManifestError as exc:  # GPT-2's tokenizer and "。", say
+        hint = _("{problem} --tokenizer bpe learns a tokenizer that has one.").format(problem=exc)
+        raise CaptionerError(hint) from None
+    if rank == 0 and language != ENGLISH and options.tokenizer is None:
+        print(_("The captions are not English, and GPT-2's tokenizer spells their words in bytes: --tokenizer bpe "
+                "learns a tokenizer from them."), file=sys.stderr)
     clipcap = build_model(options, embeddings.vectors.shape[1], models_dir)
-    if clipcap.gpt.config.vocab_size < len(tokenizer):
-        raise CaptionerError(f"The tokenizer has {len(tokenizer)} tokens but GPT-2 only {clipcap.gpt.config.vocab_size}.")
+    resized_from = fit_word_table(clipcap, len(tokenizer))
+    if rank == 0 and resized_from is not None and saved_state is None:
+        print(_("GPT-2's word table was resized from {before} to {after} tokens to fit the tokenizer.").format(
+            before=resized_from, after=len(tokenizer)), file=sys.stderr)
     if saved_state is not None:
         clipcap.load_state_dict(load_weights(out / WEIGHTS), strict=True)
     if options.freeze_lm:
         clipcap.gpt.requires_grad_(False)
     clipcap.to(device)
 
-    train_rows, val_rows = _split_rows(embeddings, options.seed)
     context = clipcap.gpt.config.n_positions - options.prefix_length
-    train_data, stats = tokenize_captions(embeddings, train_rows, tokenizer, max_length, context)
-    val_data, _ = tokenize_captions(embeddings, val_rows, tokenizer, stats["max_length"], context)
+    train_data, stats = tokenize_captions(embeddings, train_rows, tokenizer, max_length, context, language)
+    val_data = tokenize_captions(embeddings, val_rows, tokenizer, stats["max_length"], context, language)[0]
     if rank == 0 and stats["cut"]:
         print(f"{stats['cut']} captions longer than {stats['max_length']} tokens were cut.", file=sys.stderr)
     vectors = embeddings.vectors
@@ -317,7 +345,7 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _copy_tokenizer(tokenizer_dir, out / "tokenizer")
-    manifest = manifest_for(out, options, clipcap, embeddings.clip)
+    manifest = manifest_for(out, options, clipcap, embeddings.clip, language)
 
     for epoch in range(first_epoch, options.epochs):
         started = time.perf_counter()
@@ -447,6 +475,21 @@ def _inside(file: Path, folder: Path) -> str:
     return os.path.relpath(file, folder).replace(os.sep, "/")
 
 
+def _tokenizer_folder(options: TrainOptions, out: Path, models_dir: Path | None, captions: list[str], run: Run,
+                      resume: bool) -> Path:
+    """The tokenizer's folder: the one named, GPT-2's in the models folder, or, for "bpe", one learned from the
+    training captions into the model's folder (by the first process; a resumed run keeps the one it began with)."""
+    if options.tokenizer != BPE:
+        return Path(options.tokenizer) if options.tokenizer else (models_dir or default_models_dir()) / TOKENIZER_FOLDER
+    folder = out / "tokenizer"
+    if not (resume and all((folder / name).is_file() for name in TOKENIZER_FILES)):
+        if run.rank == 0:
+            train_bpe(captions, folder, options.vocab_size)
+        if run.world > 1:
+            dist.barrier()
+    return folder
+
+
 def _copy_tokenizer(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in TOKENIZER_FILES:
@@ -462,7 +505,8 @@ def _resume_state(out: Path, embeddings: Embeddings, options: TrainOptions) -> t
     if (clip["model"], clip["weights"]) != (embeddings.clip.model, embeddings.clip.weights):
         raise CaptionerError(f"The model in {out} was trained on CLIP {clip['model']} ({clip['weights']}), but these "
                              f"embeddings were made with {embeddings.clip.model} ({embeddings.clip.weights}).")
-    saved = TrainOptions(**{f.name: state["options"][f.name] for f in fields(TrainOptions)})
+    kept = state["options"]  # a run saved before an option existed has its default
+    saved = TrainOptions(**{f.name: kept[f.name] for f in fields(TrainOptions) if f.name in kept})
     # The architecture and data settings are the saved run's; the number of epochs and the device may change.
     saved.epochs, saved.device = options.epochs, options.device
     return state, saved
