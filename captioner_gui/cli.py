@@ -429,8 +429,9 @@ def run_describe(args) -> int:
     describer = Describer(load_model(args.model, _models_dir(args), args.device, args.precision),
                           models_dir=_models_dir(args))
     describer.start_reader()
-    if describer.start_translator():
-        print(f"captioner: {describer.translation.problem}", file=sys.stderr)
+    problem = describer.start_translator()
+    if problem:
+        print(f"captioner: {problem}", file=sys.stderr)
     if describer.reader_problem:
         print("captioner: " + _("{problem} Captions only.").format(problem=describer.reader_problem), file=sys.stderr)
     results, failed = [], 0
@@ -511,9 +512,10 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     from captioner_gui.engine.describe import Describer
 
     settings = Settings.load()
-    if not _language_asked(["--language", args.language] if args.language else []) and settings.language:
-        with contextlib.suppress(ValueError):  # by itself it speaks as the app would: in the app's language
-            i18n.use(settings.language)
+    if not (args.language or os.environ.get("CAPTIONER_LANGUAGE")):  # by itself it speaks as the app would
+        from captioner_gui.app.language import resolve
+
+        i18n.use(resolve(settings.language))
     started = time.perf_counter()
     if what == Target.CLIPBOARD:
         from PySide6.QtGui import QGuiApplication

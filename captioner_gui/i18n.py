@@ -103,7 +103,8 @@ def system_language() -> str:
 
 def use(language: str | None) -> str:
     """Says our words in `language` from now on (a code, a tag such as "zh-CN", or None/""/"system": the system's).
-    Returns the code used. Raises ValueError for a language we have no translation for."""
+    Returns the code used. Raises ValueError for a language we have no translation for. Called at start-up, before
+    the threads that describe start: they read the language without a lock (a new one takes a restart)."""
     if not language or language == "system":
         code = system_language()
     else:

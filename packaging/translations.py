@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "captioner_gui"
 LOCALE = PACKAGE / "locale"
 TEMPLATE = LOCALE / "captioner.pot"
-PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sd]|%[sd]")
+PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sdr]|%[sdr]")
 # argparse's own words (usage, options, errors), which the CLI shows in the user's language too (cli.py).
 ARGPARSE_WORDS = ["usage: ", "options", "positional arguments", "show this help message and exit",
                   "%(prog)s: error: %(message)s\n",

@@ -33,7 +33,8 @@ print(json.dumps({"connect": "ok", "answer": answer.decode(errors="replace")}))
 """
 
 IMPOSTER = """
-import json, os, socket, sys
+import json, os, socket, sys, threading
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()  # gone with our pipe
 listener = socket.socket(socket.AF_UNIX)
 listener.bind(sys.argv[1])
 os.chmod(sys.argv[1], 0o777)
@@ -50,7 +51,8 @@ while True:
 def as_nobody(script: str, *args, background: bool = False):
     command = ["runuser", "-u", "nobody", "--", NOBODY_PYTHON, "-c", script, *map(str, args)]
     if background:
-        return subprocess.Popen(command, cwd="/", stdout=subprocess.PIPE, text=True)
+        # It ends when its stdin closes: killing runuser would leave its child (nobody's python) running.
+        return subprocess.Popen(command, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return subprocess.run(command, cwd="/", capture_output=True, text=True, timeout=60)
 
 
@@ -160,8 +162,8 @@ def test_a_socket_another_user_put_under_the_old_name_has_no_effect(qapp, runtim
         assert finished(qtbot, client).strip() == "The real app."
         server.close()
     finally:
-        imposter.kill()
-        imposter.wait()
+        imposter.stdin.close()
+        imposter.wait(timeout=30)
         old_name.unlink(missing_ok=True)
 
 

@@ -125,6 +125,9 @@ def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypa
     assert screen_reader.detect() is None  # no Orca yet: our own voice
     orca = subprocess.Popen([str(bin_dir / "orca")])
     try:
+        deadline = time.time() + 10
+        while not screen_reader.orca_running() and time.time() < deadline:  # until the shell has started it
+            time.sleep(0.05)
         reader = screen_reader.detect()
         assert isinstance(reader, screen_reader.SpeechDispatcher)
         # The app's words and a Chinese line read from the screen: each with its language, in order.

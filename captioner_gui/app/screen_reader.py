@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import queue
 import sys
 import threading
 from abc import ABC, abstractmethod
@@ -42,6 +43,7 @@ class SpeechDispatcher(ScreenReader):
 
     def __init__(self):
         self._client = None
+        self._orders: queue.Queue[list[tuple[str, str]] | None] = queue.Queue()  # spd-say's: what to say next
         try:
             import speechd  # Debian's python3-speechd; not on PyPI
 
@@ -62,21 +64,36 @@ class SpeechDispatcher(ScreenReader):
             for words, language in parts:
                 self._client.set_language(language)
                 self._client.speak(words)
-        else:  # one spd-say after another, in a thread: each returns once its message is queued, in order
-            threading.Thread(target=self._spd_say, args=(parts,), daemon=True).start()
-
-    @staticmethod
-    def _spd_say(parts: list[tuple[str, str]]) -> None:
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 10, "check": False}
-        subprocess.run(["spd-say", "--cancel"], **quiet)
-        for words, language in parts:
-            subprocess.run(["spd-say", "--priority", "text", "--language", language, "--", words], **quiet)
+        else:
+            self._send(parts)
 
     def stop(self) -> None:
         if self._client is not None:
             self._client.cancel()
         else:
-            subprocess.Popen(["spd-say", "--cancel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._send(None)
+
+    def _send(self, order: list[tuple[str, str]] | None) -> None:
+        """spd-say's orders go to one thread, which runs them one after another (each spd-say returns once its
+        message is queued, so the parts stay in order); a newer order drops the parts of an older one not yet
+        sent. `None`: silence."""
+        self._orders.put(order)
+        if not getattr(self, "_sender", None):
+            self._sender = threading.Thread(target=self._spd_say, daemon=True)
+            self._sender.start()
+
+    def _spd_say(self) -> None:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 10, "check": False}
+        while True:
+            parts = self._orders.get()
+            try:
+                subprocess.run(["spd-say", "--cancel"], **quiet)
+                for words, language in parts or []:
+                    if not self._orders.empty():
+                        break  # cut off by a newer order
+                    subprocess.run(["spd-say", "--priority", "text", "--language", language, "--", words], **quiet)
+            except (OSError, subprocess.SubprocessError):
+                pass  # Speech Dispatcher gone or hung: the next order tries again
 
 
 class NvdaController(ScreenReader):

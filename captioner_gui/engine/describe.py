@@ -22,6 +22,7 @@ from PIL import Image
 from captioner_gui.i18n import N_, _, ngettext, spoken_language
 
 from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, Parts, around, blank_message, is_blank, sentence_of, worded
+from .language import CHINESE, stop_text
 from .layout import read_in_order
 from .ocr import Line, OCRError, Page, TextReader
 from .options import CAPTURES
@@ -140,7 +141,7 @@ class Describer:
         """Loads the translation model into the user's language now (about 0.1 s) rather than at the first
         description, where captions are translated. Returns why it cannot be used, if it cannot."""
         self.translation.translator(self.captioner)
-        return self.translation.problem
+        return self.translation.news()
 
     def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
                  text_only: bool = False, on_first_words: Callable[[Description], None] | None = None
@@ -232,6 +233,7 @@ class Describer:
             seen = _Seen(kind, pictures=[_found(box, c, said, image.size) for box, c, said
                                          in zip(boxes, captions, self.in_words(captions, timings))])
         timings["captions"] = time.perf_counter() - began  # the translation's time included
+        seen.note = self.translation.news()  # a translation model that stopped working: said once
         return seen
 
     def in_words(self, captions, timings: dict[str, float] | None = None) -> list[tuple[str, str]]:
@@ -253,6 +255,8 @@ class Describer:
         ours = spoken_language()
         if reading.problem is not None:  # the reader's own sentence: "The text could not be read (...)."
             described.notes.append(reading.problem)
+        if seen.note is not None:
+            described.notes.append(seen.note)
         if seen.caption is not None:
             described.caption = described.summary = "".join(words for words, _language in seen.caption)
             spoken = seen.caption + ([(_("Text in it:"), ours)] if sentences else [])
@@ -314,6 +318,7 @@ class _Seen:
     caption: Parts | None = None  # what is said of the whole picture (the kind, the hedge, the caption)
     pictures: list[FoundPicture] = field(default_factory=list)
     original: str | None = None  # ClipCap's own words about the whole picture, where `caption` says a translation
+    note: str | None = None  # why the captions are not in the user's language, where that is news
 
 
 def _rest_of(early: Description, whole: Description) -> list[tuple[str, str]]:
@@ -409,7 +414,7 @@ def _original(caption, language: str) -> str | None:
 
 def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
     """Every line as a sentence (so that a voice pauses between them), with its block's language."""
-    return [(line if line[-1:] in ".!?:;。！？：；…" else line + ("。" if block.language == "zh" else "."),
+    return [(line if line[-1:] in ".!?:;。！？：；…" else line + stop_text(block.language),
              block.language) for block in blocks for line in block.text.splitlines()]
 
 
@@ -423,7 +428,7 @@ def _joined(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
             continue
         if joined and joined[-1][1] == language:
             before = joined[-1][0]
-            space = "" if before[-1:].isspace() or words[:1].isspace() or language == "zh" else " "  # Chinese: none
+            space = "" if before[-1:].isspace() or words[:1].isspace() or language == CHINESE else " "  # zh: none
             joined[-1] = (before + space + words, language)
         else:
             joined.append((words, language))

@@ -15,6 +15,7 @@ from PIL import Image
 
 from captioner_gui.i18n import N_, _, spoken_language
 
+from .language import stop_text
 from .options import Target
 
 BLANK_SPREAD = 6.0  # grey levels: the standard deviation of a blank picture's brightness stays under this,
@@ -141,7 +142,7 @@ def sentence_of(caption: str, language: str = "en") -> str:
     if not sentence:
         return ""
     sentence = sentence[0].upper() + sentence[1:]
-    return sentence if sentence[-1] in ".!?。！？" else sentence + ("。" if language == "zh" else ".")
+    return sentence if sentence[-1] in ".!?。！？" else sentence + stop_text(language)
 
 
 def around(template: str, sentence: str, language: str, **names: str) -> Parts:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 from captioner_gui.i18n import _
 
 from .errors import CaptionerError, first_line
+from .language import CHINESE, ENGLISH, HAN
 
 MIN_SCORE = 0.5  # recognition confidence under which a line is dropped (noise, icons read as letters)
 LARGEST_SIDE = 2560  # larger pictures (4K, 8K screens, which scale their text up) are read at a whole fraction
@@ -50,9 +50,9 @@ class Line:
 
 def language_of(text: str) -> str:
     """'zh' for text that is mostly Chinese characters, else 'en' (the reader knows these two, and Latin)."""
-    han = sum(1 for c in text if "CJK" in unicodedata.name(c, ""))
+    han = len(HAN.findall(text))
     letters = sum(1 for c in text if c.isalpha())
-    return "zh" if letters and han / letters >= 0.3 else "en"
+    return CHINESE if letters and han / letters >= 0.3 else ENGLISH
 
 
 class TextReader:

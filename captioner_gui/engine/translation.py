@@ -1,4 +1,4 @@
-"""Captions in the user's language: an offline translation step after ClipCap, which writes English.
+"""Captions in the user's language: an offline translation step after ClipCap (the released models write English).
 
 When the user's language is not the one the captioner writes, and the user has imported a translation model for
 that pair (`captioner models import-translation FILE`, translation_import.py), each caption is translated on the
@@ -173,7 +173,7 @@ def wanted_pair(captioner) -> tuple[str, str] | None:
 
 
 class CaptionTranslator:
-    """A loaded translation model: English captions in, the user's language out. A model of opus-mt's size in int8
+    """A loaded translation model: captions in the captioner's language in (English), the user's language out. A model of opus-mt's size in int8
     takes about 80 MB of memory and loads in about 0.1 s."""
 
     def __init__(self, folder: Path, threads: int | None = None):
@@ -268,7 +268,8 @@ class Translation:
 
     def __init__(self, models_dir: Path | None = None):
         self.models_dir = models_dir
-        self.problem: str | None = None  # why the installed model cannot be used (said once, by the caller)
+        self.problem: str | None = None  # why the installed model cannot be used now
+        self._told: str | None = None  # the problem the user was last told of (`news`)
         self._loaded: dict[tuple[str, str], tuple[tuple[int, int], CaptionTranslator | None]] = {}
 
     def translator(self, captioner) -> CaptionTranslator | None:
@@ -295,6 +296,14 @@ class Translation:
             self._loaded[pair] = (stamp, translator)
         return self._loaded[pair][1]
 
+    def news(self) -> str | None:
+        """The problem the user has not been told of yet (a model that cannot be loaded, a translation that
+        failed); once each, so that a description says it and the next ones do not repeat it."""
+        if self.problem is None or self.problem == self._told:
+            return None
+        self._told = self.problem
+        return self.problem
+
     def in_words(self, texts: list[str], captioner, timings: dict[str, float] | None = None
                  ) -> list[tuple[str, str]]:
         """Each caption with its language: translated into the user's language where a model for it is installed,
@@ -309,6 +318,7 @@ class Translation:
             self.problem = str(exc)
             log.warning("%s", exc)
             return [(text, language) for text in texts]
+        self.problem = self._told = None  # working again: a later problem is news
         if timings is not None:
             timings["translation"] = translator.seconds
         return [(said, translator.target_language) if said else (text, language)

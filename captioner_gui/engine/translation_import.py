@@ -253,8 +253,11 @@ def _vocabulary(model: Path) -> set[str]:
         for suffix in (".json", ".txt"):
             file = model / f"{stem}{suffix}"
             if file.is_file():
-                text = file.read_text(encoding="utf-8")
-                return set(json.loads(text)) if suffix == ".json" else set(text.splitlines())
+                try:
+                    text = file.read_text(encoding="utf-8")
+                    return set(json.loads(text)) if suffix == ".json" else set(text.splitlines())
+                except (ValueError, TypeError) as exc:  # cut short, not text, or not a list of tokens
+                    raise _damaged(file, exc) from None
     return set()
 
 
@@ -320,12 +323,17 @@ def _swap(staging: Path, final: Path) -> None:
         return
     replaced = final.parent / f".{final.name}.replaced"
     shutil.rmtree(replaced, ignore_errors=True)
-    final.rename(replaced)
-    try:
-        staging.rename(final)
-    except OSError:
-        replaced.rename(final)
-        raise
+    for attempt in range(3):  # a running app that looked in between may have put the old one back: again
+        final.rename(replaced)
+        try:
+            staging.rename(final)
+            break
+        except OSError:
+            if final.exists() and not replaced.exists() and attempt < 2:
+                continue
+            if not final.exists():
+                replaced.rename(final)
+            raise
     shutil.rmtree(replaced, ignore_errors=True)
 
 

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from captioner_gui.engine.errors import CaptionerError
+from captioner_gui.i18n import _
 
 CAPTIONS_FILE = "captions.jsonl"
 SPLITS = ("train", "val", "test")
+JSONL_LINE = '{"image": ..., "caption": ...}'  # a line of captions.jsonl, as messages show it
 
 
 @dataclass
@@ -27,23 +29,24 @@ def read_dataset(data: Path, images_root: Path | None = None) -> list[ImageRecor
     data = Path(data).expanduser()
     if data.is_dir():
         if not (data / CAPTIONS_FILE).is_file():
-            raise CaptionerError(f"{data} has no {CAPTIONS_FILE} (one {{\"image\": ..., \"caption\": ...}} per line).")
+            raise CaptionerError(_("{path} has no {file} (one {line} per line).").format(
+                path=data, file=CAPTIONS_FILE, line=JSONL_LINE))
         return _read_jsonl(data / CAPTIONS_FILE, images_root or data)
     if data.name == CAPTIONS_FILE:
         return _read_jsonl(data, images_root or data.parent)
     if not data.is_file():
-        raise CaptionerError(f"{data}: no such file or folder.")
+        raise CaptionerError(_("{path}: no such file or folder.").format(path=data))
     try:
         content = json.loads(data.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CaptionerError(f"{data} is not valid JSON ({exc}).") from None
+        raise CaptionerError(_("{path} is not valid JSON ({reason}).").format(path=data, reason=exc)) from None
     if isinstance(content, dict) and isinstance(content.get("images"), list):
         if "annotations" in content:
             return _read_coco(content, data, images_root or data.parent)
         if content["images"] and "sentences" in content["images"][0]:
             return _read_karpathy(content, images_root or data.parent)
-    raise CaptionerError(f"{data} is neither a COCO annotation file (images, annotations) nor a Karpathy split "
-                         "file (images with sentences and split).")
+    raise CaptionerError(_("{path} is neither a COCO annotation file (images, annotations) nor a Karpathy split "
+                           "file (images with sentences and split).").format(path=data))
 
 
 def _read_jsonl(path: Path, root: Path) -> list[ImageRecord]:
@@ -55,7 +58,8 @@ def _read_jsonl(path: Path, root: Path) -> list[ImageRecord]:
             entry = json.loads(line)
             image, caption = entry["image"], entry["caption"]
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise CaptionerError(f"{path}, line {number}: expected {{\"image\": ..., \"caption\": ...}}.") from None
+            raise CaptionerError(_("{path}, line {number}: expected {line}.").format(
+                path=path, number=number, line=JSONL_LINE)) from None
         split = entry.get("split", "train")
         image_id = str(entry.get("image_id", image))
         record = records.setdefault(image, ImageRecord(image_id, root / image, split))
@@ -77,7 +81,8 @@ def _read_coco(content: dict, path: Path, root: Path) -> list[ImageRecord]:
     for annotation in content["annotations"]:
         record = records.get(annotation["image_id"])
         if record is None:
-            raise CaptionerError(f"{path}: a caption refers to image id {annotation['image_id']}, which is not listed.")
+            raise CaptionerError(_("{path}: a caption refers to image id {image}, which is not listed.").format(
+                path=path, image=annotation["image_id"]))
         record.captions.append(str(annotation["caption"]))
     return list(records.values())
 
@@ -96,7 +101,8 @@ def select_split(records: list[ImageRecord], split: str) -> list[ImageRecord]:
     chosen = [r for r in records if r.split == split]
     if not chosen:
         present = sorted({r.split for r in records})
-        raise CaptionerError(f"No images in split '{split}' (the data has: {', '.join(present)}).")
+        raise CaptionerError(_("No images in split '{split}' (the data has: {splits}).").format(
+            split=split, splits=", ".join(present)))
     return chosen
 
 

@@ -62,15 +62,16 @@ def score_captions(references: dict, predictions: dict, report: Callable[[str], 
 
     missing = [k for k in predictions if k not in references]
     if missing:
-        raise ValueError(f"image id {missing[0]} has a prediction but no reference captions")
+        # Shown to the user (evaluate_files adds the predictions file's name).
+        raise ValueError(_("image id {image} has a prediction but no reference captions").format(image=missing[0]))
     use_java = java_available()
     if language == CHINESE:
         report(_("Chinese captions are scored on characters: each Han character is one token."))
         if not use_java:
             report(_("Java was not found: METEOR is left out (install a Java runtime for it)."))
     elif not use_java:
-        report("Java was not found: captions are tokenized without the PTB tokenizer and METEOR is left out "
-               "(install a Java runtime for the standard COCO scores).")
+        report(_("Java was not found: captions are tokenized without the PTB tokenizer and METEOR is left out "
+                 "(install a Java runtime for the standard COCO scores)."))
     gts = tokenize({k: references[k] for k in predictions}, use_java, language)
     res = tokenize({k: [v] for k, v in predictions.items()}, use_java, language)
     scores: dict[str, float | None] = {}
@@ -91,6 +92,6 @@ def score_captions(references: dict, predictions: dict, report: Callable[[str], 
 
         scores["SPICE"] = float(Spice().compute_score(gts, res)[0])
     else:
-        report("SPICE is left out: it needs Java and the Stanford CoreNLP models, which pycocoevalcap downloads "
-               "on first use.")
+        report(_("SPICE is left out: it needs Java and the Stanford CoreNLP models, which pycocoevalcap downloads "
+                 "on first use."))
     return scores

@@ -22,6 +22,7 @@ from captioner_gui.engine.errors import CaptionerError
 from captioner_gui.engine.images import load_image
 from captioner_gui.engine.manifest import ClipSpec, is_path_like
 from captioner_gui.engine.model import resolve_device
+from captioner_gui.i18n import _
 
 from .datasets import read_dataset
 
@@ -54,7 +55,7 @@ def prepare_embeddings(data: Path, out: Path, images_root: Path | None = None, c
                        models_dir: Path | None = None, progress: bool = True) -> Path:
     records = read_dataset(data, images_root)
     if not records:
-        raise CaptionerError(f"{data} lists no images.")
+        raise CaptionerError(_("{path} lists no images.").format(path=data))
     spec = clip_spec(clip_model, clip_weights)
     torch_device = resolve_device(device)
     encoder = load_clip_encoder(spec, Path(spec.weights) if spec.weights_is_file() else None,
@@ -94,7 +95,7 @@ def prepare_embeddings(data: Path, out: Path, images_root: Path | None = None, c
                     images.append(load_image(record.path))
                 except CaptionerError as exc:
                     chunk_failed.append({"file": str(record.path), "reason": str(exc)})
-                    bar.write(f"skipped: {exc}", file=sys.stderr)
+                    bar.write(_("skipped: {reason}").format(reason=exc), file=sys.stderr)
                     continue
                 batch.append({"id": record.id, "file": str(record.path.resolve()), "split": record.split,
                               "captions": captions})
@@ -113,7 +114,7 @@ def prepare_embeddings(data: Path, out: Path, images_root: Path | None = None, c
             vectors.append(tensor)
     bar.close()
     if not kept:
-        raise CaptionerError("None of the images could be read; nothing was written.")
+        raise CaptionerError(_("None of the images could be read; nothing was written."))
     save_file({"vectors": torch.cat(vectors).contiguous()}, str(out / (VECTORS + ".tmp")))
     (out / (VECTORS + ".tmp")).replace(out / VECTORS)
     index = {"version": 1, "data": str(Path(data).resolve()),
@@ -132,8 +133,8 @@ def _run_key(records, spec: ClipSpec) -> str:
 def load_embeddings(folder: Path) -> Embeddings:
     folder = Path(folder)
     if not (folder / INDEX).is_file() or not (folder / VECTORS).is_file():
-        raise CaptionerError(f"{folder} is not a finished embeddings folder (run captioner prepare first, or "
-                             "again to finish an interrupted run).")
+        raise CaptionerError(_("{folder} is not a finished embeddings folder (run captioner prepare first, or "
+                               "again to finish an interrupted run).").format(folder=folder))
     index = json.loads((folder / INDEX).read_text(encoding="utf-8"))
     clip = index["clip"]
     vectors = load_file(str(folder / VECTORS))["vectors"]

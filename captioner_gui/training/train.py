@@ -38,7 +38,7 @@ from captioner_gui.engine.manifest import MANIFEST_NAME, ClipSpec, Manifest, is_
 from captioner_gui.engine.model import ClipCap, build_mapper, device_name, gpt2_config_from_weights, resolve_device
 from captioner_gui.engine.store import GPT2_FOLDER, TOKENIZER_FOLDER, default_models_dir
 from captioner_gui.engine.tokenizer import TOKENIZER_FILES, load_tokenizer, stop_token_id
-from captioner_gui.i18n import _
+from captioner_gui.i18n import N_, _, ngettext
 
 from .bpe import train_bpe
 from .options import AUTO, BPE, TrainOptions
@@ -77,7 +77,7 @@ def tokenize_captions(embeddings: Embeddings, image_rows: list[int], tokenizer, 
             ids.append(tokenizer.encode(end_with_stop(caption, language)))
             owners.append(row)
     if not ids:
-        raise CaptionerError("There are no captions to learn from.")
+        raise CaptionerError(_("There are no captions to learn from."))
     lengths = torch.tensor([len(i) for i in ids], dtype=torch.float)
     if max_length is None:  # the reference: mean + 10 standard deviations, at most the longest
         spread = float(lengths.std()) if len(ids) > 1 else 0.0
@@ -124,13 +124,13 @@ def load_language_model(spec: str, models_dir: Path | None):
     if spec == "gpt2":
         folder = (models_dir or default_models_dir()) / GPT2_FOLDER
         if not (folder / "model.safetensors").is_file():
-            raise CaptionerError(f"GPT-2's pretrained weights are missing: looked for {folder / 'model.safetensors'}. "
-                                 "Get them with: captioner models download gpt2")
+            raise CaptionerError(_("GPT-2's pretrained weights are missing: looked for {path}. Get them with: "
+                                   "captioner models download gpt2").format(path=folder / "model.safetensors"))
         path = folder
     else:
         path = Path(spec).expanduser()
         if not path.exists():
-            raise CaptionerError(f"--lm {spec}: no such file or folder.")
+            raise CaptionerError(_("{path}: no such file or folder.").format(path=f"--lm {spec}"))
     if path.suffix == ".json":
         return GPT2LMHeadModel(GPT2Config.from_json_file(str(path)))
     folder = path if path.is_dir() else path.parent
@@ -139,7 +139,7 @@ def load_language_model(spec: str, models_dir: Path | None):
         weights = next((path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()),
                        None)
         if weights is None:
-            raise CaptionerError(f"{path} holds no model.safetensors or pytorch_model.bin.")
+            raise CaptionerError(_("{path} holds no model.safetensors or pytorch_model.bin.").format(path=path))
     raw = read_safetensors(weights) if weights.suffix == ".safetensors" else read_torch_pickle(weights)
     state = {}
     for key, tensor in raw.items():
@@ -158,7 +158,8 @@ def load_language_model(spec: str, models_dir: Path | None):
     try:
         model.load_state_dict({k.removeprefix("gpt."): v for k, v in state.items()}, strict=True)
     except RuntimeError as exc:
-        raise CaptionerError(f"{weights} does not hold a GPT-2 that fits its shapes ({telling_line(exc)}).") from None
+        raise CaptionerError(_("{path} does not hold a GPT-2 that fits its shapes ({reason}).").format(
+            path=weights, reason=telling_line(exc))) from None
     model.tie_weights()
     return model
 
@@ -223,8 +224,14 @@ def save_checkpoint(folder: Path, clipcap: ClipCap, manifest: Manifest, state: d
         for leftover in folder.glob("*.tmp"):
             leftover.unlink(missing_ok=True)
         last = log["epochs"][-2]["epoch"] if len(log["epochs"]) > 1 else None
-        kept = f"the checkpoint of epoch {last} is intact" if last else "no earlier checkpoint exists"
-        raise CaptionerError(f"Could not save the checkpoint in {folder} ({exc.strerror or exc}); {kept}.") from None
+        reason = exc.strerror or exc
+        if last:
+            message = _("Could not save the checkpoint in {folder} ({reason}); the checkpoint of epoch {epoch} is "
+                        "intact.").format(folder=folder, reason=reason, epoch=last)
+        else:
+            message = _("Could not save the checkpoint in {folder} ({reason}); no earlier checkpoint exists.").format(
+                folder=folder, reason=reason)
+        raise CaptionerError(message) from None
 
 
 # ---------------------------------------------------------------------------------------------------- loop
@@ -276,11 +283,13 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
     if resume:
         saved_state, options = _resume_state(out, embeddings, options)
     elif (out / STATE).exists():
-        raise CaptionerError(f"{out} already holds a training run: add --resume to continue it, or choose another "
-                             "--out.")
+        raise CaptionerError(_("{folder} already holds a training run: add --resume to continue it, or choose "
+                               "another --out.").format(folder=out))
     rank, world, device = run.rank, run.world, run.device
     if options.batch_size % world or options.batch_size < world:
-        raise CaptionerError(f"The batch size ({options.batch_size}) must be a multiple of the {world} processes.")
+        raise CaptionerError(ngettext("The batch size ({size}) must be a multiple of the {world} process.",
+                                      "The batch size ({size}) must be a multiple of the {world} processes.",
+                                      world).format(size=options.batch_size, world=world))
     _seed_everything(options.seed)
 
     train_rows, val_rows = _split_rows(embeddings, options.seed)
@@ -292,10 +301,13 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
                                "--tokenizer the folder of the tokenizer GPT-2 was trained with."))
     tokenizer_dir = _tokenizer_folder(options, out, models_dir, [end_with_stop(c, language) for c in captions], run,
                                       resume)
-    tokenizer = load_tokenizer(tokenizer_dir, " Get it with: captioner models download gpt2")
+    tokenizer = load_tokenizer(tokenizer_dir, " " + _("Get it with: captioner models download {name}").format(
+        name="gpt2"))
     try:
         stop_token_id(tokenizer, language)
     except ManifestError as exc:  # GPT-2's tokenizer and "。", say
+        if options.tokenizer == BPE:
+            raise CaptionerError(str(exc)) from None
         hint = _("{problem} --tokenizer bpe learns a tokenizer that has one.").format(problem=exc)
         raise CaptionerError(hint) from None
     if rank == 0 and language != ENGLISH and options.tokenizer is None:
@@ -316,7 +328,9 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
     train_data, stats = tokenize_captions(embeddings, train_rows, tokenizer, max_length, context, language)
     val_data = tokenize_captions(embeddings, val_rows, tokenizer, stats["max_length"], context, language)[0]
     if rank == 0 and stats["cut"]:
-        print(f"{stats['cut']} captions longer than {stats['max_length']} tokens were cut.", file=sys.stderr)
+        print(ngettext("{count} caption longer than {length} tokens was cut.",
+                       "{count} captions longer than {length} tokens were cut.", stats["cut"]).format(
+            count=stats["cut"], length=stats["max_length"]), file=sys.stderr)
     vectors = embeddings.vectors
 
     raw_model = CaptionLoss(clipcap)
@@ -331,7 +345,8 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_warmup_decay(options.warmup, total_steps))
     scaler = run.scaler
     if rank == 0:
-        print(f"Training on {device_name(device)} ({run.precision}).", file=sys.stderr)
+        print(_("Training on {device} ({precision}).").format(device=device_name(device), precision=_(run.precision)),
+              file=sys.stderr)
     log = {"options": asdict(options), "data": stats, "device": device_name(device), "precision": run.precision,
            "epochs": []}
     first_epoch = 0
@@ -352,7 +367,8 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
         set_train_mode(clipcap, options.freeze_lm)
         order = _epoch_order(len(train_data), options.seed, epoch, rank, world)
         batches = [order[i:i + per_process] for i in range(0, len(order), per_process)]
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{options.epochs}", unit="batch", disable=not progress or rank,
+        bar = tqdm(batches, desc=_("epoch {epoch}/{epochs}").format(epoch=epoch + 1, epochs=options.epochs),
+                   unit="batch", disable=not progress or rank,
                    file=sys.stderr, leave=False)
         running, seen = 0.0, 0
         for step, rows in enumerate(bar):
@@ -381,8 +397,11 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
                      "scaler": scaler.state_dict() if scaler.is_enabled() else None, "options": asdict(options), "log": log,
                      "clip": {"model": embeddings.clip.model, "weights": embeddings.clip.weights}}
             save_checkpoint(out, clipcap, manifest, state, log)
-            print(f"epoch {epoch + 1}/{options.epochs}: train loss {train_loss:.4f}, validation loss "
-                      f"{val_loss:.4f} ({entry['seconds']:.0f} s), saved {out}", file=sys.stderr)
+            print(_("epoch {epoch}/{epochs}: train loss {train_loss:.4f}, validation loss {val_loss:.4f} "
+                    "({seconds:.0f} s), saved {folder}").format(epoch=epoch + 1, epochs=options.epochs,
+                                                                train_loss=train_loss, val_loss=val_loss,
+                                                                seconds=entry["seconds"], folder=out),
+                  file=sys.stderr)
         if world > 1:
             dist.barrier()
     return out
@@ -427,7 +446,7 @@ def _split_rows(embeddings: Embeddings, seed: int) -> tuple[list[int], list[int]
     train_rows = embeddings.split("train")
     val_rows = embeddings.split("val")
     if not train_rows:
-        raise CaptionerError("The embeddings hold no images of split 'train'.")
+        raise CaptionerError(_("The embeddings hold no images of split '{split}'.").format(split="train"))
     if not val_rows and len(train_rows) > 1:
         shuffled = train_rows[:]
         random.Random(seed).shuffle(shuffled)
@@ -449,12 +468,12 @@ def _mixed_precision(device: torch.device):
     """bf16 autocast where the GPU has it (no scaler needed), else fp16 with a gradient scaler; fp32 on the CPU.
     Returns the autocast context factory, the scaler (enabled for fp16 only) and words for the log."""
     if device.type != "cuda":
-        return nullcontext, torch.amp.GradScaler("cpu", enabled=False), "fp32"
+        return nullcontext, torch.amp.GradScaler("cpu", enabled=False), N_("fp32")
     if torch.cuda.is_bf16_supported():
         return ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)), torch.amp.GradScaler("cuda", enabled=False),
-                "bf16 mixed precision")
+                N_("bf16 mixed precision"))
     return ((lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda"),
-            "fp16 mixed precision")
+            N_("fp16 mixed precision"))
 
 
 def _seed_everything(seed: int) -> None:
@@ -499,12 +518,15 @@ def _copy_tokenizer(source: Path, target: Path) -> None:
 
 def _resume_state(out: Path, embeddings: Embeddings, options: TrainOptions) -> tuple[dict, TrainOptions]:
     if not (out / STATE).is_file() or not (out / WEIGHTS).is_file():
-        raise CaptionerError(f"Nothing to resume in {out}: it has no {STATE} and {WEIGHTS}.")
+        raise CaptionerError(_("Nothing to resume in {folder}: it has no {state} and {weights}.").format(
+            folder=out, state=STATE, weights=WEIGHTS))
     state = torch.load(out / STATE, map_location="cpu", weights_only=True)
     clip = state["clip"]
     if (clip["model"], clip["weights"]) != (embeddings.clip.model, embeddings.clip.weights):
-        raise CaptionerError(f"The model in {out} was trained on CLIP {clip['model']} ({clip['weights']}), but these "
-                             f"embeddings were made with {embeddings.clip.model} ({embeddings.clip.weights}).")
+        raise CaptionerError(_("The model in {folder} was trained on CLIP {model} ({weights}), but these embeddings "
+                               "were made with {used_model} ({used_weights}).").format(
+            folder=out, model=clip["model"], weights=clip["weights"], used_model=embeddings.clip.model,
+            used_weights=embeddings.clip.weights))
     kept = state["options"]  # a run saved before an option existed has its default
     saved = TrainOptions(**{f.name: kept[f.name] for f in fields(TrainOptions) if f.name in kept})
     # The architecture and data settings are the saved run's; the number of epochs and the device may change.
