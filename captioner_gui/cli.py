@@ -711,7 +711,9 @@ def run_train(args) -> int:
         normalize_prefix=args.normalize_prefix, freeze_lm=args.freeze_lm, lm=args.lm, tokenizer=args.tokenizer,
         vocab_size=args.vocab_size, language=args.caption_language, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, warmup=args.warmup, accumulate=args.accumulate, seed=args.seed, device=args.device)
-    if options.language != "auto" and not re.fullmatch(r"[a-z]{2,3}", options.language):
+    from captioner_gui.engine.language import LANGUAGE_CODE
+
+    if options.language != "auto" and not LANGUAGE_CODE.fullmatch(options.language):
         raise CaptionerError(_("--language {language}: give a language code such as en or zh, or auto.").format(
             language=options.language))
     if options.tokenizer == "bpe" and options.vocab_size < 258:

@@ -36,7 +36,7 @@ CHECK_SENTENCE = "A dog running on the grass."
 # preference (opus-mt-en-zh knows >>cmn_Hans<< for Simplified Chinese, and Traditional and Cantonese ones).
 LANGUAGE_TOKENS = {"zh": ("cmn_Hans", "zho_Hans", "zh_CN", "zh_Hans", "cmn", "zho", "zh"), "en": ("eng", "en")}
 VOCABULARIES = ("shared_vocabulary", "source_vocabulary", "vocabulary")
-TRADITIONAL = {"zt", "zh_tw", "zh_hant", "zh_hk"}  # Argos calls Traditional Chinese "zt": not our Simplified
+TRADITIONAL = {"zt"}  # Argos's name for Traditional Chinese (i18n.match refuses the usual ones: zh_TW, zh_Hant)
 
 
 @dataclass
@@ -227,7 +227,7 @@ def _languages(path: Path, metadata: dict | None, source_given: str | None,
 def _ours(code: str) -> str | None:
     """A language code as we name spoken languages ("zh" for zh, zh-CN, zh_Hans), or None when we do not speak it."""
     code = code.strip()
-    if code.lower().replace("-", "_") in TRADITIONAL:
+    if code.lower() in TRADITIONAL:
         return None
     ours = match([code])
     return spoken_language(ours) if ours else None
