@@ -167,6 +167,18 @@ def test_a_socket_another_user_put_under_the_old_name_has_no_effect(qapp, runtim
         old_name.unlink(missing_ok=True)
 
 
+def test_a_socket_that_cannot_be_made_is_a_problem_not_another_app(qapp, runtime):
+    """Where no app answers but the socket's name is taken by something else (here a folder), the app must not
+    think another one runs, and exit without a window: it is told why, and runs without the socket."""
+    blocker = Path(server_name())
+    blocker.mkdir()
+    (blocker / "something").write_text("")
+    server = InstanceServer()
+    with pytest.raises(InstanceError, match="cannot be made"):
+        server.listen()
+    assert send({"command": "ping"}) is None
+
+
 LIMITS_CLIENT = """
 import json, socket, sys, time
 def connect():

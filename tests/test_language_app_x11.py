@@ -117,7 +117,10 @@ def test_choosing_chinese_in_settings_restarts_the_app_in_chinese(xserver, tmp_p
 
         # A new app, started by the old one once it had let go of its socket and hotkeys, speaks Chinese; the
         # settings and the history are kept, and the photo given at the first start is not described again.
-        window = xserver.wait_for_window(chinese_window, timeout=120)
+        try:
+            window = xserver.wait_for_window(chinese_window, timeout=120)
+        except TimeoutError as exc:  # what the app that was to start again said
+            raise AssertionError(f"{exc}\n{(tmp_path / 'gui.log').read_text()}") from None
         pids.append(window_pid(xserver, window))
         assert pids[0] != gui.pid
         settings = (tmp_path / "config" / "captioner" / "captioner.conf").read_text(encoding="utf-8")

@@ -42,7 +42,18 @@ class Xvfb:
             if found.stdout.strip():
                 return found.stdout.split()[-1]
             time.sleep(0.2)
-        raise TimeoutError(f"no window named {name!r} appeared")
+        raise TimeoutError(f"no window named {name!r} appeared; the windows shown: {self.window_names()}")
+
+    def window_names(self) -> list[str]:
+        """The names of the windows shown (for a test's message when the one it waits for is not there)."""
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", ""], env=self.env(),
+                               capture_output=True, text=True)
+        names = []
+        for window in found.stdout.split():
+            named = subprocess.run(["xdotool", "getwindowname", window], env=self.env(), capture_output=True,
+                                   text=True)
+            names.append(named.stdout.strip())
+        return names
 
     def keys(self, window: str, *keys: str) -> None:
         self.run("xdotool", "windowfocus", "--sync", window)

@@ -206,15 +206,18 @@ class InstanceServer(QObject):
         self._timers: dict[QLocalSocket, QTimer] = {}
 
     def listen(self) -> bool:
-        """Starts listening; False when another instance already does. Raises InstanceError when the socket's
-        folder is not private (the message says what to do).
+        """Starts listening; False when another instance already does (it answered). Raises InstanceError when the
+        socket's folder is not private (the message says what to do), or when the socket cannot be made.
 
         Asked first, because listening with socket options can take the name over from a live server."""
         name = server_name()
         if send({"command": "ping"}, timeout_ms=2000) is not None:
             return False
         QLocalServer.removeServer(name)  # a stale socket left by a crash
-        return self.server.listen(name)
+        if not self.server.listen(name):  # no app answered, yet the name is taken: this app runs without it
+            raise InstanceError(_("its socket {name} cannot be made ({problem}).").format(
+                name=name, problem=self.server.errorString()))
+        return True
 
     def close(self) -> None:
         """Stops listening and removes the socket file."""
