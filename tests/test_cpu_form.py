@@ -54,6 +54,26 @@ def test_the_cpu_default_is_the_int8_graphs_and_they_stay_close_to_fp32(variant,
         assert all(c.tokens and c.kind and -1 <= c.agreement <= 1 for c in fast.caption(images, options))
 
 
+@pytest.mark.parametrize("rows", [1, 3])  # GPT-2's graph for one row, and its graph for several rows
+def test_gpt2_s_graph_follows_fp32_step_after_step_with_its_cache(tiny_transformer, rows):
+    """The step graph is written node by node from the weights (onnx_gpt2.py): positions, causal attention over the
+    cache and the cache it returns must agree with fp32's at every step, not only at the first."""
+    fast = load_model(str(tiny_transformer.folder), device="cpu")
+    exact = load_model(str(tiny_transformer.folder), device="cpu", precision="fp32")
+    images = (pictures() * 2)[:rows]
+    prefix, exact_prefix = fast.prefix(fast.encode(images)), exact.prefix(exact.encode(images))
+    logits, cache = fast.lm.start(prefix, 8)
+    exact_logits, exact_cache = exact.lm.start(exact_prefix, 8)
+    errors = [max_logit_error(exact_logits, logits)]
+    for _ in range(6):
+        tokens = exact_logits.argmax(-1)  # both are fed the same words
+        logits, cache = fast.lm.step(tokens, cache)
+        exact_logits, exact_cache = exact.lm.step(tokens, exact_cache)
+        errors.append(max_logit_error(exact_logits, logits))
+    assert cache[0].shape[2] == prefix.shape[1] + 6
+    assert max(errors) < 0.5, errors
+
+
 def test_a_batch_captions_as_one_picture_at_a_time(tiny_mlp):
     """Greedy decodes a row or two with GPT-2's graph for one row, whose int8 rows are independent: the same
     captions. Beams run on the graph for several rows, which quantizes activations per call, so a batch can

@@ -1,8 +1,9 @@
 """Writes a loaded model's CPU form for onnxruntime: four graphs and a few tables in the model's `onnx/` folder.
 
 Done once, on the first load on the CPU, from the model's own fp32 weights (torch and open_clip are needed here
-and nowhere on the CPU path after). The Linear layers of CLIP's towers and GPT-2 are then quantized to int8 (see
-`quantize`), the mapper too, and the int8 graphs are checked against the fp32 model before the folder is put in place.
+and nowhere on the CPU path after). CLIP's towers and the mapper are exported by torch and their Linear layers
+quantized to int8 (see `quantize`); GPT-2's two graphs are written node by node from its weights, in int8
+(onnx_gpt2.py). The int8 graphs are checked against the fp32 model before the folder is put in place.
 
     image.onnx   pixels (B, 3, S, S) -> CLIP image vectors (B, d)
     text.onnx    CLIP token ids (B, L) -> unit text vectors (B, d)        (when the CLIP file has a text tower)
@@ -35,47 +36,11 @@ from captioner_gui.i18n import _
 from .errors import CaptionerError, first_line
 from .fast_gpt2 import FastGPT2
 from .manifest import Manifest
+from .onnx_gpt2 import BLOCK, OPSET, write_gpt2_step
 from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, GPT2_ROWS, IMAGE, MAPPER, TEXT, WORDS, cache_names,
                          file_stamp)
 from .tokenizer import TOKENIZER_FILES
 
-OPSET = 20
-BLOCK = 128  # int8 weights: one scale per output channel and per block of this many inputs
-
-
-class GPT2Step(nn.Module):
-    """GPT-2 as one graph call: the new positions' embeddings and the cache so far -> the last position's logits
-    and the cache with the new positions added. The first call feeds the prefix with an empty cache."""
-
-    def __init__(self, gpt: FastGPT2):
-        super().__init__()
-        self.gpt = gpt
-
-    def forward(self, embeds: torch.Tensor, *cache: torch.Tensor):
-        """`cache` is each layer's keys, then each layer's values, (B, heads, P, head_dim); one tensor a layer, so
-        that no layer's cache is copied to cut or stack it."""
-        gpt = self.gpt
-        layers = len(gpt.blocks)
-        batch, new, width = embeds.shape
-        past = cache[0].shape[2]
-        heads = gpt.heads
-        # Query i (at position past + i) sees every key up to its own position.
-        rows = torch.arange(new)[:, None] + past
-        sees = torch.arange(past + new)[None, :] <= rows
-        x = embeds + gpt.wpe.weight[past:past + new]
-        keys, values = [], []
-        for block, past_keys, past_values in zip(gpt.blocks, cache[:layers], cache[layers:]):
-            q, k, v = block.qkv(block.ln_1(x)).view(batch, new, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
-            k, v = torch.cat((past_keys, k), dim=2), torch.cat((past_values, v), dim=2)
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(width // heads)
-            weights = scores.masked_fill(~sees, float("-inf")).softmax(dim=-1)
-            x = x + block.proj((weights @ v).transpose(1, 2).reshape(batch, new, width))
-            x = x + block.fc_proj(F.gelu(block.fc(block.ln_2(x)), approximate="tanh"))
-            keys.append(k)
-            values.append(v)
-        # The last position only, kept 3-D so that the output layer is a MatMul like the others.
-        logits = gpt.lm_head(gpt.ln_f(x[:, -1:]))[:, 0]
-        return (logits, *keys, *values)
 
 
 class Prefix(nn.Module):
@@ -149,9 +114,10 @@ def export_graph(module: nn.Module, inputs: tuple, path: Path, input_names: list
 
 def quantize(fp32_path: Path, int8_path: Path, one_row: bool) -> None:
     """int8 weights for every MatMul with constant weights, computed by MLAS's int8 kernels, two ways:
-    - `one_row` (GPT-2, which decodes one token a row): a scale per output channel and per block of BLOCK inputs,
-      MatMulNBits with the activations quantized on the fly (accuracy level 4). At batch 1 it reads the weights
-      twice as fast as the per-channel dynamic quantization below, and stays closer to fp32.
+    - `one_row` (the mapper, one vector a picture): a scale per output channel and per block of BLOCK inputs,
+      MatMulNBits with the activations quantized on the fly (accuracy level 4), as GPT-2's graph for one row has
+      (onnx_gpt2.py). At batch 1 it reads the weights twice as fast as the per-channel dynamic quantization below,
+      and stays closer to fp32.
     - else (CLIP's towers: 50 patches or a dozen words at once): a scale per output channel, DynamicQuantizeMatMul,
       whose matrix-matrix kernels are faster there."""
     import logging
@@ -255,13 +221,9 @@ def write_graphs(model, folder: Path) -> dict:
     gpt = FastGPT2.from_transformers(model.clipcap.gpt)
     layers, heads, head_dim = len(gpt.blocks), gpt.heads, gpt.width // gpt.heads
     past, present = cache_names(layers)
-    prefix = torch.zeros(1, model.clipcap.prefix_length, gpt.width)
-    cache = tuple(torch.zeros(1, heads, 1, head_dim) for _ in past)
-    batch_and_length = {0: "batch", 2: "length"}
     # Two int8 forms of GPT-2: one for a row or two at a time (greedy), one for more rows (beams, pictures).
-    int8_graph(GPT2Step(gpt), (prefix, *cache), {folder / GPT2: True, folder / GPT2_ROWS: False},
-               ["embeds", *past], ["logits", *present], {"embeds": {0: "batch", 1: "new"}, "logits": {0: "batch"},
-                                                         **{name: batch_and_length for name in past + present}})
+    write_gpt2_step(gpt, folder / GPT2, True, past, present)
+    write_gpt2_step(gpt, folder / GPT2_ROWS, False, past, present)
     size = model.clip.preprocess_cfg.get("size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else size
     int8_graph(traceable(model.clip.visual), (torch.zeros(1, 3, size, size),), {folder / IMAGE: False}, ["pixels"],

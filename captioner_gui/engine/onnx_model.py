@@ -29,7 +29,7 @@ from .manifest import Manifest
 from .options import cuda_usable
 from .tokenizer import load_tokenizer
 
-FORMAT = 1  # the layout of the folder below; a folder of another format is written again
+FORMAT = 2  # the layout of the folder below; a folder of another format is written again (2: onnx_gpt2's graphs)
 FOLDER = "onnx"  # inside the model's folder
 IMAGE, TEXT, MAPPER = "image.onnx", "text.onnx", "mapper.onnx"
 GPT2, GPT2_ROWS = "gpt2.onnx", "gpt2_rows.onnx"  # GPT-2 quantized for one or two rows at a time, and for more
