@@ -42,7 +42,6 @@ from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, GPT2_ROWS,
 from .tokenizer import TOKENIZER_FILES
 
 
-
 class Prefix(nn.Module):
     """The mapper, with ClipCap's optional normalisation of the CLIP vector first (ClipCap.prefix). It holds the
     mapper alone: exporting a module that holds GPT-2 too changes that GPT-2's results afterwards."""
