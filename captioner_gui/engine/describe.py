@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from captioner_gui.i18n import N_, _, ngettext, spoken_language
+from captioner_gui.i18n import _, ngettext, spoken_language
 
 from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, Parts, around, blank_message, is_blank, sentence_of, worded
 from .language import CHINESE, stop_text
@@ -386,11 +386,6 @@ def _summary(kind: str, title: str | None, pictures: int, lines: int) -> str:
     return sentence.format(title=title, found=found_words)
 
 
-# The places of pictures on the screen (pictures.where), said in the user's language.
-PLACES = (N_("top left"), N_("top"), N_("top right"), N_("left"), N_("centre"), N_("right"), N_("bottom left"),
-          N_("bottom"), N_("bottom right"))
-
-
 def _found(box: Box, caption, said: tuple[str, str], size: tuple[int, int]) -> FoundPicture:
     """A picture inside a screenshot and what to say of it: `said` is its caption's words and their language."""
     place = where(box, size)
@@ -409,7 +404,7 @@ def _found(box: Box, caption, said: tuple[str, str], size: tuple[int, int]) -> F
 
 def _original(caption, language: str) -> str | None:
     """ClipCap's own words, where the words said (in `language`) are their translation."""
-    return caption.text if language != getattr(caption, "language", language) else None
+    return caption.text if language != caption.language else None
 
 
 def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:

@@ -221,13 +221,13 @@ def write_graphs(model, folder: Path) -> dict:
     layers, heads, head_dim = len(gpt.blocks), gpt.heads, gpt.width // gpt.heads
     past, present = cache_names(layers)
     # Two int8 forms of GPT-2: one for a row or two at a time (greedy), one for more rows (beams, pictures).
-    write_gpt2_step(gpt, folder / GPT2, True, past, present)
+    bytes_per_step = write_gpt2_step(gpt, folder / GPT2, True, past, present)
     write_gpt2_step(gpt, folder / GPT2_ROWS, False, past, present)
     size = model.clip.preprocess_cfg.get("size", 224)
     size = size[0] if isinstance(size, (tuple, list)) else size
-    int8_graph(traceable(model.clip.visual), (torch.zeros(1, 3, size, size),), {folder / IMAGE: False}, ["pixels"],
+    int8_graph(traceable(model.clip.visual), (torch.zeros(1, 3, size, size),), folder / IMAGE, False, ["pixels"],
                ["vectors"], {"pixels": {0: "batch"}, "vectors": {0: "batch"}})
-    int8_graph(Prefix(model.clipcap), (torch.zeros(1, model.clip.output_dim),), {folder / MAPPER: True}, ["vectors"],
+    int8_graph(Prefix(model.clipcap), (torch.zeros(1, model.clip.output_dim),), folder / MAPPER, True, ["vectors"],
                ["prefix"], {"vectors": {0: "batch"}, "prefix": {0: "batch"}})
     text = model.clip.text
     if text is not None:
@@ -239,30 +239,20 @@ def write_graphs(model, folder: Path) -> dict:
             raise CpuFormUnavailable(_("CLIP's tokenizer is not one this form can repeat ({reason})").format(
                 reason=exc)) from None
         tokens = text.tokenizer(list(CHECK_TEXTS))[:, :8]
-        int8_graph(traceable(TextTower(text)), (tokens,), {folder / TEXT: False}, ["tokens"], ["vectors"],
+        int8_graph(traceable(TextTower(text)), (tokens,), folder / TEXT, False, ["tokens"], ["vectors"],
                    {"tokens": {0: "batch", 1: "length"}, "vectors": {0: "batch"}})
     np.save(folder / WORDS, model.clipcap.gpt.transformer.wte.weight.detach().half().numpy())
     return {"text": text is not None, "text_pool": getattr(text.clip, "text_pool_type", "argmax") if text else None,
-            "gpt2": {"layers": layers, "heads": heads, "head_dim": head_dim,
-                     "bytes_per_step": weight_bytes(folder / GPT2, leave_out="wpe")}}
+            "gpt2": {"layers": layers, "heads": heads, "head_dim": head_dim, "bytes_per_step": bytes_per_step}}
 
 
-def int8_graph(module: nn.Module, inputs: tuple, paths: dict[Path, bool], input_names: list[str],
+def int8_graph(module: nn.Module, inputs: tuple, path: Path, one_row: bool, input_names: list[str],
                output_names: list[str], dynamic_axes: dict) -> None:
-    """The module's fp32 graph, quantized into each of `paths` (path: whether for one row, see `quantize`)."""
-    fp32 = next(iter(paths)).with_suffix(".fp32.onnx")
+    """The module's fp32 graph, quantized into `path` (`one_row`: see `quantize`)."""
+    fp32 = path.with_suffix(".fp32.onnx")
     export_graph(module, inputs, fp32, input_names, output_names, dynamic_axes)
-    for path, one_row in paths.items():
-        quantize(fp32, path, one_row)
+    quantize(fp32, path, one_row)
     fp32.unlink()
-
-
-def weight_bytes(path: Path, leave_out: str) -> int:
-    """The bytes of a graph's weights but those whose name holds `leave_out` (a table of which one row is read)."""
-    import onnx
-
-    graph = onnx.load(str(path)).graph
-    return sum(onnx.numpy_helper.to_array(t).nbytes for t in graph.initializer if leave_out not in t.name)
 
 
 def check_picture() -> Image.Image:

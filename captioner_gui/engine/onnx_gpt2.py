@@ -61,11 +61,13 @@ class Graph:
         self.one_row = one_row
         self.nodes: list = []
         self.weights: list = []
+        self.weight_bytes: dict[str, int] = {}
 
     def constant(self, name: str, array: np.ndarray) -> str:
         from onnx import numpy_helper
 
         self.weights.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.weight_bytes[name] = array.nbytes
         return name
 
     def node(self, op: str, inputs: list[str], outputs: list[str], domain: str = "", **attributes) -> str:
@@ -91,9 +93,10 @@ class Graph:
         return self.node("DynamicQuantizeMatMul", [x, *weights, *extra], [name], CONTRIB)
 
 
-def write_gpt2_step(gpt, path: Path, one_row: bool, past: list[str], present: list[str]) -> None:
+def write_gpt2_step(gpt, path: Path, one_row: bool, past: list[str], present: list[str]) -> int:
     """Writes the step graph of `gpt` (a fast_gpt2.FastGPT2: its parameters are read, nothing is run) to `path`.
-    `past` and `present` name the cache's inputs and outputs: each layer's keys, then each layer's values."""
+    `past` and `present` name the cache's inputs and outputs: each layer's keys, then each layer's values.
+    Returns the bytes of weights a step reads: all but the place table, of which only a row is read."""
     from onnx import TensorProto, helper, save_model
 
     def array(parameter) -> np.ndarray:
@@ -154,3 +157,4 @@ def write_gpt2_step(gpt, path: Path, one_row: bool, past: list[str], present: li
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET),
                                                     helper.make_opsetid(CONTRIB, 1)])
     save_model(model, str(path))
+    return sum(size for name, size in g.weight_bytes.items() if name != "wpe")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from captioner_gui.i18n import N_
+
 Box = tuple[int, int, int, int]  # x, y, width, height
 
 CELL = 8
@@ -128,9 +130,13 @@ def _refine(rgb: np.ndarray, box: Box) -> Box:
     return left, top, right - left, bottom - top
 
 
+# The places `where` names, row by row (translated where they are said).
+PLACES = (N_("top left"), N_("top"), N_("top right"), N_("left"), N_("centre"), N_("right"), N_("bottom left"),
+          N_("bottom"), N_("bottom right"))
+
+
 def where(box: Box, size: tuple[int, int]) -> str:
     """Where a box's centre lies in a picture of `size`: "top left", "top", ..., "centre", ..., "bottom right"."""
     column = min(2, int(3 * (box[0] + box[2] / 2) / size[0]))
     row = min(2, int(3 * (box[1] + box[3] / 2) / size[1]))
-    vertical, horizontal = ("top", "", "bottom")[row], ("left", "", "right")[column]
-    return " ".join(part for part in (vertical, horizontal) if part) or "centre"
+    return PLACES[3 * row + column]

@@ -159,10 +159,8 @@ def language_name(code: str) -> str:
 
 
 def caption_language(captioner) -> str:
-    """The language the captioner writes: its manifest's `language` (English for the released models, which have
-    none)."""
-    language = getattr(captioner, "language", None) or getattr(getattr(captioner, "manifest", None), "language", None)
-    return language if isinstance(language, str) and language else ENGLISH
+    """The language the captioner writes (Captioner.language: its manifest's, English for the released models)."""
+    return captioner.language or ENGLISH
 
 
 def wanted_pair(captioner) -> tuple[str, str] | None:
@@ -179,17 +177,19 @@ class CaptionTranslator:
     def __init__(self, folder: Path, threads: int | None = None):
         import sentencepiece
 
+        from .onnx_model import cores
+
         ctranslate2 = import_ctranslate2()
 
         self.folder = Path(folder)
         self.info = read_info(self.folder)
-        self.source_language, self.target_language = self.info.source_language, self.info.target_language
+        self.target_language = self.info.target_language
         try:
             tokenizers = {name: sentencepiece.SentencePieceProcessor(model_file=str(self.folder / name))
                           for name in {self.info.source_tokenizer, self.info.target_tokenizer}}
             self._source, self._target = tokenizers[self.info.source_tokenizer], tokenizers[self.info.target_tokenizer]
             model = str(self.folder / MODEL_FOLDER)
-            self.threads = threads or _cores()
+            self.threads = threads or cores()
             try:  # int8: a quarter of fp32's memory reads per token, and its kernels are the fastest here
                 self._model = ctranslate2.Translator(model, device="cpu", compute_type="int8", inter_threads=1,
                                                      intra_threads=self.threads)
@@ -200,10 +200,6 @@ class CaptionTranslator:
                                      "again with: captioner models import-translation FILE").format(
                 folder=self.folder, problem=first_line(exc)), first_line(exc)) from None
         self.seconds = 0.0  # the last call's time
-
-    @property
-    def pair(self) -> str:
-        return self.info.pair
 
     def pieces(self, text: str) -> list[str]:
         """The tokens the model reads for a sentence."""
@@ -255,10 +251,6 @@ def load_translator(models_dir: Path, source_language: str, target_language: str
     cannot be used."""
     folder = find_translation(models_dir, source_language, target_language)
     return CaptionTranslator(folder) if folder is not None else None
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class Translation:

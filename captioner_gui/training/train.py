@@ -299,8 +299,7 @@ def _train(emb: Path, out: Path, options: TrainOptions, run: Run, resume: bool, 
         raise CaptionerError(_("--freeze-lm cannot learn a new tokenizer's words: a pretrained GPT-2's word table "
                                "holds its own tokens. Leave out --freeze-lm (GPT-2 is then fine-tuned), or give "
                                "--tokenizer the folder of the tokenizer GPT-2 was trained with."))
-    tokenizer_dir = _tokenizer_folder(options, out, models_dir, [end_with_stop(c, language) for c in captions], run,
-                                      resume)
+    tokenizer_dir = _tokenizer_folder(options, out, models_dir, captions, language, run, resume)
     tokenizer = load_tokenizer(tokenizer_dir, " " + _("Get it with: captioner models download {name}").format(
         name="gpt2"))
     try:
@@ -494,16 +493,17 @@ def _inside(file: Path, folder: Path) -> str:
     return os.path.relpath(file, folder).replace(os.sep, "/")
 
 
-def _tokenizer_folder(options: TrainOptions, out: Path, models_dir: Path | None, captions: list[str], run: Run,
-                      resume: bool) -> Path:
+def _tokenizer_folder(options: TrainOptions, out: Path, models_dir: Path | None, captions: list[str], language: str,
+                      run: Run, resume: bool) -> Path:
     """The tokenizer's folder: the one named, GPT-2's in the models folder, or, for "bpe", one learned from the
-    training captions into the model's folder (by the first process; a resumed run keeps the one it began with)."""
+    training captions (in `language`, each ended as it is trained) into the model's folder (by the first process;
+    a resumed run keeps the one it began with)."""
     if options.tokenizer != BPE:
         return Path(options.tokenizer) if options.tokenizer else (models_dir or default_models_dir()) / TOKENIZER_FOLDER
     folder = out / "tokenizer"
     if not (resume and all((folder / name).is_file() for name in TOKENIZER_FILES)):
         if run.rank == 0:
-            train_bpe(captions, folder, options.vocab_size)
+            train_bpe([end_with_stop(c, language) for c in captions], folder, options.vocab_size)
         if run.world > 1:
             dist.barrier()
     return folder
