@@ -305,23 +305,23 @@ def _cpu_lines(results: dict) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------- describe
 
-SCREEN = (1366, 768)
+SCREEN, FULL_HD = (1366, 768), (1920, 1080)  # the second is read in four tiles (see ocr.tiles)
+SCREENS = (("text", 0, SCREEN), ("two_pictures", 2, SCREEN), ("text_full_hd", 0, FULL_HD))  # name, pictures, size
 DESCRIBE_STAGES = ("capture", "ocr_detection", "ocr_recognition", "pictures", "kind", "captions", "first_words",
                    "total")  # first_words: the short form is ready to say (the rest of the text is read after it)
 
 
-def benchmark_screen(pictures: int, seed: int = 0) -> Image.Image:
-    """A 1366x768 screenshot: a title bar, paragraphs of 14 px text, and `pictures` photo-like pictures (noise
-    under soft shapes, 300x200) beside the text. Timing depends on how much there is to read and see, not on
-    what it says."""
+def benchmark_screen(pictures: int, seed: int = 0, size: tuple[int, int] = SCREEN) -> Image.Image:
+    """A screenshot: a title bar, paragraphs of 14 px text, and `pictures` photo-like pictures (noise under soft
+    shapes, 300x200) beside the text. Timing depends on how much there is to read and see, not on what it says."""
     from PIL import ImageDraw, ImageFilter, ImageFont
 
     rng = __import__("random").Random(seed)
     words = ("the report for next week is attached please read it before the meeting on friday and send your "
              "comments to the team so that we can agree on the budget and the schedule").split()
-    screen = Image.new("RGB", SCREEN, (255, 255, 255))
+    screen = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(screen)
-    draw.rectangle((0, 0, SCREEN[0], 36), fill=(232, 232, 236))
+    draw.rectangle((0, 0, size[0], 36), fill=(232, 232, 236))
     font = ImageFont.load_default(size=14)
     text_left = 48 + (340 if pictures else 0)
     for index in range(pictures):
@@ -332,8 +332,9 @@ def benchmark_screen(pictures: int, seed: int = 0) -> Image.Image:
             blobs.ellipse((x, y, x + 60, y + 60), fill=tuple(rng.randrange(256) for _ in range(3)))
         screen.paste(noise.filter(ImageFilter.GaussianBlur(1)), (48, 60 + index * 240))
     y = 60
-    while y < SCREEN[1] - 30:
-        line = " ".join(rng.choice(words) for _ in range(14 if pictures else 20))
+    per_line = round((14 if pictures else 20) * size[0] / SCREEN[0])
+    while y < size[1] - 30:
+        line = " ".join(rng.choice(words) for _ in range(per_line))
         draw.text((text_left, y), line.capitalize(), font=font, fill=(20, 20, 20))
         y += 22 if rng.random() > 0.2 else 40
     return screen
@@ -341,8 +342,9 @@ def benchmark_screen(pictures: int, seed: int = 0) -> Image.Image:
 
 def run_describe_benchmark(model: str = "random", models_dir: Path | None = None, repeats: int = 3,
                            precision: str = "auto", device: str = "auto", report=lambda message: None) -> dict:
-    """From the picture of a 1366x768 screen to the words to speak, stage by stage: a screen of text, and one
-    with two pictures. With the random model, captions stop at 20 tokens (a real caption has 10 to 15)."""
+    """From the picture of a screen to the words to speak, stage by stage: a 1366x768 screen of text, one with two
+    pictures, and a 1920x1080 screen of text. With the random model, captions stop at 20 tokens (a real caption has
+    10 to 15)."""
     import resource
 
     from captioner_gui.engine.describe import Describer
@@ -363,8 +365,8 @@ def run_describe_benchmark(model: str = "random", models_dir: Path | None = None
         results = {"model": describer.captioner.name, "precision": describer.captioner.precision,
                    "device": describer.captioner.device_name, "threads": threads(describer.captioner),
                    "load_with_reader_s": round(load_seconds, 2)}
-        for name, pictures in (("text", 0), ("two_pictures", 2)):
-            screen = benchmark_screen(pictures)
+        for name, pictures, size in SCREENS:
+            screen = benchmark_screen(pictures, size=size)
             describer.describe(screen, Target.SCREEN, "Mail", options)  # warm-up
             runs = []
             for _ in range(repeats):
@@ -402,13 +404,14 @@ def _capture_seconds() -> float | None:
 
 def format_describe_table(results: dict) -> str:
     lines = [f"{results['model']}, {results['precision']} on {results['device']} ({results['threads']} threads), "
-             "a 1366x768 screen, medians in ms", "| stage | text only | two pictures |", "|---|---|---|"]
+             "medians in ms", "| stage | text, 1366x768 | two pictures, 1366x768 | text, 1920x1080 |",
+             "|---|---|---|---|"]
+    screens = [results[name] for name, _, _ in SCREENS]
     for stage in DESCRIBE_STAGES:
-        if stage in results["text"]:
-            lines.append(f"| {stage.replace('_', ' ')} | {results['text'][stage]} | {results['two_pictures'][stage]} |")
-    text, two = results["text"], results["two_pictures"]
-    lines.append(f"| lines, pictures found | {text['lines_found']}, {text['pictures_found']} | "
-                 f"{two['lines_found']}, {two['pictures_found']} |")
+        if stage in screens[0]:
+            lines.append(f"| {stage.replace('_', ' ')} | " + " | ".join(str(screen[stage]) for screen in screens) + " |")
+    found = [f"{screen['lines_found']}, {screen['pictures_found']}" for screen in screens]
+    lines.append("| lines, pictures found | " + " | ".join(found) + " |")
     lines.append(f"\nmodel and text reader load: {results['load_with_reader_s']} s; peak memory: "
                  f"{results['peak_memory_mb']} MB")
     return "\n".join(lines)

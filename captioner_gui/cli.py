@@ -220,8 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--device", choices=DEVICES, default="auto")
     benchmark.add_argument("--repeats", type=int, default=5)
     benchmark.add_argument("--describe", action="store_true",
-                           help=_("instead: a 1366x768 screenshot from capture to the words to speak, stage by stage "
-                                "(text reading, picture finding, captions), with and without pictures"))
+                           help=_("instead: screenshots (1366x768 with and without pictures, 1920x1080) from capture to "
+                                "the words to speak, stage by stage (text reading, picture finding, captions)"))
     benchmark.add_argument("--soak", type=int, metavar="N",
                            help=_("instead: describe N pictures in a row in the app's window (offscreen) and report "
                                 "memory and time per description at the start and at the end (e.g. 1000)"))

@@ -8,6 +8,7 @@ page of text, and the right reading order.
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -68,6 +69,32 @@ def test_english_text_is_read_in_order(reader, size, theme):
     assert error_rate(screen.lines, read) <= 0.05, read
     assert len(read) == len(screen.lines)
     assert [error_rate([want], [got]) < 0.2 for want, got in zip(screen.lines, read)] == [True] * len(read)
+
+
+@pytest.mark.parametrize("screen,script", [((1920, 1080), "latin"), ((1600, 900), "chinese")])
+def test_a_screen_larger_than_a_tile_is_read_whole(reader, screen, script):
+    """Read tile by tile: the lines that a tile's edge cuts in two (at 11 px, where the detector finds the two halves
+    at different heights) are said once, whole and in order."""
+    from captioner_gui.engine.ocr import TILE, tiles
+
+    page = text_page(11 if script == "latin" else 16, "light", screen=screen, script=script, seed=11)
+    assert len(tiles(*screen)) > 1 and all(r - l <= TILE[0] and b - t <= TILE[1] for l, t, r, b in tiles(*screen))
+    read = read_lines(reader, page.image)
+    assert len(read) == len(page.lines), read
+    assert error_rate(page.lines, read) <= (0.05 if script == "latin" else 0.08), read
+
+
+def test_tiles_cover_the_picture_and_overlap():
+    from captioner_gui.engine.ocr import TILE, TILE_OVERLAP, tiles
+
+    for width, height in [(1366, 768), (1920, 1080), (2560, 1440), (3000, 2000)]:
+        covered = np.zeros((height, width), dtype=np.uint8)
+        for left, top, right, bottom in tiles(width, height):
+            assert right - left <= TILE[0] and bottom - top <= TILE[1]
+            covered[top:bottom, left:right] += 1
+        assert covered.min() >= 1
+        if width > TILE[0]:  # neighbours share TILE_OVERLAP columns: a line of up to that height is whole in one
+            assert (covered[0] > 1).sum() >= TILE_OVERLAP
 
 
 def test_chinese_and_mixed_text_are_read(reader):

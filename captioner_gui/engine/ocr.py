@@ -164,27 +164,34 @@ TILE_OVERLAP = 96  # pixels shared by neighbouring tiles: a line cut by one tile
 
 
 def tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """(left, top, right, bottom) of the tiles that cover a picture, evenly spread, overlapping."""
+    """(left, top, right, bottom) of the tiles that cover a picture: as few as TILE allows, each only as large as
+    that count needs, overlapping by TILE_OVERLAP (a 1920x1080 screen: four tiles of 1008x588, half the pixels of
+    four 1366x800 tiles, read in half the time and no line lost on the test screens)."""
     def spans(length: int, tile: int) -> list[tuple[int, int]]:
         if length <= tile:
             return [(0, length)]
         count = -(-(length - TILE_OVERLAP) // (tile - TILE_OVERLAP))
-        step = (length - tile) / (count - 1)
-        return [(round(i * step), round(i * step) + tile) for i in range(count)]
+        size = -(-(length + (count - 1) * TILE_OVERLAP) // count)
+        starts = [min(i * (size - TILE_OVERLAP), length - size) for i in range(count)]
+        return [(start, start + size) for start in starts]
 
     return [(x0, y0, x1, y1) for y0, y1 in spans(height, TILE[1]) for x0, x1 in spans(width, TILE[0])]
 
 
 def join_pieces(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """Boxes found twice (in two tiles' overlap) or cut in two by a tile's edge, joined into one per line: two boxes
-    are one line where they share most of their height and overlap or touch side by side."""
+    are one line where they share most of their height and overlap or touch side by side, or where they overlap
+    side by side (as the two halves of a line cut by a tile's edge do, in the tiles' overlap) and one's height lies
+    within the other's (the detector may find the half cut through its letters lower than the other)."""
     joined: list[list[int]] = []
     for x, y, w, h in sorted(boxes):
         for other in joined:
             ox, oy, ow, oh = other
             shared = min(y + h, oy + oh) - max(y, oy)
             alike = max(h, oh) <= 1.5 * min(h, oh)  # a line is never joined with a block the detector misread
-            if alike and shared >= 0.6 * min(h, oh) and x <= ox + ow + 0.3 * min(h, oh) and ox <= x + w:
+            touching = alike and shared >= 0.6 * min(h, oh) and x <= ox + ow + 0.3 * min(h, oh) and ox <= x + w
+            overlapping = min(x + w, ox + ow) - max(x, ox) >= min(h, oh) and shared >= min(h, oh) - 2
+            if touching or overlapping:
                 right, bottom = max(ox + ow, x + w), max(oy + oh, y + h)
                 other[0], other[1] = min(ox, x), min(oy, y)
                 other[2], other[3] = right - other[0], bottom - other[1]
