@@ -107,3 +107,31 @@ def test_caption_stops_after_the_full_stop(tmp_path, images):
     assert greedy.text.endswith(".")
     [beam] = model.caption(images[:1], DecodeOptions(method="beam", beam_size=3))
     assert beam.tokens == reference_beam(built.reference, reference_prefix(built, images[0]), STOP, 3)
+
+
+def test_captions_that_ended_leave_the_batch(tmp_path, images):
+    """A caption (or a beam) that reached its full stop takes no further steps: the rows a step computes shrink as
+    captions end, and every caption is still the one the reference's loops give."""
+    from builders import build_model_folder, swap_token_rows
+
+    built = build_model_folder(tmp_path / "stops", seed=3)
+    free = reference_greedy(built.reference, reference_prefix(built, images[0]), STOP, 12)
+    k = next(i for i in range(2, 12) if free[i] not in free[:i])
+    swap_token_rows(built, STOP, free[k])  # the first image's greedy caption now ends at step k
+    model = load_model(str(built.folder), device="cpu", precision="fp32")
+    rows_per_step = []
+    step = model.lm.step
+    model.lm.step = lambda tokens, cache: (rows_per_step.append(len(tokens)), step(tokens, cache))[1]
+
+    greedy = model.caption(images, DecodeOptions(method="greedy", max_tokens=20))
+    assert greedy[0].tokens == free[:k] + [STOP]
+    for image, result in zip(images, greedy):
+        assert result.tokens == reference_greedy(built.reference, reference_prefix(built, image), STOP, 20)
+    assert rows_per_step[0] == len(images) and rows_per_step[-1] < len(images)
+    assert rows_per_step == sorted(rows_per_step, reverse=True)
+
+    rows_per_step.clear()
+    beams = model.caption(images[:2], DecodeOptions(method="beam", beam_size=3, max_tokens=20))
+    for image, result in zip(images, beams):
+        assert result.tokens == reference_beam(built.reference, reference_prefix(built, image), STOP, 3, 20)
+    assert max(rows_per_step) <= 2 * 3 and min(rows_per_step) < 2 * 3

@@ -1,7 +1,9 @@
 """Caption decoding from prefix embeddings: greedy, beam search and nucleus sampling.
 
 All three keep GPT-2's key/value cache (each step feeds one new token instead of the whole sequence) and run
-a batch of images at once. Their results match the reference implementation's loops token for token:
+a batch of images at once; a row that reached the stop token (a caption, or a beam) leaves the batch, so that the
+steps after it cost only the rows still running. Their results match the reference implementation's loops token
+for token:
 - greedy: argmax each step, stop after the stop token (".", or "。" for a model that writes Chinese: the caller
   passes the id of its model's language's stop, see tokenizer.stop_token_id) or the token limit;
 - beam: beams ranked by total log-probability / length, a beam stops at the stop token;
@@ -47,7 +49,7 @@ class Backend(Protocol):
         ...
 
     def reorder(self, cache: Any, rows: np.ndarray) -> Any:
-        """Keeps the rows named, in that order (beam search picks which beams go on)."""
+        """Keeps the rows named, in that order (beam search picks which beams go on; rows that stopped leave)."""
         ...
 
 
@@ -95,7 +97,7 @@ def decode(lm: Backend, prefix, stop_token: int, options: DecodeOptions) -> list
 
 
 def greedy(lm: Backend, prefix, stop_token: int, max_tokens: int) -> list[Decoded]:
-    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits: logits.argmax(axis=-1))
+    return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, lambda logits, rows: logits.argmax(axis=-1))
 
 
 def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size: int,
@@ -111,18 +113,21 @@ def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size
     lengths = np.ones(batch * width, dtype=np.float32)
     stopped = tokens[:, 0] == stop_token
     cache = lm.repeat(cache, width)
+    running = np.flatnonzero(~stopped)  # the rows the cache holds, in its order: a stopped beam needs no more steps
+    cache = lm.reorder(cache, running) if len(running) < len(stopped) else cache
     row_offsets = (np.arange(batch) * width)[:, None]
     for _ in range(max_tokens - 1):
         if stopped.all():
             break
-        logits, cache = lm.step(tokens[:, -1], cache)
+        logits, cache = lm.step(tokens[running, -1], cache)
         # Only a beam's `width` best tokens can be among its image's `width` best continuations: those are scored.
-        logits = logits / temperature
-        candidates, logprobs = best_tokens(logits, width)
-        logprobs -= log_sum_exp(logits)
         # A stopped beam can only be continued by a filler token (id 0) that costs nothing and is cut off later.
-        candidates[stopped], logprobs[stopped] = 0, -np.inf
-        logprobs[stopped, 0] = 0.0
+        candidates = np.zeros((len(stopped), width), dtype=np.int64)
+        logprobs = np.full((len(stopped), width), -np.inf, dtype=np.float32)
+        logprobs[:, 0] = 0.0
+        logits = logits / temperature
+        candidates[running], logprobs[running] = best_tokens(logits, width)
+        logprobs[running] -= log_sum_exp(logits)
         totals = scores[:, None] + logprobs
         new_lengths = lengths + (~stopped)
         averages = (totals / new_lengths[:, None]).reshape(batch, width * width)
@@ -133,7 +138,12 @@ def beam_search(lm: Backend, prefix, stop_token: int, max_tokens: int, beam_size
         scores = best.reshape(-1) * lengths
         tokens = np.concatenate((tokens[source], next_tokens[:, None]), axis=1)
         stopped = stopped[source] | (next_tokens == stop_token)
-        cache = lm.reorder(cache, source)
+        # A running beam comes from a running one (a stopped beam's only continuation is stopped too).
+        place = np.empty(len(stopped), dtype=np.int64)
+        place[running] = np.arange(len(running))
+        running = np.flatnonzero(~stopped)
+        if len(running):
+            cache = lm.reorder(cache, place[source[running]])
     averages = (scores / lengths).reshape(batch, width)
     order = np.argsort(-averages, axis=-1, kind="stable")  # best first; ties: the first beam
     ranked = np.take_along_axis(averages, order, axis=-1)
@@ -152,7 +162,7 @@ def nucleus(lm: Backend, prefix, stop_token: int, max_tokens: int, top_p: float,
     seed = secrets.randbits(31) if seed is None else seed
     generators = [np.random.default_rng(seed) for _ in range(prefix.shape[0])]
 
-    def sample(logits: np.ndarray) -> np.ndarray:
+    def sample(logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
         scaled = logits / temperature
         probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
         probs /= probs.sum(axis=-1, keepdims=True)
@@ -160,33 +170,34 @@ def nucleus(lm: Backend, prefix, stop_token: int, max_tokens: int, top_p: float,
         sorted_probs = np.take_along_axis(probs, order, axis=-1)
         outside = np.cumsum(sorted_probs, axis=-1) - sorted_probs >= top_p  # the first token is always kept
         kept = np.cumsum(np.where(outside, 0.0, sorted_probs), axis=-1)
-        picks = [int(np.searchsorted(row, g.random() * row[-1], side="right")) for row, g in zip(kept, generators)]
+        picks = [int(np.searchsorted(row, generators[image].random() * row[-1], side="right"))
+                 for row, image in zip(kept, rows)]
         return order[np.arange(len(picks)), np.minimum(picks, order.shape[-1] - 1)]
 
     return _one_token_at_a_time(lm, prefix, stop_token, max_tokens, sample)
 
 
 def _one_token_at_a_time(lm: Backend, prefix, stop_token: int, max_tokens: int,
-                         choose: Callable[[np.ndarray], np.ndarray]) -> list[Decoded]:
-    """One sequence per image; `choose` picks each next token from the logits. A row that reached the stop
-    token keeps running with the others, but its tokens after the stop are cut and not scored."""
+                         choose: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> list[Decoded]:
+    """One sequence per image; `choose` picks each next token from the logits of the rows still running (and is
+    told which rows those are). A row that reached the stop token leaves the batch."""
     batch = prefix.shape[0]
     logits, cache = lm.start(prefix, max_tokens)
-    rows = np.arange(batch)
-    tokens = np.empty((batch, 0), dtype=np.int64)
+    running = np.arange(batch)  # the rows the cache holds, in its order
+    tokens = np.zeros((batch, max_tokens), dtype=np.int64)
     logprob_sum = np.zeros(batch, dtype=np.float32)
     lengths = np.zeros(batch, dtype=np.int64)
-    stopped = np.zeros(batch, dtype=bool)
     for step in range(max_tokens):
-        next_tokens = choose(logits).astype(np.int64)
-        running = ~stopped
-        logprobs = log_softmax(logits)[rows, next_tokens]
-        logprob_sum += np.where(running, logprobs, 0.0).astype(np.float32)
-        lengths += running
-        tokens = np.concatenate((tokens, next_tokens[:, None]), axis=1)
-        stopped |= next_tokens == stop_token
-        if stopped.all() or step == max_tokens - 1:
+        next_tokens = choose(logits, running).astype(np.int64)
+        tokens[running, step] = next_tokens
+        logprob_sum[running] += logits[np.arange(len(running)), next_tokens] - log_sum_exp(logits)[:, 0]
+        lengths[running] += 1
+        going_on = next_tokens != stop_token
+        if not going_on.any() or step == max_tokens - 1:
             break
+        if not going_on.all():
+            cache = lm.reorder(cache, np.flatnonzero(going_on))
+            running, next_tokens = running[going_on], next_tokens[going_on]
         logits, cache = lm.step(next_tokens, cache)
     return _collect(tokens, lengths, logprob_sum / np.maximum(lengths, 1))
 

@@ -39,7 +39,11 @@ class KVCache:
         self.values = [v.repeat_interleave(repeats, dim=0) for v in self.values]
 
     def reorder_cache(self, rows: torch.Tensor) -> None:
-        """Keeps the rows named, in that order (beam search picks which beams go on)."""
+        """Keeps the rows named, in that order (beam search picks which beams go on; rows that stopped leave)."""
+        if len(rows) != self.keys[0].shape[0]:
+            self.keys = [k[rows] for k in self.keys]
+            self.values = [v[rows] for v in self.values]
+            return
         n = self.length
         for layer in range(len(self.keys)):
             self.keys[layer][:, :, :n] = self.keys[layer][rows, :, :n]
