@@ -120,13 +120,16 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
 def session(path: Path, spin: bool = False):
     """An onnxruntime session on the CPU with every graph optimisation (MLAS's fused int8 matrix products).
     Without `spin`, its threads sleep between calls instead of spinning: spinning threads would take the cores
-    from the next graph (CLIP's towers run just before GPT-2). GPT-2's own, called step after step, spin."""
+    from the next graph (CLIP's towers run just before GPT-2). GPT-2's own, called step after step, spin while a
+    step runs, and stop when it returns: left spinning after a call, they took the cores from the next call of
+    the other graph (GPT-2's other one, CLIP's), which then took twice as long when the two alternated."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: onnxruntime warns about graph details a user cannot act on
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
     options.intra_op_num_threads = cores()  # onnxruntime's own count used one of two cores here
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
