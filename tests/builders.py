@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from reference_clipcap import ClipCaptionModel
+from reference_clipcap import ClipCaptionModel, reference_greedy
 
 def noise_image(seed: int, size=(64, 48)) -> Image.Image:
     """A picture of random pixels (never blank to the guard), the same for the same seed."""
@@ -250,3 +250,15 @@ def pretrain_lm(captions: list[str], tokenizer_folder: Path, config: Path, out: 
             optimizer.step()
     lm.save_pretrained(str(out))
     return out
+
+
+def build_model_that_stops(folder: Path, image, stop: int = 13) -> tuple[BuiltModel, list[int], int]:
+    """A model whose greedy caption of `image` ends after k words: the full stop swapped with the first word that
+    the caption uses for the first time at step k (2 <= k < 12). Returns the model, the caption it gave before the
+    swap and k."""
+    built = build_model_folder(folder, seed=3)
+    free = reference_greedy(built.reference, reference_prefix(built, image), stop, 12)
+    k = next(i for i in range(2, 12) if free[i] not in free[:i])
+    assert stop not in free[:k + 1]
+    swap_token_rows(built, stop, free[k])
+    return built, free, k

@@ -76,8 +76,8 @@ def test_gpt2_s_graph_follows_fp32_step_after_step_with_its_cache(tiny_transform
 
 def test_a_batch_captions_as_one_picture_at_a_time(tiny_mlp):
     """Greedy decodes a row or two with GPT-2's graph for one row, whose int8 rows are independent: the same
-    captions. Beams run on the graph for several rows, which quantizes activations per call, so a batch can
-    (rarely) word a caption differently from the picture alone."""
+    captions. Beams run on the graph for several rows while more than two run, which quantizes activations per
+    call, so a batch can (rarely) word a caption differently from the picture alone."""
     model = load_model(str(tiny_mlp.folder), device="cpu")
     images = pictures()
     for options, alike in ((DecodeOptions(method="greedy", max_tokens=10), len(images)),
@@ -86,6 +86,28 @@ def test_a_batch_captions_as_one_picture_at_a_time(tiny_mlp):
         alone = [model.caption([image], options)[0] for image in images]
         assert sum(a.tokens == b.tokens for a, b in zip(together, alone)) >= alike, options.method
         assert [c.kind for c in together] == [c.kind for c in alone]
+
+
+def test_captions_that_end_leave_gpt2_s_graphs(tmp_path):
+    """A caption that ended takes no more steps: the rows fed to GPT-2's graphs shrink (the last beams running
+    move to the graph for one row), and greedy captions of two pictures are still each picture's own."""
+    from builders import build_model_that_stops
+
+    images = pictures()
+    build_model_that_stops(tmp_path / "stops", images[0])
+    model = load_model(str(tmp_path / "stops"), device="cpu")
+    assert isinstance(model, OnnxCaptioner)
+    rows = []
+    step = model.lm.step
+    model.lm.step = lambda tokens, cache: (rows.append(len(tokens)), step(tokens, cache))[1]
+    options = DecodeOptions(method="greedy", max_tokens=20)
+    together = model.caption(images[:2], options)
+    assert together[0].tokens[-1] == 13 and len(together[0].tokens) < 20  # the full stop
+    assert rows[0] == 2 and min(rows) == 1
+    assert [c.tokens for c in together] == [model.caption([image], options)[0].tokens for image in images[:2]]
+    rows.clear()
+    beams = model.caption(images[:2], DecodeOptions(beam_size=3, max_tokens=20))
+    assert all(c.tokens for c in beams) and min(rows) < 2 * 3
 
 
 def test_the_caption_runs_without_importing_torch(tiny_mlp, tmp_path):

@@ -94,13 +94,9 @@ def test_score_is_the_mean_log_probability(built_and_loaded, images):
 
 def test_caption_stops_after_the_full_stop(tmp_path, images):
     """Swapping '.' with a token the greedy caption first uses at step k makes it stop right there."""
-    from builders import build_model_folder, swap_token_rows
+    from builders import build_model_that_stops
 
-    built = build_model_folder(tmp_path / "stops", seed=3)
-    free = reference_greedy(built.reference, reference_prefix(built, images[0]), STOP, 12)
-    k = next(i for i in range(2, 12) if free[i] not in free[:i])
-    assert STOP not in free[:k + 1]
-    swap_token_rows(built, STOP, free[k])
+    built, free, k = build_model_that_stops(tmp_path / "stops", images[0], STOP)
     model = load_model(str(built.folder), device="cpu", precision="fp32")
     [greedy] = model.caption(images[:1], DecodeOptions(method="greedy"))
     assert greedy.tokens == free[:k] + [STOP]
@@ -112,12 +108,9 @@ def test_caption_stops_after_the_full_stop(tmp_path, images):
 def test_captions_that_ended_leave_the_batch(tmp_path, images):
     """A caption (or a beam) that reached its full stop takes no further steps: the rows a step computes shrink as
     captions end, and every caption is still the one the reference's loops give."""
-    from builders import build_model_folder, swap_token_rows
+    from builders import build_model_that_stops
 
-    built = build_model_folder(tmp_path / "stops", seed=3)
-    free = reference_greedy(built.reference, reference_prefix(built, images[0]), STOP, 12)
-    k = next(i for i in range(2, 12) if free[i] not in free[:i])
-    swap_token_rows(built, STOP, free[k])  # the first image's greedy caption now ends at step k
+    built, free, k = build_model_that_stops(tmp_path / "stops", images[0], STOP)  # the first caption ends at k
     model = load_model(str(built.folder), device="cpu", precision="fp32")
     rows_per_step = []
     step = model.lm.step

@@ -30,6 +30,28 @@ def test_lean_gpt2_in_fp32_matches_transformers(variant, request, images):
                 == [d.tokens for d in beam_search(lean, prefix, 13, 20, 4)])
 
 
+def test_lean_gpt2_follows_transformers_as_captions_end(tmp_path, images):
+    """Captions and beams that end leave the batch: the lean GPT-2's cache shrinks (or grows, when a beam goes on
+    twice) with them and keeps giving transformers' captions."""
+    from builders import build_model_that_stops
+
+    built, _, _ = build_model_that_stops(tmp_path / "stops", images[0])
+    model = load_model(str(built.folder), device="cpu", precision="fp32")
+    exact = PrefixLM(model.clipcap.gpt)
+    lean = FastPrefixLM(FastGPT2.from_transformers(model.clipcap.gpt))
+    rows = []
+    step = lean.step
+    lean.step = lambda tokens, cache: (rows.append(len(tokens)), step(tokens, cache))[1]
+    prefix = torch.cat([reference_prefix(built, image) for image in images])
+    with torch.inference_mode():
+        assert [d.tokens for d in greedy(exact, prefix, 13, 20)] == [d.tokens for d in greedy(lean, prefix, 13, 20)]
+        assert min(rows) < len(images)
+        rows.clear()
+        assert ([d.tokens for d in beam_search(exact, prefix[:2], 13, 20, 3)]
+                == [d.tokens for d in beam_search(lean, prefix[:2], 13, 20, 3)])
+        assert min(rows) < 2 * 3
+
+
 def test_int8_is_the_cpu_default_and_stays_close(tiny_mlp, images):
     fast = load_model(str(tiny_mlp.folder), device="cpu")
     exact = load_model(str(tiny_mlp.folder), device="cpu", precision="fp32")

@@ -97,6 +97,22 @@ def test_tiles_cover_the_picture_and_overlap():
             assert (covered[0] > 1).sum() >= TILE_OVERLAP
 
 
+def test_the_halves_of_a_cut_line_are_joined_and_nothing_else():
+    from captioner_gui.engine.ocr import join_pieces
+
+    # Found on a 1920x1080 screen: a line cut at a tile's right edge, its second half (cut at the next tile's left
+    # edge) found lower, 15 against 24 px; on a 2560x1440 screen, a line's top cut off by a tile's bottom edge.
+    assert join_pieces([(41, 456, 966, 24), (912, 462, 559, 15)], [True, True]) == [(41, 456, 1430, 24)]
+    assert join_pieces([(41, 749, 1700, 25), (1233, 755, 511, 12)], [False, True]) == [(41, 749, 1703, 25)]
+    apart = [[(48, 60, 300, 200), (60, 230, 200, 18)],  # a photo, and a line of text over it
+             [(0, 0, 600, 36), (100, 10, 200, 16)],  # a block the detector misread, and a line in it
+             [(0, 0, 400, 18), (0, 14, 400, 18)],  # two lines set tightly
+             [(0, 0, 400, 40), (10, 30, 300, 14)]]  # a heading, and a line just under it
+    for boxes in apart:
+        assert join_pieces(boxes) == join_pieces(boxes, [False, False]) == boxes
+    assert join_pieces(apart[2], [True, True]) == apart[2]  # tight lines stay apart at a tile's edge too
+
+
 def test_chinese_and_mixed_text_are_read(reader):
     from captioner_gui.engine.layout import read_in_order
 

@@ -49,7 +49,8 @@ class Backend(Protocol):
         ...
 
     def reorder(self, cache: Any, rows: np.ndarray) -> Any:
-        """Keeps the rows named, in that order (beam search picks which beams go on; rows that stopped leave)."""
+        """Keeps the rows named, in that order, repeats allowed: beam search picks which beams go on (a beam can go
+        on twice), and rows that stopped leave, so the count of rows can change either way."""
         ...
 
 

@@ -39,7 +39,8 @@ class KVCache:
         self.values = [v.repeat_interleave(repeats, dim=0) for v in self.values]
 
     def reorder_cache(self, rows: torch.Tensor) -> None:
-        """Keeps the rows named, in that order (beam search picks which beams go on; rows that stopped leave)."""
+        """Keeps the rows named, in that order, repeats allowed (decoding.Backend.reorder): in place while the count
+        of rows stays, in new buffers when it changes (rows that stopped leave; a beam can go on twice)."""
         if len(rows) != self.keys[0].shape[0]:
             self.keys = [k[rows] for k in self.keys]
             self.values = [v[rows] for v in self.values]
