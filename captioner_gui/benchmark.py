@@ -20,11 +20,11 @@ from pathlib import Path
 from PIL import Image
 
 from captioner_gui.engine.decoding import DecodeOptions, beam_search, greedy
-from captioner_gui.engine.onnx_model import cores, uses_cpu_form
+from captioner_gui.engine.onnx_model import uses_cpu_form
 from captioner_gui.engine.options import Target
 from captioner_gui.engine.decoding import max_logit_error
 from captioner_gui.engine.store import load_model
-from captioner_gui.machine import cpu_name, read_bandwidth, vector_features
+from captioner_gui.machine import cores, cpu_name, read_bandwidth, vector_features
 
 NEVER = -1  # a stop token no model produces: every caption runs to the token limit
 TOKENS = 20

@@ -1,4 +1,4 @@
-"""What the CPU is, and how fast its cores together read memory.
+"""What the CPU is, how many of its cores this process may use, and how fast they together read memory.
 
 Decoding a caption reads every weight once per token, so a decoding step can be no faster than its bytes read at
 the memory's bandwidth: `captioner benchmark` compares the two. Standard library and numpy only, so that this
@@ -35,6 +35,11 @@ FEATURES = (
     ("I8MM", (), ("i8mm",)),
     ("SVE", ("SVE",), ("sve",)),
 )
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def cpu_name() -> str:

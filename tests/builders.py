@@ -262,3 +262,11 @@ def build_model_that_stops(folder: Path, image, stop: int = 13) -> tuple[BuiltMo
     assert stop not in free[:k + 1]
     swap_token_rows(built, stop, free[k])
     return built, free, k
+
+
+def record_rows(backend) -> list[int]:
+    """The rows each later `step` of a decoding back end is fed, in order (the list fills as it decodes)."""
+    rows: list[int] = []
+    step = backend.step
+    backend.step = lambda tokens, cache: (rows.append(len(tokens)), step(tokens, cache))[1]
+    return rows

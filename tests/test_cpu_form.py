@@ -91,15 +91,13 @@ def test_a_batch_captions_as_one_picture_at_a_time(tiny_mlp):
 def test_captions_that_end_leave_gpt2_s_graphs(tmp_path):
     """A caption that ended takes no more steps: the rows fed to GPT-2's graphs shrink (the last beams running
     move to the graph for one row), and greedy captions of two pictures are still each picture's own."""
-    from builders import build_model_that_stops
+    from builders import build_model_that_stops, record_rows
 
     images = pictures()
     build_model_that_stops(tmp_path / "stops", images[0])
     model = load_model(str(tmp_path / "stops"), device="cpu")
     assert isinstance(model, OnnxCaptioner)
-    rows = []
-    step = model.lm.step
-    model.lm.step = lambda tokens, cache: (rows.append(len(tokens)), step(tokens, cache))[1]
+    rows = record_rows(model.lm)
     options = DecodeOptions(method="greedy", max_tokens=20)
     together = model.caption(images[:2], options)
     assert together[0].tokens[-1] == 13 and len(together[0].tokens) < 20  # the full stop

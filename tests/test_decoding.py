@@ -108,13 +108,11 @@ def test_caption_stops_after_the_full_stop(tmp_path, images):
 def test_captions_that_ended_leave_the_batch(tmp_path, images):
     """A caption (or a beam) that reached its full stop takes no further steps: the rows a step computes shrink as
     captions end, and every caption is still the one the reference's loops give."""
-    from builders import build_model_that_stops
+    from builders import build_model_that_stops, record_rows
 
     built, free, k = build_model_that_stops(tmp_path / "stops", images[0], STOP)  # the first caption ends at k
     model = load_model(str(built.folder), device="cpu", precision="fp32")
-    rows_per_step = []
-    step = model.lm.step
-    model.lm.step = lambda tokens, cache: (rows_per_step.append(len(tokens)), step(tokens, cache))[1]
+    rows_per_step = record_rows(model.lm)
 
     greedy = model.caption(images, DecodeOptions(method="greedy", max_tokens=20))
     assert greedy[0].tokens == free[:k] + [STOP]

@@ -33,15 +33,13 @@ def test_lean_gpt2_in_fp32_matches_transformers(variant, request, images):
 def test_lean_gpt2_follows_transformers_as_captions_end(tmp_path, images):
     """Captions and beams that end leave the batch: the lean GPT-2's cache shrinks (or grows, when a beam goes on
     twice) with them and keeps giving transformers' captions."""
-    from builders import build_model_that_stops
+    from builders import build_model_that_stops, record_rows
 
     built, _, _ = build_model_that_stops(tmp_path / "stops", images[0])
     model = load_model(str(built.folder), device="cpu", precision="fp32")
     exact = PrefixLM(model.clipcap.gpt)
     lean = FastPrefixLM(FastGPT2.from_transformers(model.clipcap.gpt))
-    rows = []
-    step = lean.step
-    lean.step = lambda tokens, cache: (rows.append(len(tokens)), step(tokens, cache))[1]
+    rows = record_rows(lean)
     prefix = torch.cat([reference_prefix(built, image) for image in images])
     with torch.inference_mode():
         assert [d.tokens for d in greedy(exact, prefix, 13, 20)] == [d.tokens for d in greedy(lean, prefix, 13, 20)]

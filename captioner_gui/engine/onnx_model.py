@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from captioner_gui.i18n import _
+from captioner_gui.machine import cores
 
 from .captioner import Captioner
 from .errors import CaptionerError, first_line
@@ -132,11 +132,6 @@ def session(path: Path, spin: bool = False):
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.intra_op_num_threads = cores()  # onnxruntime's own count used one of two cores here
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class OnnxGPT2:

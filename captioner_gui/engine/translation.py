@@ -177,7 +177,7 @@ class CaptionTranslator:
     def __init__(self, folder: Path, threads: int | None = None):
         import sentencepiece
 
-        from .onnx_model import cores
+        from captioner_gui.machine import cores
 
         ctranslate2 = import_ctranslate2()
 
