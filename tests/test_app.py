@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from captioner_gui.engine.options import DecodeOptions
@@ -500,3 +500,39 @@ def test_the_first_load_on_the_cpu_says_the_model_is_being_prepared(qtbot, tiny_
         assert running.window.status_label.text().startswith("Ready")  # the note gave way to the result
     finally:
         stop_app(running)
+
+
+def test_at_200_percent_settings_scroll_only_down_and_show_the_control_a_shortcut_reaches(app, qtbot):
+    """At 200% Settings is taller than a laptop's screen (640x400 of Qt's pixels). It scrolls down, never sideways
+    (where a label's start would be out of view): a field goes below its label where the two do not fit, and each
+    shortcut is shown whole. The control that Alt+letter reaches, far below, is scrolled into view as Tab's would
+    be; the user must see what has the focus."""
+    from PySide6.QtCore import QPoint, QRect
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QScrollArea
+
+    from captioner_gui.app import appearance
+    from captioner_gui.app.settings_dialog import SettingsDialog
+
+    def in_view(area, widget) -> bool:
+        return area.viewport().rect().contains(QRect(widget.mapTo(area.viewport(), QPoint(0, 0)), widget.size()))
+
+    app.window.change_text_size(200 - app.window.settings.text_size)
+    dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
+    try:
+        dialog.resize(640, 400)
+        dialog.show()
+        dialog.activateWindow()
+        qtbot.waitUntil(dialog.isActiveWindow)
+        [area] = dialog.findChildren(QScrollArea)
+        assert area.horizontalScrollBar().maximum() == 0 and area.verticalScrollBar().maximum() > 0
+        region = dialog.hotkeys["region"]
+        shortcut = region.keySequence().toString(QKeySequence.SequenceFormat.NativeText)
+        assert region.width() > region.fontMetrics().horizontalAdvance(shortcut) + region.fontMetrics().height()
+        assert not in_view(area, region)  # the last group, below what the dialog shows when it opens
+        QTest.keyClick(dialog, Qt.Key.Key_G, Qt.KeyboardModifier.AltModifier)  # "Describe a re&gion:"
+        assert region.isAncestorOf(QApplication.focusWidget()) or QApplication.focusWidget() is region
+        qtbot.waitUntil(lambda: in_view(area, region), timeout=2000)
+    finally:
+        dialog.deleteLater()
+        appearance.apply("system", 100)

@@ -9,12 +9,14 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFrame, QLabel, QProgressBar, QPushButton,
-                               QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+                               QWidget)
 from tqdm import tqdm
 
 from captioner_gui.engine.store import human_size
 from captioner_gui.i18n import _
+
+from .appearance import ScrollingPane
 
 WEIGHT_PATTERNS = "*.pt *.pth *.safetensors *.bin"
 PREFERRED_WIDTH = 600  # pixels, where the screen has them (at 200% a laptop's screen is 640 of Qt's pixels wide)
@@ -102,11 +104,7 @@ class ModelSetupDialog(QDialog):
         for widget in (self.intro, self.files, self.progress, self.message):
             words.addWidget(widget)
         words.addStretch()
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.scroll.setWidget(content)
+        self.scroll = ScrollingPane(content)
         layout = QVBoxLayout(self)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.buttons)

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QScrollArea, QSlider,
+                               QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QSlider,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from captioner_gui import i18n
@@ -17,6 +17,7 @@ from captioner_gui.engine.options import Target
 from captioner_gui.i18n import N_, _
 
 from . import language
+from .appearance import ScrollingPane
 from .settings import DEFAULT_HOTKEYS, Settings
 from .speech import Speaker
 
@@ -31,6 +32,14 @@ def _named(widget: QWidget, name: str, description: str = "") -> QWidget:
     widget.setAccessibleName(name)
     widget.setAccessibleDescription(description)
     return widget
+
+
+def _form(box: QWidget | None = None) -> QFormLayout:
+    """A form whose fields go below their labels where the two do not fit side by side (200% text on a laptop):
+    nothing then needs scrolling sideways, where a label's start would be out of view."""
+    form = QFormLayout(box)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    return form
 
 
 def plain(label: str) -> str:
@@ -74,7 +83,7 @@ class SettingsDialog(QDialog):
         self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
         # Translators: a group of settings (the model, its decoding and device).
         model_box = QGroupBox(_("Model"))
-        model_form = QFormLayout(model_box)
+        model_form = _form(model_box)
         model_label = QLabel(_("&Model:"))
         model_label.setBuddy(self.model)
         model_form.addRow(model_label, model_row)
@@ -91,6 +100,9 @@ class SettingsDialog(QDialog):
                                         _("Send descriptions to NVDA, JAWS or Orca instead of the app's own voice."))
         self.use_screen_reader.setChecked(settings.use_screen_reader)
         self.voice = _named(QComboBox(), _("Voice"))
+        # As wide as a short name, not the longest voice's (a list open shows each whole; a screen reader reads it).
+        self.voice.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.voice.setMinimumContentsLength(16)
         self.voice.addItem(_("Default voice"), "")
         for voice in speaker.voices(timeout=5):
             self.voice.addItem(voice.name, voice.id)
@@ -107,7 +119,7 @@ class SettingsDialog(QDialog):
         self.volume.setValue(settings.volume)
         # Translators: a group of settings.
         speech_box = QGroupBox(_("Speech"))
-        speech_form = QFormLayout(speech_box)
+        speech_form = _form(speech_box)
         speech_form.addRow(self.speech)
         speech_form.addRow(self.use_screen_reader)
         speech_form.addRow(_("V&oice:"), self.voice)
@@ -135,7 +147,7 @@ class SettingsDialog(QDialog):
         self.keep_screen_pictures.setChecked(settings.keep_screen_pictures)
         self.history.toggled.connect(self._history_toggled)
         self._history_toggled(settings.history)
-        history_form = QFormLayout()
+        history_form = _form()
         history_label = QLabel(_("&History size:"))
         history_label.setBuddy(self.history_limit)
         history_form.addRow(history_label, self.history_limit)
@@ -166,14 +178,14 @@ class SettingsDialog(QDialog):
         self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
         # Translators: a group of settings: how the app looks, and its language.
         appearance_box = QGroupBox(_("Appearance and language"))
-        appearance_form = QFormLayout(appearance_box)
+        appearance_form = _form(appearance_box)
         appearance_form.addRow(_("&Theme:"), self.theme)
         appearance_form.addRow(_("Te&xt size:"), self.text_size)
         appearance_form.addRow(_("Lang&uage:"), self.language)
 
         # Hotkeys
         hotkey_box = QGroupBox(_("Hotkeys (work in any program)"))
-        hotkey_form = QFormLayout(hotkey_box)
+        hotkey_form = _form(hotkey_box)
         self.hotkeys: dict[Target, QKeySequenceEdit] = {}
         for key, marked in HOTKEY_LABELS.items():
             label = _(marked)
@@ -181,6 +193,11 @@ class SettingsDialog(QDialog):
                           _("Press the new key combination. The default is {key}.").format(key=DEFAULT_HOTKEYS[key]))
             edit.setMaximumSequenceLength(1)
             edit.setClearButtonEnabled(True)
+            # Wide enough for a whole shortcut and the clear button: where that does not fit beside the label, the
+            # field goes below it.
+            edit.ensurePolished()  # the font of the user's text size
+            metrics = edit.fontMetrics()
+            edit.setMinimumWidth(metrics.horizontalAdvance("Ctrl+Alt+Shift+W") + 3 * metrics.height())
             _name_key_field(edit)
             self.hotkeys[key] = edit
             hotkey_form.addRow(label, edit)
@@ -201,13 +218,8 @@ class SettingsDialog(QDialog):
         layout.addLayout(history_form)
         layout.addWidget(self.all_monitors)
         layout.addWidget(hotkey_box)
-        # At 200% the dialog is taller than a laptop's screen: it scrolls, and keeps the focused control in view.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         outer = QVBoxLayout(self)
-        outer.addWidget(scroll)
+        outer.addWidget(ScrollingPane(content))  # at 200% the dialog is taller than a laptop's screen
         outer.addWidget(buttons)
         screen = self.screen().availableGeometry()
         self.resize(min(content.sizeHint().width() + 40, screen.width() - 16),

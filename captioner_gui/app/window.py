@@ -13,15 +13,15 @@ from pathlib import Path
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint, QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (QAccessible, QAccessibleAnnouncementEvent, QAction, QCursor, QGuiApplication, QIcon,
                            QImage, QKeySequence, QPixmap)
-from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
-                               QSystemTrayIcon, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QMessageBox, QPlainTextEdit, QPushButton, QSystemTrayIcon, QVBoxLayout, QWidget)
 
 from captioner_gui import i18n
 from captioner_gui.engine.options import CAPTURES, Target
 from captioner_gui.i18n import N_, _, pgettext
 
 from . import appearance, language
+from .appearance import ScrollingPane
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .history import History, HistoryEntry
 from .settings import Settings
@@ -230,15 +230,7 @@ class MainWindow(QMainWindow):
         layout.addLayout(history_buttons)
         content = QWidget()
         content.setLayout(layout)
-        # At 200% on a small screen the controls need more room than there is: they scroll, and the focused one is
-        # always scrolled into view.
-        self.scroll_area = QScrollArea()
-        self.scroll_area.setWidgetResizable(True)
-        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll_area.setWidget(content)
-        self.scroll_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setCentralWidget(self.scroll_area)
-        QApplication.instance().focusChanged.connect(self._show_focused)
+        self.setCentralWidget(ScrollingPane(content))  # at 200% on a small screen the controls need more room
 
         order = [self.drop_area, self.open_button, self.paste_button, self.screen_button, self.settings_button,
                  self.result, self.copy_button, self.speak_button, self.stop_button, self.history_list,
@@ -833,10 +825,6 @@ class MainWindow(QMainWindow):
         box.deleteLater()
         if chosen is now:
             self.restart_requested.emit()
-
-    def _show_focused(self, _old, new) -> None:
-        if new is not None and self.scroll_area.widget().isAncestorOf(new):
-            self.scroll_area.ensureWidgetVisible(new, 8, 8)
 
     def bring_to_front(self) -> None:
         self.showNormal()
