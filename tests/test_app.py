@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QCoreApplication, QMimeData, QPointF, QSettings, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QPushButton
 
 from captioner_gui.engine.options import DecodeOptions
 
@@ -502,11 +502,12 @@ def test_the_first_load_on_the_cpu_says_the_model_is_being_prepared(qtbot, tiny_
         stop_app(running)
 
 
-def test_at_200_percent_settings_scroll_only_down_and_show_the_control_a_shortcut_reaches(app, qtbot):
-    """At 200% Settings is taller than a laptop's screen (640x400 of Qt's pixels). It scrolls down, never sideways
-    (where a label's start would be out of view): a field goes below its label where the two do not fit, and each
-    shortcut is shown whole. The control that Alt+letter reaches, far below, is scrolled into view as Tab's would
-    be; the user must see what has the focus."""
+def test_at_200_percent_the_window_and_settings_scroll_only_down_and_show_what_has_the_focus(app, qtbot):
+    """At 200% the window and Settings are larger than a laptop's screen (640x400 of Qt's pixels). They scroll down,
+    never sideways (where a label's or a button's start would be out of view): the window's rows of buttons wrap,
+    and in Settings a field goes below its label where the two do not fit and each shortcut is shown whole. The
+    control that Alt+letter reaches, far below, is scrolled into view as Tab's would be; the user must see what has
+    the focus."""
     from PySide6.QtCore import QPoint, QRect
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QScrollArea
@@ -518,6 +519,11 @@ def test_at_200_percent_settings_scroll_only_down_and_show_the_control_a_shortcu
         return area.viewport().rect().contains(QRect(widget.mapTo(area.viewport(), QPoint(0, 0)), widget.size()))
 
     app.window.change_text_size(200 - app.window.settings.text_size)
+    app.window.resize(640, 400)
+    qtbot.waitUntil(lambda: app.window.centralWidget().verticalScrollBar().maximum() > 0)
+    assert app.window.centralWidget().horizontalScrollBar().maximum() == 0
+    for button in app.window.findChildren(QPushButton):
+        assert button.width() >= button.sizeHint().width(), button.text()
     dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
     try:
         dialog.resize(640, 400)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication, QFrame, QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication
 
 from .settings import Settings
 TEXT_STEP = 10  # percent, for Ctrl+Plus and Ctrl+Minus
@@ -89,21 +89,3 @@ def clamp_text_size(percent: int) -> int:
     low, high = Settings.range_of("text_size")
     return min(max(int(percent), low), high)
 
-
-class ScrollingPane(QScrollArea):
-    """Holds words and controls that large text (200%) or a long translation can make taller than the screen: they
-    scroll rather than being cut. The focused control is always scrolled into view, however the focus came there
-    (Tab, an Alt+letter shortcut, a screen reader), so a low-vision user sees what has it. Frameless, and never
-    focused itself."""
-
-    def __init__(self, content: QWidget):
-        super().__init__()
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setWidget(content)
-        QApplication.instance().focusChanged.connect(self._show_focused)  # undone when the pane is deleted
-
-    def _show_focused(self, _old: QWidget | None, new: QWidget | None) -> None:
-        if new is not None and self.widget().isAncestorOf(new):
-            self.ensureWidgetVisible(new, 8, 8)

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from captioner_gui.engine.store import human_size
 from captioner_gui.i18n import _
 
-from .appearance import ScrollingPane
+from .fitting import ScrollingPane
 
 WEIGHT_PATTERNS = "*.pt *.pth *.safetensors *.bin"
 PREFERRED_WIDTH = 600  # pixels, where the screen has them (at 200% a laptop's screen is 640 of Qt's pixels wide)

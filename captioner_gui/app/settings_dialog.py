@@ -17,7 +17,7 @@ from captioner_gui.engine.options import Target
 from captioner_gui.i18n import N_, _
 
 from . import language
-from .appearance import ScrollingPane
+from .fitting import ScrollingPane
 from .settings import DEFAULT_HOTKEYS, Settings
 from .speech import Speaker
 

@@ -21,8 +21,8 @@ from captioner_gui.engine.options import CAPTURES, Target
 from captioner_gui.i18n import N_, _, pgettext
 
 from . import appearance, language
-from .appearance import ScrollingPane
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
+from .fitting import FlowLayout, ScrollingPane
 from .history import History, HistoryEntry
 from .settings import Settings
 from .speech import Speaker, SpeechRoute
@@ -201,13 +201,13 @@ class MainWindow(QMainWindow):
                                      _("Model, decoding, device, speech, language, history and hotkeys. Shortcut: "
                                        "Control+Comma."))
 
-        sources = QHBoxLayout()
+        # Rows of buttons that wrap where the window is narrow (200% on a laptop), rather than going out of view.
+        sources = FlowLayout(justify=True)
         for button in (self.open_button, self.paste_button, self.screen_button, self.settings_button):
             sources.addWidget(button)
-        result_buttons = QHBoxLayout()
+        result_buttons = FlowLayout()
         for button in (self.copy_button, self.speak_button, self.stop_button):
             result_buttons.addWidget(button)
-        result_buttons.addStretch()
         history_buttons = QHBoxLayout()
         history_buttons.addStretch()
         history_buttons.addWidget(self.clear_button)
