@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QProgressBar, QPushButton, QVBoxLayout
 from tqdm import tqdm
 
 from captioner_gui.engine.store import human_size
@@ -99,12 +98,11 @@ class ModelSetupDialog(QDialog):
 
         # Large text (200%) or a long translation makes the words taller than a laptop's screen: they scroll, and the
         # buttons stay in view.
-        content = QWidget()
-        words = QVBoxLayout(content)
+        words = QVBoxLayout()
         for widget in (self.intro, self.files, self.progress, self.message):
             words.addWidget(widget)
         words.addStretch()
-        self.scroll = ScrollingPane(content)
+        self.scroll = ScrollingPane(words)
         layout = QVBoxLayout(self)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.buttons)

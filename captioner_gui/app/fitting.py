@@ -13,17 +13,30 @@ class ScrollingPane(QScrollArea):
     (Tab, an Alt+letter shortcut, a screen reader), so a low-vision user sees what has it. Frameless, and never
     focused itself."""
 
-    def __init__(self, content: QWidget):
+    def __init__(self, layout: QLayout):
         super().__init__()
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setWidget(content)
+        self.setWidget(_Content(layout))
         QApplication.instance().focusChanged.connect(self._show_focused)  # undone when the pane is deleted
 
     def _show_focused(self, _old: QWidget | None, new: QWidget | None) -> None:
         if new is not None and self.widget().isAncestorOf(new):
             self.ensureWidgetVisible(new, 8, 8)
+
+
+class _Content(QWidget):
+    """A pane's content. Where its rows wrap (a FlowLayout, a form whose fields go below their labels), the scroll
+    area asks it for its height at a width: that is the height the content can shrink to, so that text boxes and
+    lists get shorter before anything scrolls (a QWidget would answer with the height it would like)."""
+
+    def __init__(self, layout: QLayout):
+        super().__init__()
+        self.setLayout(layout)
+
+    def heightForWidth(self, width: int) -> int:
+        return self.layout().totalMinimumHeightForWidth(width)
 
 
 class FlowLayout(QLayout):
@@ -69,21 +82,22 @@ class FlowLayout(QLayout):
         return QSize(width + left + right, height + top + bottom)
 
     def minimumSize(self) -> QSize:
-        """One under another: as narrow as the widest."""
-        width = max((item.sizeHint().width() for item in self._shown()), default=0)
+        """As narrow as the widest button; heightForWidth says how tall the rows are at a width."""
+        shown = self._shown()
         left, top, right, bottom = self.getContentsMargins()
-        return QSize(width + left + right, self.heightForWidth(width + left + right))
+        return QSize(max((item.sizeHint().width() for item in shown), default=0) + left + right,
+                     max((item.sizeHint().height() for item in shown), default=0) + top + bottom)
 
     def _shown(self) -> list[QLayoutItem]:
         return [item for item in self._items if not item.isEmpty()]  # a hidden button takes no room
 
-    def _space(self) -> int:
+    def _space(self, orientation: Qt.Orientation = Qt.Orientation.Horizontal) -> int:
         if self.spacing() >= 0:
             return self.spacing()
         widget = self.parentWidget()
         style = widget.style() if widget is not None else QApplication.style()
         return style.layoutSpacing(QSizePolicy.ControlType.PushButton, QSizePolicy.ControlType.PushButton,
-                                   Qt.Orientation.Horizontal)
+                                   orientation)
 
     def _arrange(self, rect: QRect, move: bool) -> int:
         """Places the items in rows within `rect` (when `move`); returns the height they take."""
@@ -99,16 +113,17 @@ class FlowLayout(QLayout):
                 used = 0
             used += (space if rows[-1] else 0) + width
             rows[-1].append(item)
-        y = area.y()
+        y, between_rows = area.y(), self._space(Qt.Orientation.Vertical)
         for row in filter(None, rows):
             height = max(item.sizeHint().height() for item in row)
             spare = area.width() - sum(item.sizeHint().width() for item in row) - space * (len(row) - 1)
-            share = spare // len(row) if self.justify and spare > 0 else 0
+            shares = [spare // len(row) + (index < spare % len(row)) if self.justify and spare > 0 else 0
+                      for index in range(len(row))]
             x = area.x()
-            for item in row:
+            for item, share in zip(row, shares):
                 width = item.sizeHint().width() + share
                 if move:
                     item.setGeometry(QRect(QPoint(x, y), QSize(width, height)))
                 x += width + space
-            y += height + space
-        return max(y - space - area.y(), 0) + top + bottom
+            y += height + between_rows
+        return max(y - between_rows - area.y(), 0) + top + bottom

@@ -193,11 +193,12 @@ class SettingsDialog(QDialog):
                           _("Press the new key combination. The default is {key}.").format(key=DEFAULT_HOTKEYS[key]))
             edit.setMaximumSequenceLength(1)
             edit.setClearButtonEnabled(True)
-            # Wide enough for a whole shortcut and the clear button: where that does not fit beside the label, the
-            # field goes below it.
+            # Wide enough for a whole shortcut (in the words of the user's language) and the clear button: where that
+            # does not fit beside the label, the field goes below it.
             edit.ensurePolished()  # the font of the user's text size
-            metrics = edit.fontMetrics()
-            edit.setMinimumWidth(metrics.horizontalAdvance("Ctrl+Alt+Shift+W") + 3 * metrics.height())
+            metrics, longest = edit.fontMetrics(), QKeySequence("Ctrl+Alt+Shift+W")
+            edit.setMinimumWidth(metrics.horizontalAdvance(longest.toString(QKeySequence.SequenceFormat.NativeText))
+                                 + 3 * metrics.height())
             _name_key_field(edit)
             self.hotkeys[key] = edit
             hotkey_form.addRow(label, edit)
@@ -208,8 +209,7 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self._restore_defaults)
 
-        content = QWidget()
-        layout = QVBoxLayout(content)
+        layout = QVBoxLayout()
         layout.addWidget(model_box)
         layout.addWidget(speech_box)
         layout.addWidget(appearance_box)
@@ -219,11 +219,11 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.all_monitors)
         layout.addWidget(hotkey_box)
         outer = QVBoxLayout(self)
-        outer.addWidget(ScrollingPane(content))  # at 200% the dialog is taller than a laptop's screen
+        pane = ScrollingPane(layout)  # at 200% the dialog is taller than a laptop's screen
+        outer.addWidget(pane)
         outer.addWidget(buttons)
-        screen = self.screen().availableGeometry()
-        self.resize(min(content.sizeHint().width() + 40, screen.width() - 16),
-                    min(content.sizeHint().height() + 80, screen.height() - 48))
+        screen, wanted = self.screen().availableGeometry(), pane.widget().sizeHint()
+        self.resize(min(wanted.width() + 40, screen.width() - 16), min(wanted.height() + 80, screen.height() - 48))
 
     def _history_toggled(self, keep: bool) -> None:
         self.history_limit.setEnabled(keep)

@@ -228,9 +228,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.history_label)
         layout.addWidget(self.history_list, 1)
         layout.addLayout(history_buttons)
-        content = QWidget()
-        content.setLayout(layout)
-        self.setCentralWidget(ScrollingPane(content))  # at 200% on a small screen the controls need more room
+        self.setCentralWidget(ScrollingPane(layout))  # at 200% on a small screen the controls need more room
 
         order = [self.drop_area, self.open_button, self.paste_button, self.screen_button, self.settings_button,
                  self.result, self.copy_button, self.speak_button, self.stop_button, self.history_list,
