@@ -88,4 +88,3 @@ def apply(theme: str, text_size: int) -> None:
 def clamp_text_size(percent: int) -> int:
     low, high = Settings.range_of("text_size")
     return min(max(int(percent), low), high)
-
