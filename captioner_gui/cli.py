@@ -318,6 +318,24 @@ def _models_dir(args) -> Path:
     return (args.models_dir or default_models_dir()).expanduser()
 
 
+def reading_describer(model: str, models_dir: Path, device: str = "auto", precision: str = "auto",
+                      text_only: bool = False):
+    """A Describer with the caption model, or without one where it is not installed: the text is still read and the
+    pictures found, and the descriptions say once how to get captions. `text_only` never loads the model."""
+    from captioner_gui.engine import BUILTINS, ModelFilesMissing, load_model
+    from captioner_gui.engine.describe import Describer
+
+    if text_only:
+        return Describer(None, models_dir=models_dir)
+    try:
+        return Describer(load_model(model, models_dir, device, precision), models_dir=models_dir)
+    except ModelFilesMissing as exc:
+        note = (_("Pictures are not captioned: the caption model '{model}' is not installed. Get it with: "
+                  "captioner models download {model}").format(model=model) if model in BUILTINS else
+                _("Pictures are not captioned: {problem}").format(problem=exc))
+        return Describer(None, models_dir=models_dir, no_captions=note)
+
+
 # ---------------------------------------------------------------------------------------------------- caption
 
 
@@ -418,16 +436,14 @@ def run_caption(args) -> int:
 def run_describe(args) -> int:
     from tqdm import tqdm
 
-    from captioner_gui.engine import CaptionerError, DecodeOptions, load_image, load_model
-    from captioner_gui.engine.describe import Describer
+    from captioner_gui.engine import CaptionerError, DecodeOptions, load_image
 
     options = DecodeOptions(method=args.decoding, beam_size=args.beam_size)
     options.check()
     inputs = collect_inputs(args.paths, args.recursive)
     if not inputs:
         raise CaptionerError(_("No images to describe."))
-    describer = Describer(load_model(args.model, _models_dir(args), args.device, args.precision),
-                          models_dir=_models_dir(args))
+    describer = reading_describer(args.model, _models_dir(args), args.device, args.precision, args.text_only)
     describer.start_reader()
     problem = describer.start_translator()
     if problem:
@@ -435,6 +451,7 @@ def run_describe(args) -> int:
     if describer.reader_problem:
         print("captioner: " + _("{problem} Captions only.").format(problem=describer.reader_problem), file=sys.stderr)
     results, failed = [], 0
+    printed_once: set[str] = set()  # that pictures are not captioned without a model: said at the first picture
     several = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
     progress = tqdm(inputs, unit="image", file=sys.stderr, leave=False,
                     disable=len(inputs) < 2 or not sys.stderr.isatty())
@@ -449,7 +466,8 @@ def run_describe(args) -> int:
         description = describer.describe(image, str(path), options=options, text_only=args.text_only)
         results.append(description.as_json(str(path)))
         if not args.json:
-            lines = [one_line(line) for line in description.lines()]
+            lines = [one_line(line) for line in description.lines() if line not in printed_once]
+            printed_once.update(note for note in description.notes if note == describer.no_captions)
             progress.write("\n".join([f"{path}:", *("  " + line for line in lines)] if several else lines),
                            file=sys.stdout)
             sys.stdout.flush()
@@ -508,8 +526,7 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     from captioner_gui.app import capture
     from captioner_gui.app.settings import Settings
     from captioner_gui.app.speech import Speaker, SpeechRoute, recording_dir
-    from captioner_gui.engine import load_image_bytes, load_model
-    from captioner_gui.engine.describe import Describer
+    from captioner_gui.engine import load_image_bytes
 
     settings = Settings.load()
     if not (args.language or os.environ.get("CAPTIONER_LANGUAGE")):  # by itself it speaks as the app would
@@ -530,9 +547,8 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     else:
         taken = capture.take(what, region, capture.pointer_position(), args.all_monitors)
     captured = time.perf_counter() - started
-    models_dir = _models_dir(args)
-    describer = Describer(load_model(args.model or settings.model, models_dir, args.device or settings.device),
-                          models_dir=models_dir)
+    describer = reading_describer(args.model or settings.model, _models_dir(args), args.device or settings.device,
+                                  text_only=what == Target.TEXT)
     options = settings.decode_options()
     description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT)
     description.timings["capture"] = captured

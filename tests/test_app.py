@@ -218,8 +218,11 @@ def test_every_control_is_named_and_reachable_with_tab(app):
         assert widget.accessibleName() and widget.accessibleDescription(), widget
 
 
-def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_path, photos, monkeypatch):
+def test_a_missing_model_offers_the_download_and_the_app_reads_without_it(qtbot, tmp_path, monkeypatch):
+    """The first run, before any download: the text is read and the pictures found; the first description says
+    once how to get captions."""
     from captioner_gui.app.settings import Settings
+    from captioner_gui.engine.options import Target
 
     missing = []
     app = start_app(qtbot, Settings(model="coco"), tmp_path / "data", tmp_path / "speech",
@@ -227,9 +230,20 @@ def test_a_missing_model_offers_the_download_and_describing_says_so(qtbot, tmp_p
     app.window.model_missing.connect(missing.append)
     qtbot.waitUntil(lambda: bool(missing), timeout=60000)
     assert "coco" in missing[0] and "captioner models download coco" in missing[0]
-    drop(app.window.drop_area, [photos[0]])
+    screenshot = Path(__file__).resolve().parent.parent / "resources" / "examples" / "message-with-a-photo.png"
+    drop(app.window.drop_area, [screenshot])
     [answer] = app.described(qtbot)
-    assert "No model is loaded" in answer.error
+    how = "Pictures are not captioned until a caption model is installed: choose Get the model in the File menu"
+    assert not answer.error and "Hi Sam! This is Chelsea, our new cat." in answer.text
+    assert "Picture at centre." in answer.short and how in answer.short and how in answer.text
+    assert how in app.window.result.toPlainText()
+    from captioner_gui.app.worker import Request  # "Read the text": the request its hotkey makes of a window
+    app.window.submit(Request("Window", Target.WINDOW, screenshot.read_bytes(), text_only=True))
+    [text] = app.described(qtbot)
+    assert text.short.startswith("Messages - Anna Berg. Photos from the weekend.") and how not in text.short
+    drop(app.window.drop_area, [screenshot])
+    [again] = app.described(qtbot)
+    assert how not in again.short and how in again.text  # said once; the field keeps it
 
     # After "Not now", File > Get the model opens the download again.
     from captioner_gui.app.first_run import ModelSetupDialog

@@ -7,6 +7,8 @@ page of text, and the right reading order.
 """
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -358,6 +360,75 @@ def test_describe_command_prints_the_description_and_its_json(tiny_mlp, tmp_path
     if result["kind"] != "photo":  # the tiny CLIP's random opinion decides between photo and the rest
         [picture] = result["pictures"]
         assert iou(picture["box"], screen.pictures[0]) >= 0.7 and picture["where"] == "top left"
+
+
+# ------------------------------------------------------------------------------------------ without a caption model
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "resources" / "examples"
+MESSAGE = EXAMPLES / "message-with-a-photo.png"  # a real screenshot: a window's title, text, buttons and a photo
+MESSAGE_LINES = ["Messages - Anna Berg", "Photos from the weekend", "From: Anna Berg, Saturday 14:32",
+                 "Hi Sam! This is Chelsea, our new cat.", "She slept on the sofa all afternoon.",
+                 "Come and meet her on Monday?", "Reply", "Forward", "Delete"]
+
+
+def test_describe_reads_and_finds_pictures_with_no_caption_model_installed(tmp_path):
+    empty = tmp_path / "no-models"
+    text_only = run_captioner("describe", "--text-only", MESSAGE, "--models-dir", empty)
+    assert text_only.returncode == 0, text_only.stderr
+    assert error_rate(MESSAGE_LINES, text_only.stdout.splitlines()[1:]) <= 0.05, text_only.stdout
+    assert "caption" not in text_only.stdout + text_only.stderr  # reading alone: nothing to say about captions
+
+    both = run_captioner("describe", MESSAGE, MESSAGE, EXAMPLES / "red-circle-above-blue-square.png",
+                         "--models-dir", empty)
+    assert both.returncode == 0, both.stderr
+    how = "Get it with: captioner models download coco"
+    assert both.stdout.count(how) == 1, both.stdout  # said once, in one line
+    [note] = [line.strip() for line in both.stdout.splitlines() if how in line]
+    assert note.startswith("Pictures are not captioned")
+    first = both.stdout.split(f"{MESSAGE}:")[1]
+    assert "Screenshot: 1 picture, 9 lines of text." in first and "Picture at centre." in first
+    assert "Hi Sam! This is Chelsea, our new cat." in first
+
+    answer = run_captioner("describe", MESSAGE, "--json", "--models-dir", empty)
+    assert answer.returncode == 0, answer.stderr
+    [result] = json.loads(answer.stdout)
+    assert result["notes"] == [note] and result["kind"] == "screenshot"
+    [picture] = result["pictures"]
+    assert picture["caption"] == "" and picture["where"] == "centre"
+    assert error_rate(MESSAGE_LINES, result["text"].splitlines()) <= 0.05
+
+
+def test_make_run_offline_describes_the_examples(tmp_path):
+    """`make run` on a machine with no network: the download fails in one line, and the examples are described
+    with what works offline (the install step is skipped here: PIP=true)."""
+    import os
+    import subprocess
+
+    root = EXAMPLES.parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CAPTIONER_MODELS": str(tmp_path / "models")}
+    run = subprocess.run(["make", "-s", "run", "PIP=true", f"PYTHON={sys.executable}"], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Cannot reach the Hugging Face Hub" in run.stderr
+    assert "Hi Sam! This is Chelsea, our new cat." in run.stdout and "Picture at centre." in run.stdout
+    assert run.stdout.count("captioner models download coco") == 1
+
+
+def test_a_stray_letter_on_a_photo_is_not_read_out(describer, monkeypatch):
+    fix_kind(describer, monkeypatch, "photo")
+    picture = photo("astronaut.png").resize((512, 512))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(picture).text((40, 420), "B", font=font(40), fill=(255, 255, 255))
+    described = describer.describe(picture, "astronaut.png")
+    assert described.kind == "photo" and "B" in [line.text for line in describer.reader.recognize(
+        *_page_and_boxes(describer.reader, picture))]  # the reader does see the letter
+    assert "Text in it" not in described.spoken and described.text == ""
+
+
+def _page_and_boxes(reader, image):
+    page = reader.find(image)
+    return page, page.boxes
 
 
 # ------------------------------------------------------------------------------------------------- in Chinese

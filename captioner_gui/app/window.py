@@ -374,7 +374,12 @@ class MainWindow(QMainWindow):
             self.waiting_for_model.extend(paths)
 
     def _model_failed(self, message: str, missing: bool) -> None:
-        self.set_status(_("No model loaded."))
+        """The worker still reads text without a caption model: the files waiting are described with their text,
+        and the screen keys work, before the model is got."""
+        self.set_status(_("No caption model loaded: the text is read, pictures are not captioned."))
+        waiting, self.waiting_for_model = self.waiting_for_model, []
+        if waiting:
+            self.describe_files(waiting)
         if missing:
             self.get_model_action.setEnabled(True)
             self.model_missing.emit(message)
@@ -618,7 +623,7 @@ class MainWindow(QMainWindow):
                             {"text": answer.text, "blank": answer.blank, "description": answer.details})
         if not self.pending:
             self.set_status(_("Ready: model '{model}'.").format(model=self.worker_model_name()) if self.model_ready
-                            else _("No model loaded."))
+                            else _("No caption model loaded: the text is read, pictures are not captioned."))
 
     def worker_model_name(self) -> str:
         return self.last.model if self.last and self.last.model else self.settings.model

@@ -212,17 +212,21 @@ class CaptionWorker(QObject):
             if model is None:
                 model = load_model(order.model, order.models_dir, device)
         except ModelFilesMissing as exc:
+            self._read_without_captions(order)
             self.load_failed.emit(str(exc), True)
             return
         except CaptionerError as exc:
+            self._read_without_captions(order)
             self.load_failed.emit(str(exc), False)
             return
         except MemoryError:
+            self._read_without_captions(order)
             self.load_failed.emit(_("Not enough memory to load the model '{model}'. Close other programs and try "
                                     "again.").format(model=order.model), False)
             return
         except Exception as exc:
             traceback.print_exc()
+            self._read_without_captions(order)
             self.load_failed.emit(_("The model '{model}' could not be loaded: {problem}").format(
                 model=order.model, problem=first_line(exc)), False)
             return
@@ -241,6 +245,16 @@ class CaptionWorker(QObject):
                 problem=self._describer.reader_problem))
         if translation_problem:
             self.notice.emit(translation_problem)
+
+    def _read_without_captions(self, order: LoadOrder) -> None:
+        """Without a caption model the screen is still read (the text reader's models come with the app) and the
+        pictures in it found; the first such description says how to get captions."""
+        from captioner_gui.engine.describe import Describer
+
+        self._describer = Describer(None, models_dir=order.models_dir, no_captions=_(
+            "Pictures are not captioned until a caption model is installed: choose Get the model in the File menu "
+            "(Alt+F, G)."))
+        self._describer.start_reader()
 
     def _describe(self, request: Request) -> Answer:
         started = time.perf_counter()

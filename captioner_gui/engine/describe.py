@@ -34,6 +34,7 @@ FIRST_READ = FIRST_LINES  # lines of a capture read before its first words are s
 PHOTO_SHARE = 0.6  # a picture that covers this much of a screen capture makes it a photo
 PHOTO_MAX_TEXT = 0.1  # a file whose text covers more than this share of it is not described as a photo
 DOCUMENT_MIN_TEXT = 0.08  # without CLIP's opinion: text covering this share makes a page of text
+PHOTO_MIN_MARKS = 2  # a photo's text is read out from this many letters or digits in one block
 
 Box = tuple[int, int, int, int]
 
@@ -122,13 +123,24 @@ class Describer:
     """A loaded caption model and the text reader, ready to describe pictures. The reader is started with the
     model (`start_reader`) or at the first description; when it cannot start, descriptions say so and give the
     caption alone. Captions are said in the user's language where a translation model for it is installed in
-    `models_dir` (the default models folder when None); else as the captioner writes them."""
+    `models_dir` (the default models folder when None); else as the captioner writes them.
 
-    def __init__(self, captioner, reader: TextReader | None = None, models_dir: Path | None = None):
+    `captioner` may be None (no caption model installed yet): the text is still read and the pictures found, and
+    `no_captions` (how to get a model, in the words of the program asking) is noted where a picture went without
+    its caption. It is said in the first such description only; `notes` keep it every time."""
+
+    def __init__(self, captioner, reader: TextReader | None = None, models_dir: Path | None = None,
+                 no_captions: str = ""):
         self.captioner = captioner
         self.reader = reader
         self.reader_problem: str | None = None
         self.translation = Translation(models_dir)
+        self.no_captions = no_captions
+        self._no_captions_said = False
+
+    @property
+    def model_name(self) -> str:
+        return self.captioner.name if self.captioner is not None else ""
 
     def start_reader(self) -> None:
         if self.reader is None and self.reader_problem is None:
@@ -140,6 +152,8 @@ class Describer:
     def start_translator(self) -> str | None:
         """Loads the translation model into the user's language now (about 0.1 s) rather than at the first
         description, where captions are translated. Returns why it cannot be used, if it cannot."""
+        if self.captioner is None:
+            return None
         self.translation.translator(self.captioner)
         return self.translation.news()
 
@@ -159,7 +173,7 @@ class Describer:
         if is_blank(image):
             return Description(kind=None, blank=True, title=title, summary=blank_message(source),
                                spoken_parts=[(blank_message(source), spoken_language())],
-                               seconds=time.perf_counter() - started, model=self.captioner.name)
+                               seconds=time.perf_counter() - started, model=self.model_name)
         reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings)
         seen = None if text_only else self._see(image, source, title, reading, options, timings)
         early = None
@@ -177,7 +191,9 @@ class Describer:
                                        if note not in early.notes])
         described.seconds = time.perf_counter() - started
         described.timings = timings | {"total": described.seconds}
-        described.model = self.captioner.name
+        described.model = self.model_name
+        if self.no_captions and self.no_captions in described.notes:
+            self._no_captions_said = True
         return described
 
     # ------------------------------------------------------------------ the stages
@@ -216,10 +232,16 @@ class Describer:
         boxes = find_pictures(image, text_boxes) if reading.problem is None else []
         timings["pictures"] = time.perf_counter() - began
         began = time.perf_counter()
-        [scores] = self.captioner.kinds([image])
+        [scores] = self.captioner.kinds([image]) if self.captioner is not None else [{}]
         timings["kind"] = time.perf_counter() - began
         text_share = sum(box[2] * box[3] for box in text_boxes) / (image.width * image.height)
         kind, whole = choose_kind(scores, source, image.size, text_share, boxes, reading.problem is not None)
+        if self.captioner is None:  # no caption model: the pictures' places, and why they have no caption
+            if whole is not None:
+                named = _("Photo.") if kind == "photo" else _("Picture.")
+                return _Seen(kind, caption=[(named, spoken_language())], uncaptioned=True)
+            pictures = [_uncaptioned(box, image.size) for box in boxes]
+            return _Seen(kind, pictures=pictures, uncaptioned=bool(pictures))
         began = time.perf_counter()
         if whole is not None:  # one picture: the image itself, or the photo that fills the capture
             picture = image if whole == (0, 0, *image.size) else image.crop(_corners(whole))
@@ -246,6 +268,8 @@ class Describer:
         """The description of what has been read so far, with the words to speak: for `seen` None, the text alone
         ("Read the text")."""
         blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines)]
+        if seen is not None and seen.kind == "photo" and seen.caption is not None:  # a letter on a spacesuit is
+            blocks = [block for block in blocks if _is_words(block.text)]  # no text to read out
         sentences = _lines_in_their_language(blocks)
         left = len(reading.unread)  # lines found but not yet read
         if seen is None:
@@ -257,6 +281,8 @@ class Describer:
             described.notes.append(reading.problem)
         if seen.note is not None:
             described.notes.append(seen.note)
+        if seen.uncaptioned and self.no_captions:
+            described.notes.append(self.no_captions)
         if seen.caption is not None:
             described.caption = described.summary = "".join(words for words, _language in seen.caption)
             spoken = seen.caption + ([(_("Text in it:"), ours)] if sentences else [])
@@ -268,7 +294,8 @@ class Describer:
         if more > 0:
             spoken.append((ngettext("{count} more line.", "{count} more lines.", more).format(count=more), ours))
             described.more_parts = _joined(sentences[FIRST_LINES:])
-        spoken += [(note, ours) for note in described.notes]
+        spoken += [(note, ours) for note in described.notes
+                   if not (self._no_captions_said and note == self.no_captions)]  # said once is enough
         described.spoken_parts = _joined(spoken)
         return described
 
@@ -319,6 +346,7 @@ class _Seen:
     pictures: list[FoundPicture] = field(default_factory=list)
     original: str | None = None  # ClipCap's own words about the whole picture, where `caption` says a translation
     note: str | None = None  # why the captions are not in the user's language, where that is news
+    uncaptioned: bool = False  # a picture went without its caption: no caption model is installed
 
 
 def _rest_of(early: Description, whole: Description) -> list[tuple[str, str]]:
@@ -402,9 +430,22 @@ def _found(box: Box, caption, said: tuple[str, str], size: tuple[int, int]) -> F
     return FoundPicture(box, words, place, parts, _original(caption, language))
 
 
+def _uncaptioned(box: Box, size: tuple[int, int]) -> FoundPicture:
+    """A picture inside a screenshot, said by its place alone (no caption model is installed)."""
+    place = where(box, size)
+    return FoundPicture(box, "", place, [(_("{name} at {place}.").format(name=_("Picture"), place=_(place)),
+                                          spoken_language())])
+
+
 def _original(caption, language: str) -> str | None:
     """ClipCap's own words, where the words said (in `language`) are their translation."""
     return caption.text if language != caption.language else None
+
+
+def _is_words(text: str) -> bool:
+    """Whether a block of a photo's text is worth reading out: at least two letters or digits, not one stray mark
+    that the reader took for a letter."""
+    return sum(character.isalnum() for character in text) >= PHOTO_MIN_MARKS
 
 
 def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
