@@ -804,11 +804,11 @@ def run_benchmark(args) -> int:
 
 
 def run_soak(args) -> int:
-    from captioner_gui.app.soak import WINDOW, format_soak, run_soak as soak
+    from captioner_gui.app.soak import format_soak, run_soak as soak
     from captioner_gui.engine import CaptionerError
 
-    if args.soak < WINDOW:
-        raise CaptionerError(_("A soak needs at least {count} descriptions: --soak 1000, say.").format(count=WINDOW))
+    if args.soak < 2:
+        raise CaptionerError(_("A soak needs at least 2 descriptions: --soak 1000, say."))
     with _benchmark_model(args) as model:
         results = soak(model, args.models_dir, args.soak, _report)
     print(json.dumps(results, indent=2) if args.json else format_soak(results))
@@ -816,14 +816,20 @@ def run_soak(args) -> int:
 
 
 def run_latency(args) -> int:
-    from captioner_gui.app.latency import format_latency, run_latency as latency
+    from captioner_gui.app.latency import latency_heading, latency_row, run_latency as latency
+
+    def show(results: dict, key: str) -> None:  # each row as soon as it is measured
+        if not args.json:
+            print(latency_row(key, results[key]) if len(results) > 2 else
+                  latency_heading(results["capture_ms"]) + "\n" + latency_row(key, results[key]), flush=True)
 
     with _benchmark_model(args) as model:
         from captioner_gui.benchmark import TOKENS
 
-        results = latency(model, args.models_dir, max_tokens=TOKENS if args.model == "random" else None,
-                          report=_report)
-    print(json.dumps(results, indent=2) if args.json else format_latency(results))
+        results = latency(model, args.models_dir, max(1, min(args.repeats, 3)),
+                          max_tokens=TOKENS if args.model == "random" else None, report=_report, measured=show)
+    if args.json:
+        print(json.dumps(results, indent=2))
     return EXIT_OK
 
 

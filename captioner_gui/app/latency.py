@@ -20,19 +20,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from .screen_reader import ScreenReader
 
 
-class _ScreenReaderStandIn:
-    """Takes the words as a screen reader would (screen_reader.py's interface) and notes when."""
+class ScreenReaderStandIn(ScreenReader):
+    """Takes the words as a screen reader would and notes when. It is a ScreenReader, so it has the real interface
+    whatever that becomes: what it does not say itself, the base class says through `speak`."""
+
+    name = "stand-in"
 
     def __init__(self, heard: list):
         self.heard = heard
 
     def speak(self, text: str) -> None:
         self.heard.append((time.perf_counter(), text))
-
-    def stop(self) -> None:
-        pass
 
 
 def photo_screen(size=(1366, 768), seed: int = 0) -> Image.Image:
@@ -48,9 +49,11 @@ def photo_screen(size=(1366, 768), seed: int = 0) -> Image.Image:
 
 
 def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_tokens: int | None = None,
-                report: Callable[[str], None] = lambda message: None) -> dict:
+                report: Callable[[str], None] = lambda message: None,
+                measured: Callable[[dict, str], None] = lambda results, key: None) -> dict:
     """Medians over `repeats` key presses, in ms: the first sound, and the first sound of the answer itself.
-    `max_tokens` cuts captions short (a model with random weights never ends one)."""
+    `max_tokens` cuts captions short (a model with random weights never ends one). `measured` gets the results so far
+    and the key of the row just measured, as soon as it is."""
     from captioner_gui.benchmark import _capture_seconds, benchmark_screen
     from captioner_gui.engine.options import Target
 
@@ -76,7 +79,7 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
             window = app.window
             if max_tokens is not None:
                 window.worker.set_decoding(replace(window.worker.options, max_tokens=max_tokens))
-            reader = _ScreenReaderStandIn(heard)
+            reader = ScreenReaderStandIn(heard)
             for route in ("own_voice", "screen_reader"):
                 window.settings.use_screen_reader = route == "screen_reader"
                 window.voice.screen_reader = (lambda: reader) if route == "screen_reader" else (lambda: None)
@@ -94,10 +97,11 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
                         first.append(heard[0][0] - pressed + capture)
                         answer.append(next(t for t, text in heard if text != working) - pressed + capture)
                         said_first = heard[0][1]
-                    results[f"{name}_{route}"] = {
-                        "first_sound_ms": round(statistics.median(first[1:]) * 1000),
-                        "answer_ms": round(statistics.median(answer[1:]) * 1000),
-                        "first_words": said_first[:60]}
+                    key = f"{name}_{route}"
+                    results[key] = {"first_sound_ms": round(statistics.median(first[1:]) * 1000),
+                                    "answer_ms": round(statistics.median(answer[1:]) * 1000),
+                                    "first_words": said_first[:60]}
+                    measured(results, key)
     finally:
         if player is None:
             os.environ.pop("CAPTIONER_PLAYER", None)
@@ -106,11 +110,16 @@ def run_latency(model: str, models_dir: Path | None, repeats: int = 3, max_token
     return results
 
 
+def latency_heading(capture_ms: int) -> str:
+    return "\n".join([f"from the key press to the first sound (medians, ms; taking the picture: {capture_ms} ms)",
+                      "| picture, route | first sound | the answer's first sound | first heard |",
+                      "|---|---|---|---|"])
+
+
+def latency_row(key: str, row: dict) -> str:
+    return f"| {key.replace('_', ' ')} | {row['first_sound_ms']} | {row['answer_ms']} | {row['first_words']} |"
+
+
 def format_latency(results: dict) -> str:
-    lines = [f"from the key press to the first sound (medians, ms; taking the picture: {results['capture_ms']} ms)",
-             "| picture, route | first sound | the answer's first sound | first heard |", "|---|---|---|---|"]
-    for key, row in results.items():
-        if isinstance(row, dict):
-            lines.append(f"| {key.replace('_', ' ')} | {row['first_sound_ms']} | {row['answer_ms']} | "
-                         f"{row['first_words']} |")
-    return "\n".join(lines)
+    return "\n".join([latency_heading(results["capture_ms"])] +
+                     [latency_row(key, row) for key, row in results.items() if isinstance(row, dict)])
