@@ -231,6 +231,35 @@ def test_describe_screen_by_itself_when_no_app_runs(xserver, tmp_path, tiny_mlp)
     assert region.returncode == 0 and region.stdout.startswith("Photo")  # the picture fills the region
 
 
+def test_the_first_run_reads_the_screen_before_any_download(xserver, tmp_path):
+    """No caption model installed: the app offers the download, and meanwhile "Read the text" and "Describe the
+    screen" work: the text read, the picture found, and how to get captions said once."""
+    message = Path(__file__).resolve().parent.parent / "resources" / "examples" / "message-with-a-photo.png"
+    gui, window = start_gui(xserver, tmp_path, "--models-dir", tmp_path / "no-models")
+    viewer = None
+    try:
+        dialog = xserver.wait_for_window("^Get the model$", timeout=60)
+        xserver.keys(dialog, "Escape")  # "Not now"
+        viewer, shown = show_picture(xserver, message, 100, 100)
+        xserver.run("xdotool", "windowfocus", "--sync", shown)
+        env = xserver.env(XDG_CONFIG_HOME=str(tmp_path / "config"))
+        text = run_captioner("describe-screen", "--text", "--json", env=env)
+        screen = run_captioner("describe-screen", "--json", env=env)
+    finally:
+        if viewer is not None:
+            viewer.kill()
+        quit_gui(xserver, window, gui)
+    assert text.returncode == 0, text.stderr
+    read = json.loads(text.stdout)
+    assert read["by"] == "app" and "Hi Sam! This is Chelsea, our new cat." in read["text"] and not read["notes"]
+    assert screen.returncode == 0, screen.stderr
+    described = json.loads(screen.stdout)
+    assert described["by"] == "app" and "Photos from the weekend" in described["text"]
+    assert len(described["pictures"]) == 1 and described["pictures"][0]["caption"] == ""
+    assert described["notes"] == ["Pictures are not captioned until a caption model is installed: choose Get the "
+                                  "model in the File menu (Alt+F, G)."]
+
+
 @pytest.mark.parametrize("command_is_ctrl", [False, True])
 def test_the_macos_hotkeys_backend_runs_on_pynputs_x11_listener(xserver, monkeypatch, command_is_ctrl):
     """macOS's hotkeys come from pynput, whose X11 listener runs here: Settings' key names become pynput's
