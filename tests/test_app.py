@@ -360,6 +360,53 @@ def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tin
     assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
 
 
+def test_the_history_keeps_no_line_read_from_the_screen_unless_asked(app, qtbot, tmp_path):
+    """A screen's entry keeps its summary and the pictures' captions, not the mail or passwords it showed; a file's
+    entry keeps its text; entries written before stay as they are; Settings can keep the screen's text too."""
+    from screens import web_page
+
+    from captioner_gui.app.history import HistoryEntry
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.settings_dialog import SettingsDialog
+    from captioner_gui.app.worker import Request
+
+    older = app.history.add(HistoryEntry(time="2025-01-01T10:00:00+00:00", text="Screenshot.\nmy password 1234",
+                                         source="screen"))
+    page = web_page(title="Mail")
+    read = lambda text: [line for line in page.lines if line in text]  # noqa: E731
+    for source, text_only in (("screen", False), ("window", False), ("region", False), ("text", True)):
+        app.window.submit(Request(name="Screen", source=source, picture=page.image, title="Mail",
+                                  text_only=text_only))
+        [answer] = app.described(qtbot)
+        assert len(read(answer.text)) >= 3  # the window shows what was read
+        kept = history_lines(app)[-1]
+        assert kept["source"] == source and read(kept["text"]) == [], kept["text"]
+        summary = answer.text.splitlines()[0]
+        assert kept["text"].splitlines()[0] == summary and "Mail" in summary
+    assert summary.startswith("Mail: ") and "lines" in summary  # "Read the text": how many lines, none of them
+    screen_entry = history_lines(app)[1]
+    assert "lines of text" in screen_entry["text"] and "Picture at" in screen_entry["text"]  # the captions
+
+    file = tmp_path / "mail.png"
+    page.image.save(file)
+    app.window.describe_files([str(file)])
+    [answer] = app.described(qtbot)
+    assert history_lines(app)[-1]["text"] == answer.text and read(answer.text)  # a file keeps its text
+    assert history_lines(app)[0] == {**history_lines(app)[0], "text": older.text}  # the old entry is untouched
+
+    dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
+    box = dialog.keep_screen_text
+    assert not box.isChecked() and box.accessibleName() == "Keep what was read from the screen in the history"
+    assert "&" in box.text() and box.accessibleDescription()
+    box.setChecked(True)
+    app.window.apply_settings(dialog.result_settings())
+    dialog.deleteLater()
+    assert Settings.load().keep_screen_text
+    app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Mail"))
+    [answer] = app.described(qtbot)
+    assert history_lines(app)[-1]["text"] == answer.text and read(answer.text)
+
+
 def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app, qtbot):
     from screens import text_page
 

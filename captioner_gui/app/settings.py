@@ -52,6 +52,7 @@ class Settings:
     history: bool = True
     history_limit: int = ranged(1000, 10, 100_000)  # descriptions kept on disk; the oldest are dropped first
     keep_screen_pictures: bool = False  # thumbnails of screen captures (they can show mail, banking, passwords)
+    keep_screen_text: bool = False  # the lines read from the screen; off: its summary and pictures' captions only
     all_monitors: bool = False  # "describe the screen" takes every monitor, not only the one with the pointer
     # The key of each action; kept as "hotkey_screen", "hotkey_window", ... (an empty key: no hotkey).
     hotkeys: dict[Target, str] = field(default_factory=lambda: dict(DEFAULT_HOTKEYS))

@@ -688,8 +688,11 @@ class MainWindow(QMainWindow):
         """Adds the description to the history file and list. A disk that refuses is said once, and never stops
         the description from reaching whoever asked for it."""
         request = answer.request
-        keep_picture = request.source not in CAPTURES or self.settings.keep_screen_pictures
-        entry = HistoryEntry(time=datetime.now().astimezone().isoformat(timespec="seconds"), text=answer.text,
+        of_the_screen = request.source in CAPTURES or request.source == Target.TEXT  # may show mail, passwords
+        keep_picture = not of_the_screen or self.settings.keep_screen_pictures
+        keep_text = not of_the_screen or self.settings.keep_screen_text
+        entry = HistoryEntry(time=datetime.now().astimezone().isoformat(timespec="seconds"),
+                             text=answer.text if keep_text else answer.without_text,
                              source=request.source, model=answer.model, seconds=round(answer.seconds, 3))
         try:
             entry = self.history.add(entry, answer.thumbnail_png if keep_picture else None)

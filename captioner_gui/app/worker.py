@@ -65,6 +65,7 @@ class Answer:
 
     request: Request
     text: str = ""  # the whole description, one line per line (what the window shows and Copy copies)
+    without_text: str = ""  # `text` less the lines read from the picture (what a screen's history entry keeps)
     short: str = ""  # the words said at once
     more: str = ""  # the rest, said on request
     short_parts: list = field(default_factory=list, repr=False)  # `short` as (words, language) parts
@@ -268,6 +269,7 @@ class CaptionWorker(QObject):
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)
+            answer.without_text = "\n".join(description.lines(with_text=False))
             answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
             answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
