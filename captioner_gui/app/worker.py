@@ -19,6 +19,7 @@ from typing import Callable
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal
 
+from captioner_gui.engine import names
 from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, DecodeOptions
 from captioner_gui.i18n import _
@@ -276,7 +277,7 @@ class CaptionWorker(QObject):
         except GPUOutOfMemory:
             answer.error = _("The GPU ran out of memory. Choose the CPU in Settings, or close other programs.")
         except CaptionerError as exc:
-            answer.error = str(exc)
+            answer.error = names.shown(str(exc))  # it names the file: a newline, ESC or a byte that is not UTF-8
         except MemoryError:
             answer.error = _("Out of memory while describing this image. Close other programs, or pick the CPU in "
                              "Settings.")
