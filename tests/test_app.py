@@ -455,6 +455,55 @@ def test_a_history_that_cannot_be_written_is_said_once_and_the_answer_still_come
         stop_app(app)
 
 
+def test_a_link_where_the_history_should_be_is_said_once_and_left_alone(qtbot, tiny_mlp, tmp_path, photos):
+    """history.jsonl a link to a file of the user's: said at start, once; descriptions still come; the file and
+    the link stay as they were."""
+    from captioner_gui.app.settings import Settings
+
+    other = tmp_path / "notes.txt"
+    other.write_text("mine\n")
+    other.chmod(0o644)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "history.jsonl").symlink_to(other)
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    said, say = [], app.window.say
+    app.window.say = lambda text, interrupt=True: (said.append(text), say(text, interrupt))
+    try:
+        assert "history.jsonl is a link" in app.window.result.toPlainText()  # said at start (and spoken)
+        app.window.describe_files([str(photos[0])])
+        app.window.describe_files([str(photos[1])])
+        answers = app.described(qtbot, 2)
+        assert all(a.text and not a.error for a in answers)
+        assert not [text for text in said if isinstance(text, str) and "history" in text]  # not said again
+        assert other.read_text() == "mine\n" and (other.stat().st_mode & 0o777) == 0o644
+        assert (tmp_path / "data" / "history.jsonl").is_symlink()
+    finally:
+        stop_app(app)
+
+
+def test_names_with_control_characters_or_bytes_not_utf8_are_shown_escaped(app, qtbot, photos):
+    """A file name that would retitle a terminal, or holds a newline and bytes that are not UTF-8: the window,
+    the history list and the history file show it escaped."""
+    import os
+
+    folder = os.fsencode(photos[0].parent)
+    hostile = os.fsdecode(os.path.join(folder, b"bad\nname\xff\x1b]0;pwned\x07.png"))
+    Path(hostile).write_bytes(photos[0].read_bytes())
+    app.window.describe_files([hostile, str(photos[1])])  # several: each description starts with its name
+    app.described(qtbot, 2)
+    shown_name = "bad\\nname\\xff\\x1b]0;pwned\\x07.png"
+    item = app.window.history_list.item(1)  # the hostile one (newest first)
+    first, where = item.text().split("\n")
+    assert where.endswith(shown_name) and "\x1b" not in item.text()
+    raw = app.history.path.read_bytes()
+    raw.decode("utf-8")  # valid UTF-8
+    [line] = [json.loads(line) for line in raw.decode().splitlines() if "pwned" in line]
+    assert line["source"].endswith("bad\nname\\xff\x1b]0;pwned\x07.png")  # the rule of `describe --json`
+    app.window.describe_files([hostile, hostile])
+    app.described(qtbot, 2)
+    assert app.window.result.toPlainText().startswith(shown_name + ": ")
+
+
 def test_high_contrast_a_thick_focus_ring_and_a_text_size_that_is_kept(qtbot, tiny_mlp, tmp_path):
     """Low vision: the high-contrast theme is white on black with a yellow focus ring at least 2 px thick; Ctrl+Plus
     and Ctrl+0 change the text size, which the next start keeps; the description is larger than the rest."""
