@@ -157,12 +157,13 @@ class History:
     def trim(self) -> None:
         """Keeps the newest `limit` entries (and the damaged lines among them); deletes the thumbnails no kept line
         names (those of the dropped lines, and any a killed process left behind). Atomic: a new file replaces the
-        old one. Nothing is read where the file holds no more than the limit; else it is read once, one line at a
-        time, and a kept line over MAX_LINE (written by an older version) is written again with its text cut."""
+        old one. Nothing is read where the file is known to hold no more than the limit; else it is read through
+        (one line at a time) to count, then to copy: a kept line over MAX_LINE (written by an older version) is
+        written again with its text cut."""
         self._refuse_links()
         for stale in self.folder.glob(f".{self.path.name}.*.tmp"):  # left by a process killed while trimming
             stale.unlink(missing_ok=True)  # a link of that name is removed, never what it points at
-        if self._count is None:
+        if self._count is None or self._count > self.limit:  # counted again before dropping: never too many
             self.entries(newest=0)
         if self._count <= self.limit:
             return
