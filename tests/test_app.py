@@ -396,7 +396,7 @@ def test_the_history_keeps_no_line_read_from_the_screen_unless_asked(app, qtbot,
 
     dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
     box = dialog.keep_screen_text
-    assert not box.isChecked() and box.accessibleName() == "Keep what was read from the screen in the history"
+    assert not box.isChecked() and box.accessibleName() == "Keep text read from the screen in the history"
     assert "&" in box.text() and box.accessibleDescription()
     box.setChecked(True)
     app.window.apply_settings(dialog.result_settings())

@@ -146,8 +146,8 @@ class SettingsDialog(QDialog):
               "can show mail, banking or passwords."))
         self.keep_screen_pictures.setChecked(settings.keep_screen_pictures)
         self.keep_screen_text = _named(
-            QCheckBox(_("Keep what was read &from the screen in the history")),
-            _("Keep what was read from the screen in the history"),
+            QCheckBox(_("Keep text read &from the screen in the history")),
+            _("Keep text read from the screen in the history"),
             _("Off: the history keeps what a description of the screen found (how many lines, the pictures' "
               "captions) but not the lines of text read there, which can be mail, messages or passwords."))
         self.keep_screen_text.setChecked(settings.keep_screen_text)
