@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from captioner_gui import __version__
+from captioner_gui.engine.names import json_text, shown  # file names as they may be printed
 from captioner_gui.engine.options import DEVICES, METHODS, PRECISIONS, Target
 from captioner_gui import i18n
 from captioner_gui.i18n import _, ngettext
@@ -347,8 +348,6 @@ class JsonList:
         self.count = 0
 
     def add(self, entry: dict) -> None:
-        from captioner_gui.engine.names import json_text
-
         self._write(("[\n" if self.count == 0 else ",\n") + "\n".join("  " + line for line in
                                                                     json_text(entry, indent=2).splitlines()))
         self.count += 1
@@ -358,21 +357,9 @@ class JsonList:
 
     @staticmethod
     def _write(text: str) -> None:
-        sys.stdout.flush()
-        out = getattr(sys.stdout, "buffer", None)
-        if out is None:
-            sys.stdout.write(text)
-        else:
-            out.write(text.encode("utf-8"))
-        (out or sys.stdout).flush()
-
-
-def shown(text: str) -> str:
-    """A file name, or a message naming one, as it may be printed (names.shown: no control characters, no bytes
-    that are not UTF-8)."""
-    from captioner_gui.engine.names import shown as safe
-
-    return safe(text)
+        sys.stdout.flush()  # what tqdm wrote before
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
 
 
 def one_line(text: str) -> str:

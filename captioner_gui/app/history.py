@@ -143,8 +143,7 @@ class History:
         descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NO_FOLLOW, _PRIVATE_FILE)
         try:
             _make_private(self.path, _PRIVATE_FILE, descriptor)  # a file from an older version may be readable
-            end = os.lseek(descriptor, 0, os.SEEK_END)
-            if end > 0 and os.pread(descriptor, 1, end - 1) != b"\n":
+            if _ends_torn(descriptor):
                 line = "\n" + line  # a line torn by a killed process stays apart from this one
             os.write(descriptor, line.encode("utf-8"))
         finally:
@@ -177,11 +176,13 @@ class History:
                         drop -= 1
                         continue
                     kept = kept or entry is not None  # damaged lines before the first kept entry go too
-                    if kept:
-                        if entry is not None and len(line) > MAX_LINE:
+                    if not kept:
+                        continue
+                    if entry is not None:
+                        named.add(entry.thumbnail)
+                        if len(line) > MAX_LINE:
                             line = json_text(asdict(entry))
-                        named.add(entry.thumbnail if entry is not None else "")
-                        out.write(line.encode("utf-8") + b"\n")
+                    out.write(line.encode("utf-8") + b"\n")
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, self.path)
@@ -192,7 +193,7 @@ class History:
 
     def thumbnail_path(self, entry: HistoryEntry) -> Path | None:
         """The thumbnail's file, where it is one (never a link)."""
-        if not is_thumbnail_name(entry.thumbnail) or _is_link(self.thumbnails):
+        if not is_thumbnail_name(entry.thumbnail) or self.thumbnails.is_symlink():
             return None
         path = self.thumbnails / entry.thumbnail
         try:
@@ -203,9 +204,9 @@ class History:
     def clear(self) -> None:
         """Deletes the file and the thumbnails; a link in their place is left as it is, and what it points at."""
         self._count = None
-        if not _is_link(self.path):
+        if not self.path.is_symlink():
             self.path.unlink(missing_ok=True)
-        if self.thumbnails.is_dir() and not _is_link(self.thumbnails):
+        if self.thumbnails.is_dir() and not self.thumbnails.is_symlink():
             self._delete_unnamed_thumbnails(named=set())
             try:
                 self.thumbnails.rmdir()
@@ -214,22 +215,22 @@ class History:
 
     def _refuse_links(self) -> None:
         for path in (self.path, self.thumbnails):
-            if _is_link(path):
+            if path.is_symlink():
                 raise LinkInTheWay(path)
 
     def _open_history(self):
         """The history file for reading, never through a link."""
         try:
             descriptor = os.open(self.path, os.O_RDONLY | _NO_FOLLOW)
-        except OSError as exc:
-            if _is_link(self.path):
+        except OSError:
+            if self.path.is_symlink():
                 raise LinkInTheWay(self.path) from None
-            raise exc
+            raise
         return open(descriptor, "rb")
 
     def _lines(self) -> Iterator[str]:
         """Each line that is not blank, without its newline; one at a time."""
-        if not self.path.exists() and not _is_link(self.path):
+        if not self.path.exists() and not self.path.is_symlink():
             return
         with self._open_history() as file:
             for raw in file:
@@ -239,7 +240,7 @@ class History:
 
     def _delete_unnamed_thumbnails(self, named: set[str]) -> None:
         """Deletes the PNG files in the thumbnails folder that are not `named`."""
-        if _is_link(self.thumbnails) or not self.thumbnails.is_dir():  # a link to a folder of photos: never
+        if self.thumbnails.is_symlink() or not self.thumbnails.is_dir():  # a link to a folder of photos: never
             return
         for path in self.thumbnails.iterdir():
             if path.suffix == ".png" and path.name not in named:
@@ -253,15 +254,19 @@ class History:
             os.chmod(folder, _PRIVATE_FOLDER)  # mkdir's mode is reduced by the umask; be exact
 
 
-def _is_link(path: Path) -> bool:
-    return path.is_symlink()
-
-
 def _entry_or_none(line: str) -> HistoryEntry | None:
     try:
         return entry_from_record(json.loads(line))
     except ValueError:
         return None
+
+
+def _ends_torn(descriptor: int) -> bool:
+    """Whether the open file ends inside a line (a write cut off by a killed process)."""
+    if os.lseek(descriptor, 0, os.SEEK_END) == 0:
+        return False
+    os.lseek(descriptor, -1, os.SEEK_END)
+    return os.read(descriptor, 1) != b"\n"
 
 
 def _new_private(path: Path):
@@ -276,7 +281,7 @@ def _make_private(path: Path, mode: int, descriptor: int | None = None) -> None:
     """Gives the file (through its open descriptor where there is one) or folder `mode`; never through a link."""
     if descriptor is not None and hasattr(os, "fchmod"):
         os.fchmod(descriptor, mode)
-    elif _is_link(path):
+    elif path.is_symlink():
         raise LinkInTheWay(path)
     else:
         os.chmod(path, mode)
