@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from captioner_gui import __version__
+from captioner_gui.engine.names import json_text, shown  # file names as they may be printed
 from captioner_gui.engine.options import DEVICES, METHODS, PRECISIONS, Target
 from captioner_gui import i18n
 from captioner_gui.i18n import _, ngettext
@@ -350,11 +351,33 @@ def collect_inputs(paths: list[Path], recursive: bool) -> list[Path]:
             if not found:
                 print("captioner: " + (_("{folder}: no images in this folder.") if recursive else
                                        _("{folder}: no images in this folder (--recursive looks into subfolders)."))
-                      .format(folder=path), file=sys.stderr)
+                      .format(folder=shown(str(path))), file=sys.stderr)
             inputs += found
         else:
             inputs.append(path)
     return inputs
+
+
+class JsonList:
+    """Prints a JSON list (as json.dump(..., indent=2) would) one entry at a time, as each is done, so that one
+    entry never costs the others theirs; always UTF-8, whatever the terminal's encoding (names.json_text)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add(self, entry: dict) -> None:
+        self._write(("[\n" if self.count == 0 else ",\n") + "\n".join("  " + line for line in
+                                                                    json_text(entry, indent=2).splitlines()))
+        self.count += 1
+
+    def close(self) -> None:
+        self._write("\n]\n" if self.count else "[]\n")
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stdout.flush()  # what tqdm wrote before
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
 
 
 def one_line(text: str) -> str:
@@ -385,7 +408,7 @@ def run_caption(args) -> int:
     if translation.translator(model) is None and translation.problem:
         print(f"captioner: {translation.problem}", file=sys.stderr)
 
-    results: list[dict] = []
+    results = JsonList() if args.json else None
     failed = 0
     show_path = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
     progress = tqdm(total=len(inputs), unit="image", file=sys.stderr, leave=False,
@@ -408,7 +431,7 @@ def run_caption(args) -> int:
         for entry in entries:
             if "error" in entry:
                 failed += 1
-                progress.write(f"captioner: {entry['error']}", file=sys.stderr)
+                progress.write(f"captioner: {shown(entry['error'])}", file=sys.stderr)
             else:
                 caption = next(captions)
                 words, language = next(said)
@@ -418,15 +441,15 @@ def run_caption(args) -> int:
                              kind=caption.kind, kind_scores=caption.kind_scores, agreement=caption.agreement)
                 if not args.json:
                     text = blank_message("image") if caption.blank else one_line(words)
-                    line = f"{entry['image']}: {text}" if show_path else text
+                    line = f"{shown(entry['image'])}: {text}" if show_path else text
                     progress.write(line, file=sys.stdout)
                     sys.stdout.flush()
-            results.append(entry)
+            if results is not None:
+                results.add(entry)
         progress.update(len(batch))
     progress.close()
-    if args.json:
-        json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
-        print()
+    if results is not None:
+        results.close()
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -450,7 +473,7 @@ def run_describe(args) -> int:
         print(f"captioner: {problem}", file=sys.stderr)
     if describer.reader_problem:
         print("captioner: " + _("{problem} Captions only.").format(problem=describer.reader_problem), file=sys.stderr)
-    results, failed = [], 0
+    results, failed = JsonList() if args.json else None, 0
     printed_once: set[str] = set()  # that pictures are not captioned without a model: said at the first picture
     several = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
     progress = tqdm(inputs, unit="image", file=sys.stderr, leave=False,
@@ -460,20 +483,21 @@ def run_describe(args) -> int:
             image = load_image(path)
         except CaptionerError as exc:
             failed += 1
-            progress.write(f"captioner: {exc}", file=sys.stderr)
-            results.append({"image": str(path), "error": str(exc)})
+            progress.write(f"captioner: {shown(str(exc))}", file=sys.stderr)
+            if results is not None:
+                results.add({"image": str(path), "error": str(exc)})
             continue
         description = describer.describe(image, str(path), options=options, text_only=args.text_only)
-        results.append(description.as_json(str(path)))
-        if not args.json:
+        if results is not None:
+            results.add(description.as_json(str(path)))
+        else:
             lines = [one_line(line) for line in description.lines() if line not in printed_once]
             printed_once.update(note for note in description.notes if note == describer.no_captions)
-            progress.write("\n".join([f"{path}:", *("  " + line for line in lines)] if several else lines),
-                           file=sys.stdout)
+            progress.write("\n".join([f"{shown(str(path))}:", *("  " + line for line in lines)] if several
+                                      else lines), file=sys.stdout)
             sys.stdout.flush()
-    if args.json:
-        json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
-        print()
+    if results is not None:
+        results.close()
     return EXIT_FAILED if failed else EXIT_OK
 
 

@@ -374,6 +374,53 @@ def test_screen_pictures_are_kept_without_thumbnail_unless_asked(app, qtbot, tin
     assert line["source"] == "window" and (app.history.thumbnails / line["thumbnail"]).is_file()
 
 
+def test_the_history_keeps_no_line_read_from_the_screen_unless_asked(app, qtbot, tmp_path):
+    """A screen's entry keeps its summary and the pictures' captions, not the mail or passwords it showed; a file's
+    entry keeps its text; entries written before stay as they are; Settings can keep the screen's text too."""
+    from screens import web_page
+
+    from captioner_gui.app.history import HistoryEntry
+    from captioner_gui.app.settings import Settings
+    from captioner_gui.app.settings_dialog import SettingsDialog
+    from captioner_gui.app.worker import Request
+
+    older = app.history.add(HistoryEntry(time="2025-01-01T10:00:00+00:00", text="Screenshot.\nmy password 1234",
+                                         source="screen"))
+    page = web_page(title="Mail")
+    read = lambda text: [line for line in page.lines if line in text]  # noqa: E731
+    for source, text_only in (("screen", False), ("window", False), ("region", False), ("text", True)):
+        app.window.submit(Request(name="Screen", source=source, picture=page.image, title="Mail",
+                                  text_only=text_only))
+        [answer] = app.described(qtbot)
+        assert len(read(answer.text)) >= 3  # the window shows what was read
+        kept = history_lines(app)[-1]
+        assert kept["source"] == source and read(kept["text"]) == [], kept["text"]
+        summary = answer.text.splitlines()[0]
+        assert kept["text"].splitlines()[0] == summary and "Mail" in summary
+    assert summary.startswith("Mail: ") and "lines" in summary  # "Read the text": how many lines, none of them
+    screen_entry = history_lines(app)[1]
+    assert "lines of text" in screen_entry["text"] and "Picture at" in screen_entry["text"]  # the captions
+
+    file = tmp_path / "mail.png"
+    page.image.save(file)
+    app.window.describe_files([str(file)])
+    [answer] = app.described(qtbot)
+    assert history_lines(app)[-1]["text"] == answer.text and read(answer.text)  # a file keeps its text
+    assert history_lines(app)[0] == {**history_lines(app)[0], "text": older.text}  # the old entry is untouched
+
+    dialog = SettingsDialog(app.window.settings, app.speaker, None, app.window)
+    box = dialog.keep_screen_text
+    assert not box.isChecked() and box.accessibleName() == "Keep text read from the screen in the history"
+    assert "&" in box.text() and box.accessibleDescription()
+    box.setChecked(True)
+    app.window.apply_settings(dialog.result_settings())
+    dialog.deleteLater()
+    assert Settings.load().keep_screen_text
+    app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Mail"))
+    [answer] = app.described(qtbot)
+    assert history_lines(app)[-1]["text"] == answer.text and read(answer.text)
+
+
 def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app, qtbot):
     from screens import text_page
 
@@ -420,6 +467,55 @@ def test_a_history_that_cannot_be_written_is_said_once_and_the_answer_still_come
         assert not_a_folder.read_text().startswith("a file")  # nothing the user had was touched
     finally:
         stop_app(app)
+
+
+def test_a_link_where_the_history_should_be_is_said_once_and_left_alone(qtbot, tiny_mlp, tmp_path, photos):
+    """history.jsonl a link to a file of the user's: said at start, once; descriptions still come; the file and
+    the link stay as they were."""
+    from captioner_gui.app.settings import Settings
+
+    other = tmp_path / "notes.txt"
+    other.write_text("mine\n")
+    other.chmod(0o644)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "history.jsonl").symlink_to(other)
+    app = start_app(qtbot, Settings(model=str(tiny_mlp.folder)), tmp_path / "data", tmp_path / "speech")
+    said, say = [], app.window.say
+    app.window.say = lambda text, interrupt=True: (said.append(text), say(text, interrupt))
+    try:
+        assert "history.jsonl is a link" in app.window.result.toPlainText()  # said at start (and spoken)
+        app.window.describe_files([str(photos[0])])
+        app.window.describe_files([str(photos[1])])
+        answers = app.described(qtbot, 2)
+        assert all(a.text and not a.error for a in answers)
+        assert not [text for text in said if isinstance(text, str) and "history" in text]  # not said again
+        assert other.read_text() == "mine\n" and (other.stat().st_mode & 0o777) == 0o644
+        assert (tmp_path / "data" / "history.jsonl").is_symlink()
+    finally:
+        stop_app(app)
+
+
+def test_names_with_control_characters_or_bytes_not_utf8_are_shown_escaped(app, qtbot, photos):
+    """A file name that would retitle a terminal, or holds a newline and bytes that are not UTF-8: the window,
+    the history list and the history file show it escaped."""
+    import os
+
+    folder = os.fsencode(photos[0].parent)
+    hostile = os.fsdecode(os.path.join(folder, b"bad\nname\xff\x1b]0;pwned\x07.png"))
+    Path(hostile).write_bytes(photos[0].read_bytes())
+    app.window.describe_files([hostile, str(photos[1])])  # several: each description starts with its name
+    app.described(qtbot, 2)
+    shown_name = "bad\\nname\\xff\\x1b]0;pwned\\x07.png"
+    item = app.window.history_list.item(1)  # the hostile one (newest first)
+    first, where = item.text().split("\n")
+    assert where.endswith(shown_name) and "\x1b" not in item.text()
+    raw = app.history.path.read_bytes()
+    raw.decode("utf-8")  # valid UTF-8
+    [line] = [json.loads(line) for line in raw.decode().splitlines() if "pwned" in line]
+    assert line["source"].endswith("bad\nname\\xff\x1b]0;pwned\x07.png")  # the rule of `describe --json`
+    app.window.describe_files([hostile, hostile])
+    app.described(qtbot, 2)
+    assert app.window.result.toPlainText().startswith(shown_name + ": ")
 
 
 def test_high_contrast_a_thick_focus_ring_and_a_text_size_that_is_kept(qtbot, tiny_mlp, tmp_path):

@@ -188,3 +188,35 @@ def test_an_offline_bundle_uses_the_models_it_carries(monkeypatch, tmp_path):
     assert default_models_dir() == carried
     (carried / "coco" / "manifest.json").unlink()  # a bundle without models: the user's data folder
     assert default_models_dir() != carried and default_models_dir().name == "models"
+
+
+@pytest.mark.parametrize("command", ["caption", "describe"])
+def test_names_that_are_not_utf8_or_hold_control_characters_are_printed_escaped(tiny_mlp, tmp_path, command):
+    """A name with a newline and bytes that are not UTF-8, and one that would retitle the terminal (ESC ] ... BEL):
+    under a strict UTF-8 stdout, --json is valid UTF-8 JSON with every entry, and plain output escapes them."""
+    import os
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path)
+    bad, title, good = b"bad\nname\xff\xfe.png", b"title\x1b]0;pwned\x07.png", b"good.png"
+    for seed, name in enumerate((bad, title, good)):
+        noise_image(seed).save(os.fsdecode(os.path.join(folder, name)))
+    environment = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "captioner_gui", command, bad, title, good, "--model",
+                               os.fsencode(tiny_mlp.folder), *extra], capture_output=True,
+                              cwd=folder, env=environment, timeout=600)
+
+    result = run(b"--json")
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    entries = json.loads(result.stdout.decode("utf-8"))  # strict: valid UTF-8 throughout
+    assert [e["image"] for e in entries] == ["bad\nname\\xff\\xfe.png", "title\x1b]0;pwned\x07.png", "good.png"]
+    assert b"\x1b" not in result.stdout and b"\x07" not in result.stdout  # JSON's escapes, never the characters
+
+    result = run()
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    printed = result.stdout.decode("utf-8") + result.stderr.decode("utf-8")
+    assert "bad\\nname\\xff\\xfe.png" in printed and "title\\x1b]0;pwned\\x07.png" in printed
+    assert not {"\x1b", "\x07"} & set(printed)

@@ -24,6 +24,10 @@ def texts(history: History) -> list[str]:
     return [e.text for e in history.entries()]
 
 
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 def test_the_oldest_entries_and_their_thumbnails_go_first_beyond_the_limit(tmp_path):
     history = History(tmp_path / "data", limit=5)
     for number in range(8):
@@ -46,7 +50,6 @@ def test_history_files_are_private(tmp_path):
         added = history.add(entry(1), PNG)
     finally:
         os.umask(previous)
-    mode = lambda path: path.stat().st_mode & 0o777  # noqa: E731
     assert mode(history.folder) == 0o700
     assert mode(history.thumbnails) == 0o700
     assert mode(history.path) == 0o600
@@ -120,3 +123,78 @@ def test_killed_while_writing_and_trimming_the_history_stays_readable(tmp_path, 
         assert numbers[-1] >= written[-1]
         assert all(history.thumbnail_path(e) is not None for e in history.entries())
         start = numbers[-1] + 1
+
+
+def test_a_link_in_the_data_folder_is_never_written_re_permissioned_or_trimmed_through(tmp_path):
+    """history.jsonl a link to another file, thumbnails/ a link to a folder of photos: the history refuses (one
+    message naming the link) and the file, the folder and the photos in it stay as they were."""
+    from captioner_gui.app.history import LinkInTheWay
+
+    other = tmp_path / "notes.txt"
+    other.write_text("mine\n")
+    other.chmod(0o644)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    photos.chmod(0o755)
+    (photos / "holiday.png").write_bytes(PNG)
+
+    linked_file = History(tmp_path / "one", limit=1)
+    linked_file.folder.mkdir()
+    linked_file.path.symlink_to(other)
+    for attempt in (lambda: linked_file.add(entry(1)), linked_file.entries, linked_file.trim):
+        with pytest.raises(LinkInTheWay, match="history.jsonl is a link"):
+            attempt()
+    linked_file.clear()
+    assert linked_file.path.is_symlink() and other.read_text() == "mine\n" and mode(other) == 0o644
+
+    linked_folder = History(tmp_path / "two", limit=1)
+    for number in range(2):  # a history of an older version, from before the link
+        linked_folder.add(entry(number), PNG)
+    for thumbnail in linked_folder.thumbnails.iterdir():
+        thumbnail.rename(photos / thumbnail.name)
+    linked_folder.thumbnails.rmdir()
+    linked_folder.thumbnails.symlink_to(photos)
+    before = sorted(p.name for p in photos.iterdir())
+    for attempt in (lambda: linked_folder.add(entry(2), PNG), linked_folder.trim):
+        with pytest.raises(LinkInTheWay, match="thumbnails is a link"):
+            attempt()
+    linked_folder.clear()
+    assert sorted(p.name for p in photos.iterdir()) == before and mode(photos) == 0o755
+    assert linked_folder.thumbnails.is_symlink()
+
+    history = History(tmp_path / "three")  # a thumbnail that is a link is not shown
+    added = history.add(entry(1), PNG)
+    (history.thumbnails / added.thumbnail).unlink()
+    (history.thumbnails / added.thumbnail).symlink_to(photos / "holiday.png")
+    assert history.thumbnail_path(history.entries()[0]) is None
+
+
+def test_a_huge_entry_is_cut_and_never_read_whole_twice(tmp_path):
+    """An entry holding megabytes of text (written by an older version, or by hand) is cut when read; a new one is
+    cut when written; listing the newest and trimming read the file one line at a time."""
+    import tracemalloc
+
+    from captioner_gui.app.history import MAX_TEXT
+
+    history = History(tmp_path / "data", limit=30)
+    history.folder.mkdir()
+    huge = HistoryEntry(time="2025-01-01T10:00:00+00:00", text="word " * 1_000_000, source="screen")
+    with history.path.open("w") as file:  # 5 MB in one entry, then 29 entries of 200 KB
+        for record in [huge] + [HistoryEntry(huge.time, f"{n} " + "x" * 200_000, "screen") for n in range(29)]:
+            file.write(json.dumps(record.__dict__) + "\n")
+
+    tracemalloc.start()
+    try:
+        newest = history.entries(newest=3)
+        first = history.entries(newest=30)[0]
+        history.add(HistoryEntry(huge.time, "y" * 1_000_000, "screen"))  # 31 entries: the huge one goes
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000  # the file is 11 MB: read whole, and its lines, it took twice that at least
+    assert [e.text.split()[0] for e in newest] == ["26", "27", "28"]
+    assert first.text.startswith("word word") and len(first.text) < MAX_TEXT + 200 and "Cut here" in first.text
+    entries = history.entries()
+    assert len(entries) == 30 and entries[0].text.startswith("0 x")
+    assert entries[-1].text.startswith("y" * MAX_TEXT + "\n(Cut here")
+    assert max(len(line) for line in history.path.read_text().splitlines()) < MAX_TEXT + 200

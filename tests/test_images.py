@@ -104,3 +104,24 @@ def test_decompression_bomb_is_refused(tmp_path):
     assert path.stat().st_size < 200_000
     with pytest.raises(ImageError, match="too large"):
         load_image(path)
+
+
+@pytest.mark.parametrize("kind", ["tEXt", "zTXt"])
+def test_a_png_with_a_text_chunk_over_the_limit_says_so(tmp_path, kind):
+    """A PNG whose picture is fine but whose notes (a 65 MB tEXt chunk, a zTXt chunk of 2 MB once unpacked) are
+    over Pillow's limits: said as that, not as a damaged file."""
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, "PNG")
+    png = buffer.getvalue()
+    text = b"x" * (65 * 2**20) if kind == "tEXt" else b"\0" + zlib.compress(b"x" * (2 * 2**20))
+    data = b"Comment\0" + text
+    chunk = struct.pack(">I", len(data)) + kind.encode() + data + struct.pack(">I", zlib.crc32(kind.encode() + data))
+    path = tmp_path / "notes.png"
+    path.write_bytes(png[:33] + chunk + png[33:])  # after the header chunk
+    with pytest.raises(ImageError) as raised:
+        load_image(path)
+    assert "text chunk" in str(raised.value) and "larger than the limit" in str(raised.value)
+    assert "damaged" not in str(raised.value)

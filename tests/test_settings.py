@@ -32,3 +32,35 @@ def test_values_out_of_bounds_fall_back_or_are_clamped(tmp_path):
     assert (settings.beam_size, settings.volume, settings.history_limit) == (20, 0, 10)
     assert (settings.device, settings.theme, settings.model) == ("auto", "system", "coco")
     assert Settings.range_of("text_size") == (70, 300)
+
+
+def test_a_settings_file_that_is_a_link_is_read_but_never_written_or_made_private(tmp_path, monkeypatch):
+    """captioner.ini a link to a file of the user's: the settings in it are used, saving goes elsewhere for this
+    run (said once), and the file keeps its words and its permissions."""
+    from PySide6.QtCore import QCoreApplication, QSize
+
+    from captioner_gui.app import settings as settings_module
+
+    QCoreApplication.setOrganizationName("captioner")
+    QCoreApplication.setApplicationName("captioner")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
+    monkeypatch.setattr(settings_module, "LINKED", [])
+    other = tmp_path / "dotfiles.ini"
+    other.write_text("[General]\nrate=220\n")
+    other.chmod(0o644)
+    (tmp_path / "config" / "captioner").mkdir(parents=True)
+    link = tmp_path / "config" / "captioner" / "captioner.ini"
+    link.symlink_to(other)
+    assert settings_module.linked_settings_problem() is None
+
+    settings = Settings.load()
+    assert settings.rate == 220
+    assert str(link) in settings_module.linked_settings_problem()
+    settings.rate = 300
+    settings.save()
+    QSettings().setValue("window/size", QSize(500, 400))  # as the window does when it closes
+    QSettings().sync()
+    assert Settings.load().rate == 300  # in use until the app quits
+    assert other.read_text() == "[General]\nrate=220\n" and (other.stat().st_mode & 0o777) == 0o644
+    assert link.is_symlink()

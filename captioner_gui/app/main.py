@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     hotkeys.register(settings.hotkeys)
     if instance_problem:
         window.tell(instance_problem)
+    from .settings import linked_settings_problem
+
+    if linked_settings_problem():
+        window.tell(linked_settings_problem())
     quit_on_signals(app, window.close)
     restarting = False
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from PySide6.QtCore import QSettings
 
 from captioner_gui import i18n
+from captioner_gui.i18n import _
 from captioner_gui.engine.options import DEVICES, DecodeOptions, Target
 
 VERSION = 1  # the layout of what is kept; a later layout says here how to read an older one
@@ -52,6 +56,7 @@ class Settings:
     history: bool = True
     history_limit: int = ranged(1000, 10, 100_000)  # descriptions kept on disk; the oldest are dropped first
     keep_screen_pictures: bool = False  # thumbnails of screen captures (they can show mail, banking, passwords)
+    keep_screen_text: bool = False  # the lines read from the screen; off: its summary and pictures' captions only
     all_monitors: bool = False  # "describe the screen" takes every monitor, not only the one with the pointer
     # The key of each action; kept as "hotkey_screen", "hotkey_window", ... (an empty key: no hotkey).
     hotkeys: dict[Target, str] = field(default_factory=lambda: dict(DEFAULT_HOTKEYS))
@@ -71,6 +76,7 @@ class Settings:
     def load(cls, store: QSettings | None = None) -> Settings:
         """Reads what was saved; a value of the wrong type or out of range falls back to its default. Files of
         every version so far have the same layout; keys this version does not know are left as they are."""
+        own_store = store is None
         store = store or QSettings()
         settings = cls()
         for f in fields(cls):
@@ -80,7 +86,11 @@ class Settings:
             else:
                 setattr(settings, f.name, _read(store, f.name, getattr(settings, f.name)))
         settings._clamp()
-        _make_private(store.fileName())  # a file written by an older version, or by Qt itself, may be readable
+        if os.path.islink(store.fileName()):
+            if own_store:
+                _keep_away_from_link(store)
+        else:
+            _make_private(store.fileName())  # a file written by an older version, or by Qt itself, may be readable
         return settings
 
     def save(self, store: QSettings | None = None) -> None:
@@ -94,7 +104,8 @@ class Settings:
             else:
                 store.setValue(f.name, getattr(self, f.name))
         store.sync()
-        _make_private(store.fileName())
+        if not os.path.islink(store.fileName()):
+            _make_private(store.fileName())
 
     def _clamp(self) -> None:
         """Each value back inside the bounds its field declares."""
@@ -121,6 +132,34 @@ def _read(store: QSettings, key: str, default):
         return type(default)(value)
     except (TypeError, ValueError):
         return default
+
+
+LINKED: list[str] = []  # the settings file, where it is a link (Settings.load reads it; nothing is written to it)
+
+
+def _keep_away_from_link(store: QSettings) -> None:
+    """The settings file is a link to another file: Qt would write through it (and we would make that file
+    private). From here on, this run's settings are kept in a folder of its own, deleted at exit; what was read
+    stays in use. Said once (linked_settings_problem)."""
+    if LINKED:
+        return
+    LINKED.append(store.fileName())
+    folder = tempfile.mkdtemp(prefix="captioner-settings-")
+    atexit.register(shutil.rmtree, folder, True)
+    QSettings.setPath(store.format(), QSettings.Scope.UserScope, folder)
+    kept = QSettings()
+    for key in store.allKeys():  # what was read stays in use (the window's size too)
+        kept.setValue(key, store.value(key))
+    kept.sync()
+
+
+def linked_settings_problem() -> str | None:
+    """What to say where the settings file is a link (once, at start)."""
+    if not LINKED:
+        return None
+    return _("{path} is a link to somewhere else: the settings were read from it, but are not written to it, nor is "
+             "it made private. Changes last until Captioner quits; replace the link with a file to keep them.").format(
+                 path=LINKED[0])
 
 
 def _make_private(path: str) -> None:

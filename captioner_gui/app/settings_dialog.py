@@ -145,6 +145,12 @@ class SettingsDialog(QDialog):
             _("Off: descriptions of the screen, a window or a region are kept without a thumbnail, since the screen "
               "can show mail, banking or passwords."))
         self.keep_screen_pictures.setChecked(settings.keep_screen_pictures)
+        self.keep_screen_text = _named(
+            QCheckBox(_("Keep text read &from the screen in the history")),
+            _("Keep text read from the screen in the history"),
+            _("Off: the history keeps what a description of the screen found (how many lines, the pictures' "
+              "captions) but not the lines of text read there, which can be mail, messages or passwords."))
+        self.keep_screen_text.setChecked(settings.keep_screen_text)
         self.history.toggled.connect(self._history_toggled)
         self._history_toggled(settings.history)
         history_form = _form()
@@ -152,6 +158,7 @@ class SettingsDialog(QDialog):
         history_label.setBuddy(self.history_limit)
         history_form.addRow(history_label, self.history_limit)
         history_form.addRow(self.keep_screen_pictures)
+        history_form.addRow(self.keep_screen_text)
         self.all_monitors = _named(QCheckBox(_("Describe &all monitors together")),
                                    _("Describe all monitors together"),
                                    _("Off: 'describe the screen' takes the monitor the mouse pointer is on."))
@@ -228,6 +235,7 @@ class SettingsDialog(QDialog):
     def _history_toggled(self, keep: bool) -> None:
         self.history_limit.setEnabled(keep)
         self.keep_screen_pictures.setEnabled(keep)
+        self.keep_screen_text.setEnabled(keep)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, _("Choose a model folder (with manifest.json)"))
@@ -250,6 +258,7 @@ class SettingsDialog(QDialog):
         self.history.setChecked(defaults.history)
         self.history_limit.setValue(defaults.history_limit)
         self.keep_screen_pictures.setChecked(defaults.keep_screen_pictures)
+        self.keep_screen_text.setChecked(defaults.keep_screen_text)
         self.all_monitors.setChecked(defaults.all_monitors)
         self.theme.setCurrentIndex(self.theme.findData(defaults.theme))
         self.text_size.setValue(defaults.text_size)
@@ -269,6 +278,7 @@ class SettingsDialog(QDialog):
             voice=self.voice.currentData() or "", rate=self.rate.value(), volume=self.volume.value(),
             auto_copy=self.auto_copy.isChecked(), history=self.history.isChecked(),
             history_limit=self.history_limit.value(), keep_screen_pictures=self.keep_screen_pictures.isChecked(),
+            keep_screen_text=self.keep_screen_text.isChecked(),
             all_monitors=self.all_monitors.isChecked(), theme=self.theme.currentData(),
             text_size=self.text_size.value(), language=self.language.currentData(), hotkeys=hotkeys,
         )

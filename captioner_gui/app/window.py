@@ -17,13 +17,14 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
                                QMessageBox, QPlainTextEdit, QPushButton, QSystemTrayIcon, QVBoxLayout, QWidget)
 
 from captioner_gui import i18n
+from captioner_gui.engine import names
 from captioner_gui.engine.options import CAPTURES, Target
 from captioner_gui.i18n import N_, _, pgettext
 
 from . import appearance, language
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .fitting import FlowLayout, ScrollingPane
-from .history import History, HistoryEntry
+from .history import History, HistoryEntry, LinkInTheWay
 from .settings import Settings
 from .speech import Speaker, SpeechRoute
 from .worker import Answer, CaptionWorker, Reply, Request
@@ -596,9 +597,8 @@ class MainWindow(QMainWindow):
         shown, spoken = answer.error or answer.text, answer.spoken
         if request.show_name and not answer.error:  # error messages already name the file
             # Translators: one of several images described at once: its file name, then its description.
-            named = _("{name}: {description}")
-            shown, spoken = (named.format(name=request.name, description=shown),
-                             named.format(name=request.name, description=spoken))
+            named, name = _("{name}: {description}"), names.shown(request.name)
+            shown, spoken = (named.format(name=name, description=shown), named.format(name=name, description=spoken))
         self.result.setPlainText(shown)
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
@@ -681,7 +681,11 @@ class MainWindow(QMainWindow):
         if not visible:
             return
         try:
-            entries = self.history.entries()[-HISTORY_SHOWN:]
+            entries = self.history.entries(newest=HISTORY_SHOWN)
+        except LinkInTheWay as exc:  # said once: the descriptions that follow are not kept, and not said again
+            self._history_failing = True
+            self.tell(str(exc))
+            return
         except OSError as exc:  # the file is there but cannot be read: say so, and leave it as it is
             self.tell(_("The history could not be read ({problem}). Check that you may read {path}.").format(
                 problem=exc.strerror or exc, path=self.history.path))
@@ -693,15 +697,19 @@ class MainWindow(QMainWindow):
         """Adds the description to the history file and list. A disk that refuses is said once, and never stops
         the description from reaching whoever asked for it."""
         request = answer.request
-        keep_picture = request.source not in CAPTURES or self.settings.keep_screen_pictures
-        entry = HistoryEntry(time=datetime.now().astimezone().isoformat(timespec="seconds"), text=answer.text,
+        of_the_screen = request.source in CAPTURES or request.source == Target.TEXT  # may show mail, passwords
+        keep_picture = not of_the_screen or self.settings.keep_screen_pictures
+        keep_text = not of_the_screen or self.settings.keep_screen_text
+        entry = HistoryEntry(time=datetime.now().astimezone().isoformat(timespec="seconds"),
+                             text=answer.text if keep_text else answer.without_text,
                              source=request.source, model=answer.model, seconds=round(answer.seconds, 3))
         try:
             entry = self.history.add(entry, answer.thumbnail_png if keep_picture else None)
-        except (OSError, ValueError) as exc:  # a full disk, no permission, a name that cannot be written
+        except (OSError, ValueError) as exc:  # a full disk, no permission, a link in the way
             if not self._history_failing:
                 self._history_failing = True
-                self._say_after(_("The history could not be saved ({problem}). Free some disk space, or turn the "
+                self._say_after(str(exc) if isinstance(exc, LinkInTheWay) else
+                                _("The history could not be saved ({problem}). Free some disk space, or turn the "
                                   "history off in Settings.").format(problem=getattr(exc, "strerror", None) or exc))
             return
         self._history_failing = False
@@ -855,7 +863,7 @@ def _source_label(source: str) -> str:
     """What a history entry describes, as the user knows it: "screen", "clipboard", a file's name."""
     if source in SOURCE_LABELS:
         return _(SOURCE_LABELS[source])
-    return Path(source).name
+    return names.shown(Path(source).name)  # a newline or ESC in a name shown escaped
 
 
 def app_icon() -> QIcon:

@@ -19,6 +19,7 @@ from typing import Callable
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal
 
+from captioner_gui.engine import names
 from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, DecodeOptions
 from captioner_gui.i18n import _
@@ -65,6 +66,7 @@ class Answer:
 
     request: Request
     text: str = ""  # the whole description, one line per line (what the window shows and Copy copies)
+    without_text: str = ""  # `text` less the lines read from the picture (what a screen's history entry keeps)
     short: str = ""  # the words said at once
     more: str = ""  # the rest, said on request
     short_parts: list = field(default_factory=list, repr=False)  # `short` as (words, language) parts
@@ -282,13 +284,14 @@ class CaptionWorker(QObject):
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)
+            answer.without_text = "\n".join(description.lines(with_text=False))
             answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
             answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
         except GPUOutOfMemory:
             answer.error = _("The GPU ran out of memory. Choose the CPU in Settings, or close other programs.")
         except CaptionerError as exc:
-            answer.error = str(exc)
+            answer.error = names.shown(str(exc))  # it names the file: a newline, ESC or a byte that is not UTF-8
         except MemoryError:
             answer.error = _("Out of memory while describing this image. Close other programs, or pick the CPU in "
                              "Settings.")

@@ -97,13 +97,15 @@ class Description:
     def text_lines(self) -> list[str]:
         return [line for block in self.blocks for line in block.text.splitlines()]
 
-    def lines(self) -> list[str]:
-        """The whole description as lines to read one by one: the summary, the caption or the pictures, the text."""
+    def lines(self, with_text: bool = True) -> list[str]:
+        """The whole description as lines to read one by one: the summary, the caption or the pictures, the text
+        (left out where `with_text` is False: what a screen's history entry keeps, unless the user asks for more)."""
         lines = [self.summary] if self.summary else []
         if self.caption and self.caption != self.summary:
             lines.append(self.caption)
         lines += [picture.spoken for picture in self.pictures]
-        lines += self.text_lines
+        if with_text:
+            lines += self.text_lines
         lines += self.notes
         return lines
 

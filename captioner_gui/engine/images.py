@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from captioner_gui.i18n import _
 
@@ -74,10 +74,21 @@ def _open(source, name: str) -> Image.Image:
                          ) from None
     except PermissionError:
         raise ImageError(_("{name}: permission denied.").format(name=name)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
-        raise ImageError(_("{name}: the image is damaged or truncated ({reason}).").format(name=name, reason=exc)
-                         ) from None
+    except ValueError as exc:
+        if "MAX_TEXT" not in str(exc):  # Pillow's words for a PNG's text chunks over its limits
+            raise _damaged(name, exc) from None
+        raise ImageError(_("{name}: a text chunk (notes stored with the picture) is larger than the limit: {chunk} "
+                           "MB for a compressed one, {total} MB in all. Save a copy without its notes and try "
+                           "again.").format(
+                               name=name, chunk=f"{PngImagePlugin.MAX_TEXT_CHUNK / 2**20:g}",
+                               total=f"{PngImagePlugin.MAX_TEXT_MEMORY / 2**20:g}")) from None
+    except (OSError, SyntaxError, EOFError) as exc:
+        raise _damaged(name, exc) from None
+
+
+def _damaged(name: str, exc: Exception) -> ImageError:
+    # Pillow says "image file is truncated", "broken data stream", ... for damaged files.
+    return ImageError(_("{name}: the image is damaged or truncated ({reason}).").format(name=name, reason=exc))
 
 
 def _decode_reduced(image: Image.Image) -> None:
