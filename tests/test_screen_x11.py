@@ -58,6 +58,19 @@ def app(xserver, tmp_path, tiny_mlp):
     quit_gui(xserver, window, gui)
 
 
+@pytest.fixture
+def app_keeping_screen_text(xserver, tmp_path, tiny_mlp):
+    """The app with "Keep text read from the screen in the history" on (it is off at first), so that the tests can
+    read what was read in the history file."""
+    settings = tmp_path / "config" / "captioner" / "captioner.conf"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("[General]\nkeep_screen_text=true\n")
+    gui, window = start_gui(xserver, tmp_path, "--model", tiny_mlp.folder)
+    time.sleep(1.5)
+    yield window
+    quit_gui(xserver, window, gui)
+
+
 def test_the_screen_hotkey_describes_what_is_shown_and_not_our_window(xserver, app, tmp_path, tiny_mlp):
     picture = picture_file(tmp_path, "screen.png", SCREEN, seed=1)
     viewer, _ = show_picture(xserver, picture)
@@ -118,7 +131,7 @@ def test_the_window_hotkey_describes_the_active_window(xserver, app, tmp_path, t
     assert entry["text"].startswith("Photo in picture")  # the window's title, from _NET_WM_NAME
 
 
-def test_the_read_the_text_hotkey_reads_the_active_windows_text(xserver, app, tmp_path):
+def test_the_read_the_text_hotkey_reads_the_active_windows_text(xserver, app_keeping_screen_text, tmp_path):
     """Ctrl+Alt+Shift+T over a window of text: its title, then its lines, and nothing else (no caption)."""
     from screens import text_page
 
@@ -136,7 +149,7 @@ def test_the_read_the_text_hotkey_reads_the_active_windows_text(xserver, app, tm
     assert lines[1:] == page.lines
 
 
-def test_a_new_user_hears_a_mail_a_web_page_a_scanned_page_and_a_photo(xserver, app, tmp_path):
+def test_a_new_user_hears_a_mail_a_web_page_a_scanned_page_and_a_photo(xserver, app_keeping_screen_text, tmp_path):
     """The issue's walk: the screen hotkey over each of them. A mail: the window and its text. A web page: its
     pictures with captions, then its text. A scanned page: its text. A photo: its caption, and no text."""
     from screens import photo, scanned_page, text_page, web_page

@@ -375,17 +375,22 @@ class MainWindow(QMainWindow):
             self.waiting_for_model.extend(paths)
 
     def _model_failed(self, message: str, missing: bool) -> None:
-        """The worker still reads text without a caption model: the files waiting are described with their text,
-        and the screen keys work, before the model is got."""
+        """The worker still reads text without a caption model, so the screen keys work before the model is got.
+        Files named at start wait for the model the first-run dialog gets (they are described without captions
+        after "Not now"); after any other failure they are described at once, without captions."""
         self.set_status(_("No caption model loaded: the text is read, pictures are not captioned."))
-        waiting, self.waiting_for_model = self.waiting_for_model, []
-        if waiting:
-            self.describe_files(waiting)
         if missing:
             self.get_model_action.setEnabled(True)
             self.model_missing.emit(message)
         else:
             self.tell(message)
+            self._describe_waiting_without_captions()
+
+    def _describe_waiting_without_captions(self) -> bool:
+        waiting, self.waiting_for_model = self.waiting_for_model, []
+        if waiting:
+            self.describe_files(waiting)
+        return bool(waiting)
 
     # ------------------------------------------------------------------ sources
 
@@ -778,7 +783,7 @@ class MainWindow(QMainWindow):
         try:
             if dialog.exec():
                 self.load_model()
-            else:
+            elif not self._describe_waiting_without_captions():  # their first description says how to get captions
                 self.tell(_("No model is loaded. {reason} To download it later, choose Get the model in the File "
                             "menu (Alt+F, G).").format(reason=message) if message else
                           _("No model is loaded. To download it later, choose Get the model in the File menu "
