@@ -27,6 +27,7 @@ import stat
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -38,6 +39,7 @@ MAX_MESSAGE = 64 * 1024  # bytes in one request or answer
 MAX_DEPTH = 8  # nesting of JSON objects and lists in one message (the real ones have 2)
 IDLE_TIMEOUT_MS = 10_000  # a connection that sends no whole request for this long is closed
 BUSY_WAIT_MS = 10_000  # how long a client waits for a turn where the app's queue of connections is full
+BUSY_RETRY_S = 0.05  # between two tries meanwhile (Qt's own retrying spins on a CPU core)
 APP_QUIT = N_("The app quit before it answered.")
 APP_BUSY = N_("The app is busy with other requests; try again in a moment.")
 BAD_ANSWER = N_("The running app gave an answer that makes no sense; quit it (Ctrl+Q in its window) and start "
@@ -161,15 +163,18 @@ def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500, busy_ms:
     except InstanceError:
         return None  # no app of ours can listen there either
     socket = QLocalSocket()
+    give_up = time.monotonic() + busy_ms / 1000
     socket.connectToServer(name)
-    if not socket.waitForConnected(connect_ms):
-        if socket.error() in (QLocalSocket.LocalSocketError.ServerNotFoundError,
-                              QLocalSocket.LocalSocketError.ConnectionRefusedError):
-            return None  # no socket, or one that nobody listens at (left by a crash)
-        # Someone listens, but its queue of connections is full: Qt tries again until we stop waiting.
-        if socket.state() != QLocalSocket.LocalSocketState.ConnectingState or not socket.waitForConnected(busy_ms):
-            socket.abort()
+    # Still connecting: the app listens, but its queue of connections is full (a flood of requests). Its turn
+    # comes when the app takes the connections waiting; never in its place, a second model and a second voice.
+    while socket.state() == QLocalSocket.LocalSocketState.ConnectingState:
+        socket.abort()
+        if time.monotonic() > give_up:
             return {"error": _(APP_BUSY)}
+        time.sleep(BUSY_RETRY_S)
+        socket.connectToServer(name)
+    if not socket.waitForConnected(connect_ms):  # no socket, or one that nobody listens at (left by a crash)
+        return None
     if not _is_ours(socket):
         socket.abort()
         return None
