@@ -301,7 +301,7 @@ class InstanceServer(QObject):
         if socket not in self._buffers:
             return  # gone, or the app is quitting and told it so
         _reply(socket, answer)
-        self._unanswered[socket] -= 1
+        self._unanswered[socket] = max(0, self._unanswered[socket] - 1)
         if not self._unanswered[socket]:
             self._timers[socket].start(self.idle_timeout_ms)
 
