@@ -55,8 +55,8 @@ class Box:
         return cls(left, top, width, height)
 
     def inside(self, other: Box) -> bool:
-        return (other.left <= self.left and other.top <= self.top and self.left + self.width <= other.left
-                + other.width and self.top + self.height <= other.top + other.height)
+        return (other.left <= self.left and self.left + self.width <= other.left + other.width
+                and other.top <= self.top and self.top + self.height <= other.top + other.height)
 
     def __str__(self) -> str:
         return f"{self.left},{self.top},{self.width},{self.height}"

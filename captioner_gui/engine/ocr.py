@@ -93,10 +93,10 @@ class TextReader:
         self._batch = TextRecInput
         self.timings: dict[str, float] = {}
 
-    def read(self, image: Image.Image, cancel: threading.Event | None = None) -> list[Line]:
+    def read(self, image: Image.Image) -> list[Line]:
         """The lines of text, in no particular order (see layout.py for reading order). Sets `timings`."""
-        page = self.find(image, cancel)
-        return self.recognize(page, page.boxes, cancel)
+        page = self.find(image)
+        return self.recognize(page, page.boxes)
 
     def find(self, image: Image.Image, cancel: threading.Event | None = None) -> Page:
         """Where the lines of text are (not yet read). Resets `timings`. Raises Cancelled between two tiles once
