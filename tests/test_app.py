@@ -659,3 +659,110 @@ def test_at_200_percent_the_window_and_settings_scroll_only_down_and_show_what_h
             dialog.deleteLater()
     finally:
         appearance.apply("system", 100)
+
+
+# ------------------------------------------------------------------------------------------------- the socket
+
+RAW_CLIENT = """
+import json, socket, sys
+client = socket.socket(socket.AF_UNIX)
+client.connect(sys.argv[1])
+client.settimeout(20)
+lines = client.makefile("rb")
+client.sendall(b'{"command": "describe", "what": "region", "region": [1e999, 0, 10, 10]}\\n')
+try:
+    results = [json.loads(lines.readline())]
+    results.append(lines.readline().decode() or "closed")  # the idle time then closes the connection
+except TimeoutError:
+    results = ["no answer"]
+print(json.dumps(results))
+"""
+
+
+def test_numbers_that_make_no_region_are_refused_in_one_line(app, qtbot, monkeypatch):
+    """`captioner describe-screen`'s socket: infinite (1e999 used to raise OverflowError and leave the client
+    without an answer or an idle time), fractional, huge or true numbers, and regions off the screen, each get one
+    line, and the connection its idle time again."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from captioner_gui.app import capture
+    from captioner_gui.app.instance import InstanceServer, server_name
+
+    runtime = tempfile.mkdtemp(prefix="cap-run-")  # short: a socket's path has a length limit
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    monkeypatch.setenv("DISPLAY", f":t{os.getpid()}")
+    server = InstanceServer(idle_timeout_ms=500)
+    server.requested.connect(app.window.handle_remote)
+    try:
+        assert server.listen()
+        client = subprocess.Popen([sys.executable, "-c", RAW_CLIENT, server_name()], stdout=subprocess.PIPE,
+                                  text=True)
+        qtbot.waitUntil(lambda: client.poll() is not None, timeout=60000)
+        answer, then = json.loads(client.stdout.read())
+    finally:
+        server.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert answer == {"error": "The region must be four whole numbers: X, Y, WIDTH, HEIGHT."} and then == "closed"
+
+    not_numbers = "The region must be four whole numbers: X, Y, WIDTH, HEIGHT."
+    empty = "The region's width and height must be above 0."
+    for region, refusal in [([0, float("nan"), 10, 10], not_numbers), ([0, 0, 2.5, 10], not_numbers),
+                            ([True, 0, 10, 10], not_numbers), ([10 ** 400, 0, 10, 10], not_numbers),
+                            ([0, 0, 10], not_numbers), ("0,0,10,10", not_numbers), ({"x": 0}, not_numbers),
+                            ([], not_numbers), ([0, 0, 0, 10], empty), ([0.0, 0, 10, -1], empty)]:
+        replies = []
+        app.window.handle_remote({"command": "describe", "what": "region", "region": region}, replies.append)
+        assert replies == [{"error": refusal}], region
+    replies = []
+    app.window.handle_remote({"command": "describe", "what": ["screen"]}, replies.append)
+    assert replies == [{"error": "Unknown thing to describe: ['screen']."}]
+
+    # Whole numbers, but off the screen (mss would be asked for a picture the size of the numbers).
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("XDG_SESSION_TYPE", raising=False)
+    monkeypatch.setattr(capture, "whole_desktop", lambda: capture.Box(0, 0, 1920, 1080))
+    for region in ([1900, 0, 100, 10], [-5, 0, 10, 10], [0, 0, 65536, 65536]):
+        replies = []
+        app.window.handle_remote({"command": "describe", "what": "region", "region": region}, replies.append)
+        qtbot.waitUntil(lambda: len(replies) > 0, timeout=10000)
+        qtbot.wait(300)
+        assert replies == [{"error": f"The region {','.join(map(str, region))} is not on the screen, which is "
+                                     "0,0,1920,1080: give X,Y,WIDTH,HEIGHT inside it."}]
+
+
+# ------------------------------------------------------------------------------------------------- stopping
+
+
+def test_stop_escape_a_new_request_and_quitting_stop_a_long_reading(app, qtbot):
+    """A screen of 1,000 small labels takes a quarter of a minute to read on a 2-core CPU; its first words are said
+    at once. Then Stop (Escape), a new request or quitting stops the reading (it used to go on to the end, and
+    quitting waited for it)."""
+    from screens import labels_screen
+
+    from captioner_gui.app.worker import Request
+
+    labels = labels_screen((1366, 768)).image
+
+    def reading_started() -> None:
+        with qtbot.waitSignal(app.worker.first_words, timeout=120000):
+            app.window.submit(Request(name="Screen", source="screen", picture=labels))
+
+    reading_started()
+    assert app.window.stop_action.shortcut() == QKeySequence("Escape")
+    app.window.stop_action.trigger()
+    [stopped] = app.described(qtbot)
+    assert stopped.cancelled and stopped.text == "" and stopped.error
+    assert app.window.status_label.text() == "Stopped." and not app.window.pending
+
+    reading_started()
+    app.window.submit(Request(name="Screen", source="screen", picture=noise_image(5, (160, 100))))
+    replaced, new = app.described(qtbot, 2)
+    assert replaced.cancelled and not new.cancelled and new.text and not new.error
+    assert app.window.result.toPlainText() == new.text
+
+    reading_started()
+    assert app.worker.stop(wait_ms=60000)
+    [quitting] = app.described(qtbot)
+    assert quitting.cancelled  # not read to the end first

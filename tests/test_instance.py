@@ -276,3 +276,129 @@ def test_describe_screen_says_so_in_one_line(runtime):
     finally:
         fake.close()
     assert one_line_error(result) == "captioner: Two lines."
+
+
+# ------------------------------------------------------------------------------------------------- floods and quitting
+
+FLOOD = """
+import json, os, sys
+from captioner_gui.app.instance import send
+count = int(sys.argv[1])
+answers_read, answers_write = os.pipe()
+started_read, started_write = os.pipe()
+children = []
+for index in range(count):
+    pid = os.fork()
+    if pid == 0:  # one `captioner describe-screen`
+        from PySide6.QtCore import QCoreApplication
+        application = QCoreApplication([])
+        os.write(started_write, b".")
+        answer = send({"command": "describe", "what": "screen"}, timeout_ms=60000)
+        os.write(answers_write, (json.dumps(answer) + "\\n").encode())
+        os._exit(0)
+    children.append(pid)
+os.close(answers_write)
+os.close(started_write)
+started = b""
+while len(started) < count:
+    started += os.read(started_read, count)
+print("all started", flush=True)
+for pid in children:
+    os.waitpid(pid, 0)
+with os.fdopen(answers_read) as answers:
+    print(json.dumps([json.loads(line) for line in answers]))
+"""
+
+
+def test_a_flood_of_clients_wait_their_turn_and_none_runs_by_itself(qapp, runtime, qtbot):
+    """100 `describe-screen` at once while the app is busy: its queue of connections is full (1 here, 50 in the
+    app), and a client that found it full used to run by itself (a second model, no history, its own voice). Each
+    now waits its turn and gets the app's answer."""
+    server = InstanceServer()
+    server.server.setListenBacklogSize(1)
+    server.requested.connect(lambda request, reply: reply({"text": "A dog.", "blank": False}))
+    assert server.listen()
+    try:
+        flood = subprocess.Popen(["python3", "-c", FLOOD, "100"], stdout=subprocess.PIPE, text=True)
+        assert flood.stdout.readline() == "all started\n"  # meanwhile the app's event loop is held, as when busy
+        subprocess.run(["sleep", "1.5"])  # longer than a client waited for the queue to have room
+        answers = json.loads(finished(qtbot, flood, timeout=120000))
+    finally:
+        server.close()
+    assert answers == [{"text": "A dog.", "blank": False}] * 100
+
+
+FULL_APP = """
+import socket, sys, time
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(sys.argv[1])
+listener.listen(0)
+waiting = []
+while True:  # the queue of connections filled up, and nothing is accepted
+    client = socket.socket(socket.AF_UNIX)
+    client.setblocking(False)
+    try:
+        client.connect(sys.argv[1])
+    except BlockingIOError:
+        break
+    waiting.append(client)
+print("full", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_app_too_busy_to_take_a_client_is_said_in_one_line(runtime):
+    """An app whose queue of connections stays full: the client waits a while, then says the app is busy (it
+    used to run by itself after half a second)."""
+    app = subprocess.Popen(["python3", "-c", FULL_APP, server_name()], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout.readline() == "full\n"
+        assert send({"command": "describe", "what": "screen"}, busy_ms=300) == {"error": instance.APP_BUSY}
+        result = run_captioner("describe-screen", "--no-speech", timeout=120)
+    finally:
+        app.stdin.close()
+        app.wait()
+    assert one_line_error(result) == "captioner: The app is busy with other requests; try again in a moment."
+
+
+QUITTING_APP = """
+from PySide6.QtCore import QCoreApplication, QTimer
+from captioner_gui.app.instance import InstanceServer
+application = QCoreApplication([])
+server = InstanceServer()
+
+def answer(request, reply):
+    if request["command"] == "describe":  # never answered: the user quits while it is being described
+        QTimer.singleShot(100, application.quit)
+    else:
+        reply({"ok": True})
+
+server.requested.connect(answer)
+assert server.listen()
+print("listening", flush=True)
+application.exec()
+server.close()  # as the app does on its way out
+"""
+
+
+def test_quitting_tells_a_waiting_client_and_says_nothing_else(runtime):
+    """A client waiting for its description when the user quits the app hears that the app quit (not that it did
+    not answer in time), and the app leaves without a traceback (a deleted QLocalSocket's, every time)."""
+    app = subprocess.Popen(["python3", "-c", QUITTING_APP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    try:
+        assert app.stdout.readline() == "listening\n"
+        answer = send({"command": "describe", "what": "screen"}, timeout_ms=30000)
+        _output, errors = app.communicate(timeout=30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert answer == {"error": instance.APP_QUIT}
+    assert app.returncode == 0 and "Traceback" not in errors, errors
+
+    fake = FakeApp(server_name(), b"")  # an app that closes the connection with no answer: it quit, or crashed
+    try:
+        assert send({"command": "describe", "what": "screen"}, timeout_ms=30000) == {"error": instance.APP_QUIT}
+    finally:
+        fake.close()

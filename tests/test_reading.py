@@ -286,7 +286,7 @@ def test_blank_8k_all_photo_and_a_failing_reader_never_crash(describer, monkeypa
     described = describer.describe(everything, "screen")
     assert described.kind == "photo" and described.caption
 
-    def broken(image):
+    def broken(image, cancel=None):
         raise OCRError("The text could not be read (the reader's model is damaged).")
 
     monkeypatch.setattr(describer.reader, "find", broken)
@@ -309,7 +309,7 @@ def test_a_capture_is_spoken_before_all_its_text_is_read(describer, monkeypatch)
     read_calls, first = [], []
     recognize = describer.reader.recognize
     monkeypatch.setattr(describer.reader, "recognize",
-                        lambda page, boxes: read_calls.append(len(boxes)) or recognize(page, boxes))
+                        lambda page, boxes, cancel=None: read_calls.append(len(boxes)) or recognize(page, boxes))
     whole = describer.describe(screen.image, "window", "Browser",
                                on_first_words=lambda early: first.append((early, list(read_calls))))
     [(early, read_then)] = first
@@ -328,7 +328,7 @@ def test_a_capture_is_spoken_before_all_its_text_is_read(describer, monkeypatch)
     assert f"{early.spoken} {' '.join(w for w, _ in whole.follow_parts)}" == whole.spoken
 
     # The text could not be read on after the first words: the user hears why.
-    def broken(page, boxes):
+    def broken(page, boxes, cancel=None):
         if len(boxes) > 3:
             raise OCRError("The text could not be read (out of memory).")
         return recognize(page, boxes)
@@ -471,3 +471,38 @@ def test_a_blank_screen_and_a_page_of_text_in_chinese(describer, monkeypatch, in
     assert described.spoken_parts[1] == (" ".join(line if line.endswith(".") else line + "." for line in
                                                   page.lines[:3]), "en")
     assert described.spoken_parts[2] == ("还有 7 行。", "zh")
+
+
+# ------------------------------------------------------------------------------------------------- stopping
+
+
+def test_a_long_reading_stops_between_two_pieces_once_it_is_cancelled(describer, monkeypatch):
+    """A screen of 2,000 small labels takes half a minute to read. Once the user asks for something else (Stop,
+    Escape, a new request, quitting: the event is set), no further piece is read: not a tile, not a few lines."""
+    import threading
+
+    from screens import labels_screen
+
+    from captioner_gui.engine.errors import Cancelled
+    from captioner_gui.engine.ocr import RECOGNITION_PIECE
+
+    fix_kind(describer, monkeypatch, "screenshot")
+    screen = labels_screen()
+    reader = describer.reader
+
+    # Past the first words: the rest of the lines are read a few at a time, and none once it is cancelled.
+    cancel, pieces = threading.Event(), []
+    recognize = reader._recognize
+    monkeypatch.setattr(reader, "_recognize", lambda batch: pieces.append(cancel.is_set()) or recognize(batch))
+    with pytest.raises(Cancelled):
+        describer.describe(screen.image, "screen", on_first_words=lambda early: cancel.set(), cancel=cancel)
+    assert pieces and True not in pieces
+    assert len(pieces) * RECOGNITION_PIECE < 0.05 * len(screen.lines)  # most of the labels were never read
+
+    # Before them: the lines are found tile by tile.
+    cancel, tiles = threading.Event(), []
+    detect = reader._detect
+    monkeypatch.setattr(reader, "_detect", lambda tile: tiles.append(tile.shape) or cancel.set() or detect(tile))
+    with pytest.raises(Cancelled):
+        describer.describe(screen.image, "screen", cancel=cancel)
+    assert len(tiles) == 1  # of four

@@ -179,12 +179,12 @@ class NoText:
 
     timings: dict = {}
 
-    def find(self, image):
+    def find(self, image, cancel=None):
         from captioner_gui.engine.ocr import Page
 
         return Page(None, 1, [])
 
-    def recognize(self, page, boxes):
+    def recognize(self, page, boxes, cancel=None):
         return []
 
 

@@ -5,6 +5,7 @@ No Qt here: the `captioner describe-screen` command uses it without a window."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, Target
 from captioner_gui.i18n import N_, _
 
+MAX_COORDINATE = 1 << 16  # beyond any desktop: a region's numbers are refused past it
 WAYLAND_HINT = N_("On Wayland, you can also take a screenshot with your desktop's tool and paste it (Ctrl+V).")
 
 
@@ -41,8 +43,42 @@ class Box:
             raise ValueError(_("'{region}': the width and height must be above 0.").format(region=text))
         return cls(left, top, width, height)
 
+    @classmethod
+    def from_numbers(cls, values) -> Box:
+        """[x, y, w, h] as a request gives it (JSON: any values) -> Box; raises ValueError with a readable message
+        for anything but four whole, finite numbers within a desktop's reach, the width and height above 0."""
+        if not (isinstance(values, list) and len(values) == 4 and all(_whole(value) for value in values)):
+            raise ValueError(_("The region must be four whole numbers: X, Y, WIDTH, HEIGHT."))
+        left, top, width, height = (int(value) for value in values)
+        if width <= 0 or height <= 0:
+            raise ValueError(_("The region's width and height must be above 0."))
+        return cls(left, top, width, height)
+
+    def inside(self, other: Box) -> bool:
+        return (other.left <= self.left and self.left + self.width <= other.left + other.width
+                and other.top <= self.top and self.top + self.height <= other.top + other.height)
+
+    def __str__(self) -> str:
+        return f"{self.left},{self.top},{self.width},{self.height}"
+
     def as_mss(self) -> dict:
         return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
+
+
+def _whole(value) -> bool:
+    """A whole number of pixels that a desktop can have: not infinite, not 2.5, not true, not 10**400."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return False
+    return abs(value) <= MAX_COORDINATE
+
+
+def check_on_screen(region: Box, screen: Box) -> None:
+    """Raises CaptureError where `region` is not wholly on the screen (`screen`: all the monitors together)."""
+    if not region.inside(screen):
+        raise CaptureError(_("The region {region} is not on the screen, which is {screen}: give X,Y,WIDTH,HEIGHT "
+                             "inside it.").format(region=region, screen=screen))
 
 
 def on_wayland() -> bool:
@@ -126,10 +162,22 @@ def pointer_position() -> tuple[int, int] | None:
     return None
 
 
+def whole_desktop() -> Box:
+    """All the monitors together, as one box in the virtual screen's coordinates."""
+    try:
+        with _mss() as screens:
+            everything = screens.monitors[0]
+    except Exception as exc:
+        raise CaptureError(_why(exc)) from None
+    return Box(everything["left"], everything["top"], everything["width"], everything["height"])
+
+
 def grab_box(box: Box) -> Image.Image:
-    """A part of the screen (on Wayland: of the portal's screenshot, in its pixels)."""
+    """A part of the screen (on Wayland: of the portal's screenshot, in its pixels). Raises CaptureError where
+    the box is not wholly on the screen."""
     if on_wayland():
         desktop = _portal_screenshot()
+        check_on_screen(box, Box(0, 0, *desktop.size))
         return desktop.crop((box.left, box.top, box.left + box.width, box.top + box.height))
     return _grab(box.as_mss())
 
@@ -194,6 +242,8 @@ def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | N
     if target == Target.REGION:
         if region is None:
             raise CaptureError(_("No region was given: write X,Y,WIDTH,HEIGHT."))
+        if not on_wayland():  # (there, grab_box checks it against the portal's picture)
+            check_on_screen(region, whole_desktop())
         return Capture(grab_box(region), None, Target.REGION)
     if target not in FROM_THE_SCREEN:
         raise CaptureError(_("Unknown thing to describe: {what}.").format(what=target))

@@ -4,7 +4,9 @@ The protocol is one JSON object per line. Requests: {"command": "show"}, {"comma
 (a second `captioner-gui` hands over its image files, absolute paths) or {"command": "describe",
 "what": "screen"|"window"|"region"|"clipboard"|"text" (a Target), "region": [x, y, w, h]?, "all_monitors": bool?}.
 The app answers a describe with {"text": ...} or {"error": ...} once the description is done (the socket stays open
-until then).
+until then); a request still unanswered when the app quits is answered with the error APP_QUIT.
+A client never takes the app's place while it runs: where the app's queue of connections is full (a flood of
+requests), the client waits its turn for BUSY_WAIT_MS, then says that the app is busy.
 Only QtCore and QtNetwork are used, so the command line can be a client without starting a GUI.
 
 Only the user's own processes may talk to it: a description of the screen is private, and a request makes the app
@@ -25,6 +27,7 @@ import stat
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -35,6 +38,10 @@ from captioner_gui.i18n import N_, _
 MAX_MESSAGE = 64 * 1024  # bytes in one request or answer
 MAX_DEPTH = 8  # nesting of JSON objects and lists in one message (the real ones have 2)
 IDLE_TIMEOUT_MS = 10_000  # a connection that sends no whole request for this long is closed
+BUSY_WAIT_MS = 10_000  # how long a client waits for a turn where the app's queue of connections is full
+BUSY_RETRY_S = 0.05  # between two tries meanwhile (Qt's own retrying spins on a CPU core)
+APP_QUIT = N_("The app quit before it answered.")
+APP_BUSY = N_("The app is busy with other requests; try again in a moment.")
 BAD_ANSWER = N_("The running app gave an answer that makes no sense; quit it (Ctrl+Q in its window) and start "
                 "captioner-gui again.")
 
@@ -148,15 +155,25 @@ def answer_makes_sense(answer: dict, command: str) -> bool:
     return answer.get("ok") is True
 
 
-def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500) -> dict | None:
-    """Sends a request to the running app and waits for its answer. None when no app of this user runs."""
+def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500, busy_ms: int = BUSY_WAIT_MS) -> dict | None:
+    """Sends a request to the running app and waits for its answer. None when no app of this user runs; the error
+    APP_BUSY when the app runs but had no room for us for `busy_ms`."""
     try:
         name = server_name()
     except InstanceError:
         return None  # no app of ours can listen there either
     socket = QLocalSocket()
+    give_up = time.monotonic() + busy_ms / 1000
     socket.connectToServer(name)
-    if not socket.waitForConnected(connect_ms):
+    # Still connecting: the app listens, but its queue of connections is full (a flood of requests). Its turn
+    # comes when the app takes the connections waiting; never in its place, a second model and a second voice.
+    while socket.state() == QLocalSocket.LocalSocketState.ConnectingState:
+        socket.abort()
+        if time.monotonic() > give_up:
+            return {"error": _(APP_BUSY)}
+        time.sleep(BUSY_RETRY_S)
+        socket.connectToServer(name)
+    if not socket.waitForConnected(connect_ms):  # no socket, or one that nobody listens at (left by a crash)
         return None
     if not _is_ours(socket):
         socket.abort()
@@ -165,9 +182,10 @@ def send(request: dict, timeout_ms: int = 60000, connect_ms: int = 500) -> dict 
     socket.flush()
     socket.waitForBytesWritten(connect_ms)
     buffer = _read_line(socket, timeout_ms)
+    closed = socket.state() != QLocalSocket.LocalSocketState.ConnectedState
     socket.abort()
     if buffer is None:
-        return {"error": _("The running app did not answer in time.")}
+        return {"error": _(APP_QUIT) if closed else _("The running app did not answer in time.")}
     answer = parse_message(buffer)
     if answer is None or not answer_makes_sense(answer, str(request.get("command"))):
         return {"error": _(BAD_ANSWER)}
@@ -204,6 +222,7 @@ class InstanceServer(QObject):
         self.server.newConnection.connect(self._connected)
         self._buffers: dict[QLocalSocket, bytes] = {}
         self._timers: dict[QLocalSocket, QTimer] = {}
+        self._unanswered: dict[QLocalSocket, int] = {}  # requests passed on and not answered yet
 
     def listen(self) -> bool:
         """Starts listening; False when another instance already does (it answered). Raises InstanceError when the
@@ -220,8 +239,21 @@ class InstanceServer(QObject):
         return True
 
     def close(self) -> None:
-        """Stops listening and removes the socket file."""
+        """Stops listening and removes the socket file. A client still waiting for an answer is told that the app
+        quit, and every connection is closed now: not when Qt deletes the sockets at exit, when Python can no
+        longer hear of it."""
         self.server.close()
+        for socket in list(self._buffers):
+            if self._unanswered.get(socket):
+                _reply(socket, {"error": _(APP_QUIT)})
+                socket.waitForBytesWritten(100)
+            self._timers[socket].stop()
+            socket.readyRead.disconnect()
+            socket.disconnected.disconnect()
+            socket.abort()
+        self._buffers.clear()
+        self._timers.clear()
+        self._unanswered.clear()
 
     def _connected(self) -> None:
         while self.server.hasPendingConnections():
@@ -242,6 +274,7 @@ class InstanceServer(QObject):
     def _gone(self, socket: QLocalSocket) -> None:
         self._buffers.pop(socket, None)
         self._timers.pop(socket, None)
+        self._unanswered.pop(socket, None)
         socket.deleteLater()
 
     def _read(self, socket: QLocalSocket) -> None:
@@ -255,6 +288,7 @@ class InstanceServer(QObject):
                 _reply(socket, {"error": _("The app could not read this request.")})
                 continue
             self._timers[socket].stop()  # a description may take long; the reply restarts the clock
+            self._unanswered[socket] = self._unanswered.get(socket, 0) + 1
             self.requested.emit(request, lambda answer, socket=socket: self._answer(socket, answer))
         if len(buffer) > MAX_MESSAGE:
             _reply(socket, {"error": _("The request is too long.")})
@@ -264,10 +298,12 @@ class InstanceServer(QObject):
             self._buffers[socket] = buffer
 
     def _answer(self, socket: QLocalSocket, answer: dict) -> None:
+        if socket not in self._buffers:
+            return  # gone, or the app is quitting and told it so
         _reply(socket, answer)
-        timer = self._timers.get(socket)
-        if timer is not None:
-            timer.start(self.idle_timeout_ms)
+        self._unanswered[socket] = max(0, self._unanswered[socket] - 1)
+        if not self._unanswered[socket]:
+            self._timers[socket].start(self.idle_timeout_ms)
 
 
 def _reply(socket: QLocalSocket, answer: dict) -> None:

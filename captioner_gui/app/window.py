@@ -7,6 +7,7 @@ the focus and is announced, spoken (our voice or the user's screen reader) and k
 from __future__ import annotations
 
 import threading
+import traceback
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 
 from captioner_gui import i18n
 from captioner_gui.engine import names
+from captioner_gui.engine.errors import first_line
 from captioner_gui.engine.options import CAPTURES, Target
 from captioner_gui.i18n import N_, _, pgettext
 
@@ -188,7 +190,7 @@ class MainWindow(QMainWindow):
         self.speak_button = _name(QPushButton(_("Speak &again")), _("Speak again"),
                                   _("Say the description once more. Shortcut: F5."))
         self.stop_button = _name(QPushButton(_("S&top speech")), _("Stop speech"),
-                                 _("Stop speaking. Shortcut: Escape."))
+                                 _("Stop speaking, and stop reading the picture. Shortcut: Escape."))
         self.history_label = QLabel(_("&History:"))
         self.history_list = QListWidget()
         self.history_list.setIconSize(QPixmap(48, 48).size())
@@ -442,8 +444,8 @@ class MainWindow(QMainWindow):
         the GUI thread because on Wayland the portal may wait for the user to allow the screenshot, and the app
         must keep answering (and speaking) meanwhile."""
         if self._capturing:
-            self._failed(_("Still taking the last picture: answer the desktop's question, or wait a moment."),
-                         on_done)
+            self._failed(_("Still taking the last picture: answer the desktop's question, or wait a moment.")
+                         if on_wayland() else _("Still taking the last picture: try again in a moment."), on_done)
             return
         self._capturing = True
         was_visible = self.isVisible() and not self.isMinimized()
@@ -540,7 +542,24 @@ class MainWindow(QMainWindow):
         self.describe_capture(Target(action))
 
     def handle_remote(self, request: dict, reply) -> None:
-        """A request from `captioner describe-screen` or a second `captioner-gui` (see instance.py)."""
+        """A request from `captioner describe-screen` or a second `captioner-gui` (see instance.py). Each gets an
+        answer, once: whatever goes wrong here is said to the client in one line."""
+        answered = False
+
+        def reply_once(answer: dict) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                reply(answer)
+
+        try:
+            self._handle_remote(request, reply_once)
+        except Exception as exc:
+            traceback.print_exc()
+            reply_once({"error": _("The app could not do this request ({problem}).").format(
+                problem=first_line(exc))})
+
+    def _handle_remote(self, request: dict, reply) -> None:
         command = request.get("command")
         if command in ("ping", "show"):
             if command == "show":
@@ -557,22 +576,25 @@ class MainWindow(QMainWindow):
             reply({"ok": True})
         elif command == "describe":
             region = None
-            try:
-                what = Target(request.get("what", Target.SCREEN))
-            except ValueError:
-                self._failed(_("Unknown thing to describe: {what}.").format(what=request.get("what")), reply)
+            what = request.get("what", Target.SCREEN)
+            if what not in list(Target):
+                self._failed(_("Unknown thing to describe: {what}.").format(what=str(what)[:100]), reply)
                 return
-            if request.get("region"):
+            if request.get("region") is not None:
                 try:
-                    region = Box(*(int(v) for v in request["region"]))
-                except (TypeError, ValueError):
-                    reply({"error": _("The region must be four whole numbers: X, Y, WIDTH, HEIGHT.")})
+                    region = Box.from_numbers(request["region"])
+                except ValueError as exc:
+                    reply({"error": str(exc)})
                     return
-            self.describe_capture(what, region, on_done=reply)
+            self.describe_capture(Target(what), region, on_done=reply)
         else:
             reply({"error": _("Unknown command {command}.").format(command=repr(command))})
 
     def submit(self, request: Request) -> None:
+        """Hands a request to the worker. One that may cut off speech (the first of a batch) is something new: what
+        is still being described stops."""
+        if request.interrupt:
+            self.stop_reading()
         request_id = self.worker.describe(request)
         self.pending[request_id] = request
         self.set_status(_("Working...") if self.model_ready else _("Waiting for the model to load..."))
@@ -598,6 +620,13 @@ class MainWindow(QMainWindow):
     def show_description(self, answer: Answer) -> None:
         request = answer.request
         self.pending.pop(request.id, None)
+        if answer.cancelled:  # the user stopped it (or asked for something new): nothing to say
+            self.spoken_early.discard(request.id)
+            if request.on_done is not None:
+                request.on_done({"error": answer.error})
+            if not self.pending:
+                self.set_status(_("Stopped."))
+            return
         self.last = answer
         shown, spoken = answer.error or answer.text, answer.spoken
         if request.show_name and not answer.error:  # error messages already name the file
@@ -674,7 +703,15 @@ class MainWindow(QMainWindow):
             self.say(_("Nothing more."), interrupt=True)
 
     def stop_speech(self) -> None:
+        """Stop (Escape): silence, and what is still being described stops too."""
         self.voice.stop()
+        self.stop_reading()
+
+    def stop_reading(self) -> None:
+        """Every request not yet answered stops between two pieces of its work (the worker answers it as
+        cancelled)."""
+        for request in self.pending.values():
+            request.cancel.set()
 
     # ------------------------------------------------------------------ history
 

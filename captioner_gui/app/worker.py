@@ -2,6 +2,8 @@
 
 It loads the model without freezing the window, then takes requests from a queue and answers with signals.
 A newer screen request replaces an older one that has not started yet (the user wants the screen as it is now).
+A request whose `cancel` is set (Stop, Escape, a new request, quitting) stops between two pieces of its work and is
+answered with `cancelled` set.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal
 
 from captioner_gui.engine import names
-from captioner_gui.engine.errors import first_line
+from captioner_gui.engine.errors import Cancelled, first_line
 from captioner_gui.engine.options import CAPTURES, DecodeOptions
 from captioner_gui.i18n import _
 
@@ -58,6 +60,7 @@ class Request:
     interrupt: bool = True  # whether its description may cut off the one being spoken
     on_done: Reply | None = None
     id: int = 0  # set by the worker
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)  # set: stop describing it
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Answer:
     seconds: float = 0.0
     model: str = ""
     blank: bool = False  # the guard found the picture blank; `text` says so
+    cancelled: bool = False  # stopped before it was done (its `cancel` was set); `error` says so
     details: dict = field(default_factory=dict, repr=False)  # the description's fields (describe --json's)
     thumbnail_png: bytes = field(default=b"", repr=False)
 
@@ -116,6 +120,14 @@ class RequestQueue:
                 self._ready.wait()
             return self._items.popleft()
 
+    def stop(self, stop_order) -> list:
+        """Empties the queue but for `stop_order`; returns the requests that were waiting."""
+        with self._ready:
+            waiting = [i for i in self._items if isinstance(i, Request)]
+            self._items = deque([stop_order])
+            self._ready.notify()
+            return waiting
+
 
 _STOP = object()
 
@@ -139,6 +151,7 @@ class CaptionWorker(QObject):
         self._next_id = 1
         self._describer = None
         self._thread: QThread | None = None
+        self._current: Request | None = None  # the request being described (set in the worker thread)
 
     # ------------------------------------------------------------------ called from the GUI thread
 
@@ -163,9 +176,12 @@ class CaptionWorker(QObject):
     def set_decoding(self, options: DecodeOptions) -> None:
         self.options = options  # read at the next request (frozen: the worker thread sees one whole value)
 
-    def stop(self, wait_ms: int = 10000) -> bool:
-        """Ends the worker's thread; False when it is still busy after `wait_ms` (a model still loading)."""
-        self.queue.put(_STOP)
+    def stop(self, wait_ms: int = 1500) -> bool:
+        """Ends the worker's thread: the requests still waiting are dropped and the one being described stops
+        between two pieces of its work. False when it is still busy after `wait_ms` (a model still loading)."""
+        for request in [*self.queue.stop(_STOP), self._current]:
+            if request is not None:
+                request.cancel.set()
         if self._thread is None:
             return True
         self._thread.quit()
@@ -181,7 +197,9 @@ class CaptionWorker(QObject):
             if isinstance(order, LoadOrder):
                 self._load(order)
             else:
+                self._current = order
                 self.described.emit(self._describe(order))
+                self._current = None
         self._describer = None
         self.thread().quit()
 
@@ -262,6 +280,8 @@ class CaptionWorker(QObject):
         started = time.perf_counter()
         answer = Answer(request)
         try:
+            if request.cancel.is_set():  # stopped while it waited its turn
+                raise Cancelled
             from captioner_gui.engine import CaptionerError, GPUOutOfMemory, load_image, load_image_bytes
 
             match request.picture:
@@ -277,10 +297,12 @@ class CaptionWorker(QObject):
                 return answer
 
             def say_first(early) -> None:
+                if request.cancel.is_set():
+                    return
                 self.first_words.emit(Answer(request, short=early.spoken, short_parts=early.spoken_parts))
 
             description = self._describer.describe(image, request.source, request.title,
-                                                   self.options, request.text_only, say_first)
+                                                   self.options, request.text_only, say_first, request.cancel)
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)
@@ -288,6 +310,9 @@ class CaptionWorker(QObject):
             answer.short_parts, answer.more_parts = description.spoken_parts, description.more_parts
             answer.follow_parts = description.follow_parts
             answer.details = description.as_json(request.source)
+        except Cancelled:
+            answer.cancelled = True
+            answer.error = _("Stopped before the description was done.")
         except GPUOutOfMemory:
             answer.error = _("The GPU ran out of memory. Choose the CPU in Settings, or close other programs.")
         except CaptionerError as exc:

@@ -12,6 +12,7 @@ inside it are captioned.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from PIL import Image
 
 from captioner_gui.i18n import _, ngettext, spoken_language
 
+from .errors import stop_if_cancelled
 from .guard import AGREEMENT_DOUBTFUL, KIND_NAMES, Parts, around, blank_message, is_blank, sentence_of, worded
 from .language import CHINESE, stop_text
 from .layout import read_in_order
@@ -160,15 +162,18 @@ class Describer:
         return self.translation.news()
 
     def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
-                 text_only: bool = False, on_first_words: Callable[[Description], None] | None = None
-                 ) -> Description:
+                 text_only: bool = False, on_first_words: Callable[[Description], None] | None = None,
+                 cancel: threading.Event | None = None) -> Description:
         """Describes one picture. `source` is where it came from (a file, "clipboard", or one of CAPTURES: then it
         is never captioned as a whole); `text_only` reads its text and nothing else.
 
         A capture's words are ready before all its text is read: the lines said first are read first, and
         `on_first_words` gets a Description whose `spoken_parts` can be said at once while the rest is read (its
         `timings["first_words"]` says when). The Description returned is whole; its `follow_parts` are what to say
-        after those first words (the rest of the text, in `text_only`)."""
+        after those first words (the rest of the text, in `text_only`).
+
+        Once `cancel` is set (the user pressed Stop, or asked for something else), it raises Cancelled between two
+        pieces of the work: a tile, a few lines, a caption."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
         title = title.strip() or None if title else None
@@ -176,17 +181,17 @@ class Describer:
             return Description(kind=None, blank=True, title=title, summary=blank_message(source),
                                spoken_parts=[(blank_message(source), spoken_language())],
                                seconds=time.perf_counter() - started, model=self.model_name)
-        reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings)
-        seen = None if text_only else self._see(image, source, title, reading, options, timings)
+        reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings, cancel)
+        seen = None if text_only else self._see(image, source, title, reading, options, timings, cancel)
         early = None
         if reading.unread:  # words to say now, while the rest is read
-            early = self._words(seen, title, reading)
+            early = self._words(seen, title, reading, cancel)
             timings["first_words"] = time.perf_counter() - started
             early.timings = dict(timings)
             if on_first_words is not None:
                 on_first_words(early)
-            self._read_rest(reading, timings)
-        described = self._words(seen, title, reading)
+            self._read_rest(reading, timings, cancel)
+        described = self._words(seen, title, reading, cancel)
         if early is not None:  # the text read on; or, after the short form, what went wrong since
             described.follow_parts = (_rest_of(early, described) if text_only else
                                       [(note, spoken_language()) for note in described.notes
@@ -200,38 +205,40 @@ class Describer:
 
     # ------------------------------------------------------------------ the stages
 
-    def _read_first(self, image: Image.Image, first: int | None, timings: dict[str, float]) -> _Reading:
+    def _read_first(self, image: Image.Image, first: int | None, timings: dict[str, float],
+                    cancel: threading.Event | None) -> _Reading:
         """Finds the lines of text and reads the first `first` in reading order (all of them where None)."""
         self.start_reader()
         if self.reader is None:
             return _Reading(problem=self.reader_problem)
         try:
-            page = self.reader.find(image)
+            page = self.reader.find(image, cancel)
             unread = [Line(box, "", 0.0) for box in page.boxes]
-            ordered = [line.box for block in read_in_order(unread) for line in block.lines]
+            ordered = [line.box for block in read_in_order(unread, cancel) for line in block.lines]
             reading = _Reading(page, unread=ordered)
             step = first or len(ordered)
             while reading.unread and (len(reading.lines) < FIRST_LINES or first is None):  # boxes that were no
-                reading.lines += self.reader.recognize(page, reading.unread[:step])  # text are left out: read on
+                reading.lines += self.reader.recognize(page, reading.unread[:step], cancel)  # text are left out
                 reading.unread = reading.unread[step:]
         except OCRError as exc:
             return _Reading(problem=str(exc))
         timings.update(self.reader.timings)
         return reading
 
-    def _read_rest(self, reading: _Reading, timings: dict[str, float]) -> None:
+    def _read_rest(self, reading: _Reading, timings: dict[str, float], cancel: threading.Event | None) -> None:
         try:
-            reading.lines += self.reader.recognize(reading.page, reading.unread)
+            reading.lines += self.reader.recognize(reading.page, reading.unread, cancel)
         except OCRError as exc:
             reading.problem = str(exc)
         reading.unread = []
         timings.update(self.reader.timings)
 
-    def _see(self, image, source, title, reading: _Reading, options, timings) -> _Seen:
-        """The pictures inside, the kind, and the captions."""
+    def _see(self, image, source, title, reading: _Reading, options, timings, cancel) -> _Seen:
+        """The pictures inside, the kind, and the captions (one at a time, so that `cancel` stops them)."""
         began = time.perf_counter()
         text_boxes = [line.box for line in reading.lines] + reading.unread
         boxes = find_pictures(image, text_boxes) if reading.problem is None else []
+        stop_if_cancelled(cancel)
         timings["pictures"] = time.perf_counter() - began
         began = time.perf_counter()
         [scores] = self.captioner.kinds([image]) if self.captioner is not None else [{}]
@@ -252,8 +259,10 @@ class Describer:
             seen = _Seen(kind, worded(sentence, kind, caption.kind_scores, caption.agreement, title, language),
                          original=_original(caption, language))
         else:
-            crops = [image.crop(_corners(box)) for box in boxes]
-            captions = self.captioner.caption(crops, options) if crops else []
+            captions = []
+            for box in boxes:
+                stop_if_cancelled(cancel)
+                captions += self.captioner.caption([image.crop(_corners(box))], options)
             seen = _Seen(kind, pictures=[_found(box, c, said, image.size) for box, c, said
                                          in zip(boxes, captions, self.in_words(captions, timings))])
         timings["captions"] = time.perf_counter() - began  # the translation's time included
@@ -266,10 +275,11 @@ class Describer:
         imported a translation model for it (translation.py)."""
         return self.translation.in_words([caption.text for caption in captions], self.captioner, timings)
 
-    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading) -> Description:
+    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading,
+               cancel: threading.Event | None = None) -> Description:
         """The description of what has been read so far, with the words to speak: for `seen` None, the text alone
         ("Read the text")."""
-        blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines)]
+        blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines, cancel)]
         if seen is not None and seen.kind == "photo" and seen.caption is not None:  # a letter on a spacesuit is
             blocks = [block for block in blocks if _is_words(block.text)]  # no text to read out
         sentences = _lines_in_their_language(blocks)

@@ -1,5 +1,9 @@
 """Errors a user can cause. Each carries a one-line message that says what to do."""
 
+from __future__ import annotations
+
+import threading
+
 
 class CaptionerError(Exception):
     """A problem the user can fix; its message is shown as it is, without a traceback."""
@@ -27,6 +31,18 @@ class DownloadError(CaptionerError):
 
 class DownloadCancelled(DownloadError):
     """The user stopped a download; what arrived so far is kept, and the next try resumes it."""
+
+
+class Cancelled(Exception):
+    """The user asked for something else (Stop, Escape, a new request, quitting): long work stops between two of
+    its pieces. Not a CaptionerError: nothing went wrong, and there is nothing to tell the user."""
+
+
+def stop_if_cancelled(cancel: threading.Event | None) -> None:
+    """Raises Cancelled where `cancel` is set: called between the pieces of long work (a tile, a few lines, a
+    caption). `None` is work that nobody stops (the command line)."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled
 
 
 def first_line(exc: BaseException) -> str:
