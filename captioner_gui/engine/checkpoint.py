@@ -163,9 +163,11 @@ def save_safetensors(state: StateDict, path: Path) -> None:
     if head is not None and embedding is not None and (head is embedding or torch.equal(head, embedding)):
         state = {k: v for k, v in state.items() if k != TIED_HEAD}
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    with staged(path.parent, f".{path.name}-") as tmp:  # locked: see staging.py
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
+    # In a locked temporary folder (see staging.py): safetensors writes a temporary file of its own beside the file.
+    with staged(path.parent, f".{path.name}-") as work:
+        work.mkdir()
+        save_file(tensors, str(work / path.name))
+        os.replace(work / path.name, path)
 
 
 def read_clip_weights(path: Path) -> tuple[RenamedWeights, RenamedWeights]:
