@@ -240,6 +240,14 @@ def test_an_import_killed_half_way_leaves_nothing_trusted(tiny_mlp, tmp_path):
     assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []
     with pytest.raises(Exception, match="not installed"):
         load_model("mine", models_dir=models)
+    assert not staging.exists()  # the load removed what the killed import left
+    from captioner_gui.engine.staging import held
+
+    with held(staging):  # an import that runs: its staging folder is kept
+        staging.mkdir()
+        with pytest.raises(Exception, match="not installed"):
+            load_model("mine", models_dir=models)
+        assert staging.is_dir()
     # Even a staging folder that got as far as its manifest is never taken for a model.
     shutil.copytree(tiny_mlp.folder, staging, dirs_exist_ok=True)
     assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []
