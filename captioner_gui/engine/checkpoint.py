@@ -1,15 +1,17 @@
 """Reading and writing weights.
 
 Released ClipCap files are pickles: they are read with `torch.load(weights_only=True)` only (unpickling anything
-else would run code), cleaned, and kept as a `.safetensors` copy beside them that later loads memory-map.
+else would run code), cleaned, and kept as a `.safetensors` copy that later loads memory-map: beside them, or in
+the user's cache where their folder cannot be written (derived.py).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,6 +19,9 @@ from captioner_gui.i18n import _
 
 from .errors import ManifestError, ModelFilesMissing, first_line
 from .staging import staged
+
+if TYPE_CHECKING:
+    from .derived import Places
 
 StateDict = dict[str, torch.Tensor]
 
@@ -27,21 +32,21 @@ TIED_EMBEDDING = "gpt.transformer.wte.weight"
 
 
 def safetensors_copy_of(path: Path, folder: Path | None = None) -> Path:
-    """The .safetensors copy of a released .pt: beside it, or in `folder` (the cache's folder of its model)."""
+    """The .safetensors copy of a released .pt: beside it, or in `folder` (its model's folder in the cache)."""
     return (folder or path.parent) / path.with_suffix(".safetensors").name
 
 
-def fresh_copy(path: Path, places: Iterable[Path] = ()) -> Path | None:
+def fresh_copy(path: Path, places: Places | None = None) -> Path | None:
     """The .safetensors copy of a released .pt, if one exists that is not older than the .pt: beside it, or in
     the first of `places` (see derived.Places) that holds one."""
-    for folder in places or [path.parent]:
+    for folder in places.holding() if places else [path.parent]:
         copy = safetensors_copy_of(path, folder)
         if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
             return copy
     return None
 
 
-def load_weights(path: Path, hint: str = "", places: Iterable[Path] = ()) -> StateDict:
+def load_weights(path: Path, hint: str = "", places: Places | None = None) -> StateDict:
     """Reads a ClipCap checkpoint (.safetensors, or a released .pt that gets a .safetensors copy on first load, in
     the first of `places` that can be written: beside it by default)."""
     if path.suffix != ".safetensors":
@@ -55,7 +60,7 @@ def load_weights(path: Path, hint: str = "", places: Iterable[Path] = ()) -> Sta
     return state
 
 
-def keep_copy(state: StateDict, path: Path, places: Iterable[Path] = ()) -> Path | None:
+def keep_copy(state: StateDict, path: Path, places: Places | None = None) -> Path | None:
     """Writes the .safetensors copy of a released .pt in the first of `places` where it can be written. None where
     it can be written nowhere (read-only or full): that only costs speed, the .pt loads again next time."""
     from safetensors import SafetensorError
@@ -254,7 +259,7 @@ class WeightsReader:
         return tensor
 
 
-def weights_reader(path: Path, hint: str = "", places: Iterable[Path] = ()) -> WeightsReader | None:
+def weights_reader(path: Path, hint: str = "", places: Places | None = None) -> WeightsReader | None:
     """A reader for a checkpoint's safetensors form (made from a released .pt on first use, see load_weights);
     None where no safetensors form can be written anywhere, so that the caller loads it whole."""
     if path.suffix != ".safetensors":

@@ -20,6 +20,9 @@ from .staging import remove_stale, staged
 from .tokenizer import TOKENIZER_FILES
 
 DIGESTS = "digests.json"  # in the cache: {file: [size, mtime_ns, sha256]}, so that a file is hashed only once
+CPU_FORM_WORK = ".onnx-"  # the start of the temporary folder's name that a CPU form is written into
+# The CPU form's and the weights copy's temporary names, and the copy's of earlier captioners (which took no lock).
+STAGING_PATTERNS = (f"{CPU_FORM_WORK}*", ".*.safetensors-*", "*.safetensors.tmp")
 
 
 def cache_root() -> Path:
@@ -41,9 +44,18 @@ class Places:
         self._cache_folder: Path | None = None
 
     def __iter__(self) -> Iterator[Path]:
+        """Where to write, in order."""
         if self.own is not None:
             yield self.own
         yield self.cache_folder()
+
+    def holding(self) -> Iterator[Path]:
+        """Where to look for what was written: the cache only when there is one (most users never need it, and
+        their models' files are then not hashed)."""
+        if self.own is not None:
+            yield self.own
+        if cache_root().is_dir():
+            yield self.cache_folder()
 
     def cache_folder(self) -> Path:
         if self._cache_folder is None:
@@ -110,10 +122,6 @@ def _write_digests(digests: dict) -> None:
             os.replace(tmp, root / DIGESTS)
     except OSError:
         pass  # no cache: the files are hashed again next time
-
-
-# The CPU form's and the weights copy's temporary names, and the copy's of earlier captioners (which took no lock).
-STAGING_PATTERNS = (".onnx-*", ".*.safetensors-*", "*.safetensors.tmp")
 
 
 def remove_leftovers(manifest: Manifest) -> None:

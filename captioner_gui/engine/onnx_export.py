@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from torch import nn
 
 from captioner_gui.i18n import _
 
+from .derived import CPU_FORM_WORK, Places
 from .errors import CaptionerError, first_line
 from .fast_gpt2 import FastGPT2
 from .manifest import Manifest
@@ -147,13 +147,12 @@ class CpuFormUnavailable(CaptionerError):
     """The model has a part that its CPU form cannot hold (or its folder cannot be written): torch's int8 serves."""
 
 
-WORK_PREFIX = ".onnx-"  # the folder a CPU form is written into before it is put in place
 LOGIT_LIMIT = 1.0  # int8's logits may differ from fp32's by at most this many standard deviations of the logits
 CHECK_TEXTS = ("a photo of a dog on a sofa.", "a screenshot of a computer application.")
 
 
 def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "",
-                 places: Iterable[Path] | None = None) -> Path:
+                 places: Places | None = None) -> Path:
     """Writes the model's CPU form into the `onnx/` folder of the first of `places` that can be written (the
     model's folder, then its folder in the cache; see derived.py), replacing an outdated one, and returns it.
     Everything is written into a temporary folder beside it first, checked, and only then put in place."""
@@ -166,7 +165,7 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "",
     for place in places or [manifest.folder]:
         try:
             place.mkdir(parents=True, exist_ok=True)
-            with staged(place, WORK_PREFIX) as work:  # locked while it is written: see staging.py
+            with staged(place, CPU_FORM_WORK) as work:  # locked while it is written: see staging.py
                 work.mkdir()
                 write_cpu_form(model, manifest, work, preprocess, reference)
                 folder = place / FOLDER
@@ -175,8 +174,8 @@ def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "",
                 work.rename(folder)
                 return folder
         except OSError as exc:  # read-only, or full: the next place
-            refused.append(_("{folder} cannot be written ({reason})").format(folder=place,
-                                                                            reason=exc.strerror or exc))
+            refused.append(_("its folder {folder} cannot be written ({reason})").format(
+                folder=place, reason=exc.strerror or exc))
     raise CpuFormUnavailable("; ".join(refused))
 
 

@@ -13,7 +13,6 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from captioner_gui.i18n import _
 from captioner_gui.machine import cores
 
 from .captioner import Captioner
+from .derived import Places, cpu_form_places
 from .errors import CaptionerError, first_line
 from .images import to_rgb
 from .manifest import Manifest
@@ -65,10 +65,10 @@ def uses_cpu_form(device: str, precision: str) -> bool:
     return device == "cpu" or not cuda_usable()
 
 
-def find_export(manifest: Manifest, places: Iterable[Path]) -> Path | None:
+def find_export(manifest: Manifest, places: Places) -> Path | None:
     """The model's onnx folder (in the first of `places` that holds one: its own folder, then the cache) when it
     is complete and was written from the model's present files."""
-    for place in places:
+    for place in places.holding():
         folder = place / FOLDER
         if folder.is_dir() and _complete(manifest, folder):
             return folder
@@ -91,8 +91,6 @@ def _complete(manifest: Manifest, folder: Path) -> bool:
 def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str = "") -> Captioner:
     """The CPU form; written first when the model has none yet (once: about half a minute for a full-size model).
     Where it cannot be written (a model whose parts onnxruntime cannot run), torch's own int8 serves instead."""
-    from .derived import cpu_form_places
-
     started = time.perf_counter()
     places = cpu_form_places(manifest)
     folder = find_export(manifest, places)

@@ -91,18 +91,6 @@ def held(path: Path, wait: bool = True) -> Iterator[bool]:
         _unlock_and_remove(fd, lock)
 
 
-def is_held(path: Path) -> bool:
-    """Whether a running process holds the lock of a temporary name."""
-    try:
-        fd = os.open(_lock_of(path), os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        return not _lock(fd, wait=False)
-    finally:
-        os.close(fd)
-
-
 def remove_stale(parent: Path, pattern: str) -> None:
     """Removes the temporary names matching `pattern` in `parent` that no running process holds, with their lock
     files. One that cannot be removed (a read-only folder) is left as it is."""

@@ -120,9 +120,8 @@ def load_model(spec: str = "coco", models_dir: Path | None = None, device: str =
 
     precision: auto (int8 on the CPU, fp16 on CUDA), fp32 (exact), int8, fp16 or bf16. int8 on the CPU runs on
     onnxruntime (onnx_model.py) and imports no torch; the rest runs on torch (model.py)."""
-    from .onnx_model import load_onnx_captioner, uses_cpu_form
-
     from .derived import remove_leftovers
+    from .onnx_model import load_onnx_captioner, uses_cpu_form
 
     models_dir = models_dir or default_models_dir()
     recover_interrupted_imports(models_dir)
