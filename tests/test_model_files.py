@@ -152,8 +152,11 @@ def caption_cli(folder, tmp_path, *options, as_anyone=False):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "captioner_gui", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, preexec_fn=drop_root_s_override)
+    try:
+        return subprocess.run([sys.executable, "-m", "captioner_gui", *map(str, args)], capture_output=True,
+                              text=True, timeout=600, preexec_fn=drop_root_s_override)
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"root cannot give up its override of file permissions here ({exc})")
 
 
 def snapshot(folder):
@@ -163,11 +166,13 @@ def snapshot(folder):
 
 
 def cached(cache):
-    return sorted(str(path.relative_to(cache)).split("/", 1)[-1] for path in cache.glob("*/*"))
+    """What the cache holds for the model: its one folder's contents."""
+    return sorted(path.name for path in cache.glob("*/*"))
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """A user's cache folder of the test's own (none yet)."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("CAPTIONER_CACHE", str(folder))
     return folder
@@ -236,10 +241,11 @@ def test_a_model_on_a_read_only_or_full_disk_works(tiny_mlp, tmp_path, cache, sm
     else:
         fill(small_disk)
     before = snapshot(small_disk)
-    for precision in ("auto", "auto", "fp32", "int8"):
+    for precision in ("auto", "auto", "fp32", "int8"):  # the CPU form written, then found; torch's forms
         result = caption_cli(small_disk / "model", tmp_path, "--precision", precision)
         assert result.returncode == 0, result.stderr
-        assert result.stdout == expected.stdout or precision != "auto"
+        if precision == "auto":
+            assert result.stdout == expected.stdout
     assert snapshot(small_disk) == before  # nothing half-written is left on it
     assert cached(cache) == ["onnx", "weights.safetensors"]
 
