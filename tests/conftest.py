@@ -27,6 +27,15 @@ def english():
     i18n.use("en")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def model_cache(tmp_path_factory):
+    """What loading keeps in the user's cache (for model folders that cannot be written) goes into the session's
+    own folder, never into the cache of the user who runs the tests; the programs the tests start inherit it."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["CAPTIONER_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_mlp(tmp_path_factory):
     """A tiny MLP model (tiny CLIP, 2-layer GPT-2, test-written tokenizer) in the released layout."""

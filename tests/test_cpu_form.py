@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,47 @@ def test_gpt2_s_tokenizer_is_transformers_own(tiny_mlp):
     for _ in range(200):
         ids = rng.integers(0, len(theirs), rng.integers(1, 15)).tolist()
         assert ours.decode(ids) == theirs.decode(ids), ids
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from captioner_gui.engine.staging import staged
+with staged(Path(sys.argv[1]), ".onnx-") as work:
+    work.mkdir()
+    (work / "image.onnx").write_bytes(b"half")
+    print(work, flush=True)
+    sys.stdin.read()  # writes until told to stop
+"""
+
+
+def test_a_load_removes_what_a_killed_writer_left_and_keeps_what_a_live_one_writes(tiny_mlp, tmp_path):
+    """kill -9 while the CPU form is written leaves its temporary folder; the next load removes it, whatever its
+    age. A folder that a running process still writes is kept."""
+    import signal
+    import time
+
+    folder = model_copy(tiny_mlp, tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", f"from captioner_gui.engine import load_model\n"
+                                                    f"load_model({str(folder)!r}, device='cpu')"])
+    killed = None
+    while killed is None and child.poll() is None:
+        killed = next((path for path in folder.glob(".onnx-*") if path.is_dir() and any(path.iterdir())), None)
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert killed is not None and killed.is_dir(), "the CPU form was written before it could be stopped"
+    legacy = folder / ".onnx-abc123"  # left by an earlier captioner, which took no lock
+    legacy.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        live = Path(writer.stdout.readline().strip())
+        assert live.parent == folder
+        load_model(str(folder), device="cpu", precision="fp32")
+        assert sorted(folder.glob(".onnx-*")) == [live, live.with_name(live.name + ".lock")]
+        assert (live / "image.onnx").read_bytes() == b"half"
+    finally:
+        writer.communicate("")
+    assert not list(folder.glob(".onnx-*"))  # the writer cleared its own when it ended
+    assert load_model(str(folder), device="cpu").backend == "onnxruntime"

@@ -92,8 +92,35 @@ def test_the_shared_tokenizer_beside_the_model_still_works(tiny_mlp, tmp_path):
     shutil.move(folder / "tokenizer", tmp_path / "models" / "gpt2-tokenizer")
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps({**manifest, "tokenizer": "../gpt2-tokenizer"}))
-    result = caption(folder, tmp_path)
+    for model in (folder, "model"):  # the folder, or its name, in the models folder in use
+        result = caption(model, tmp_path, "--models-dir", tmp_path / "models")
+        assert result.returncode == 0, result.stderr
+
+
+def snapshot(folder):
+    return {path: path.stat().st_mtime_ns for path in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8", "auto"])  # a .safetensors copy, or the CPU form
+def test_a_model_folder_outside_the_models_folder_reaches_nothing_beside_it(tiny_mlp, tmp_path, precision):
+    """Only the models folder in use shares its folders (the tokenizer, CLIP's weights) with its models. A model
+    folder given by its path, elsewhere, whose manifest reaches beside it is refused, and its neighbours stay as
+    they were; in the models folder, whatever loading writes goes into the model's own folder or the cache."""
+    given = tmp_path / "given"
+    folder = model_copy(tiny_mlp, given, "model")
+    outside = given / "models" / "outside"
+    outside.mkdir()
+    shutil.move(folder / "weights.pt", outside / "w.pt")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "weights": "../outside/w.pt"}))
+    before = snapshot(outside)
+    line = one_line_error(caption(folder, tmp_path, "--precision", precision, "--models-dir", tmp_path / "models"))
+    assert "'../outside/w.pt' leads outside the model's folder" in line
+    assert snapshot(outside) == before
+    # In the models folder in use, the shared file is read, and nothing is written beside it.
+    result = caption(folder, tmp_path, "--precision", precision, "--models-dir", given / "models")
     assert result.returncode == 0, result.stderr
+    assert snapshot(outside) == before
 
 
 NETWORK_GUARD = """
@@ -213,6 +240,14 @@ def test_an_import_killed_half_way_leaves_nothing_trusted(tiny_mlp, tmp_path):
     assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []
     with pytest.raises(Exception, match="not installed"):
         load_model("mine", models_dir=models)
+    assert not staging.exists()  # the load removed what the killed import left
+    from captioner_gui.engine.staging import held
+
+    with held(staging):  # an import that runs: its staging folder is kept
+        staging.mkdir()
+        with pytest.raises(Exception, match="not installed"):
+            load_model("mine", models_dir=models)
+        assert staging.is_dir()
     # Even a staging folder that got as far as its manifest is never taken for a model.
     shutil.copytree(tiny_mlp.folder, staging, dirs_exist_ok=True)
     assert json.loads(run_captioner("models", "list", "--models-dir", models, "--json").stdout) == []

@@ -126,3 +126,143 @@ def test_cuda_without_cuda_is_one_clear_error(tiny_mlp, monkeypatch):
 
     with pytest.raises(CaptionerError, match="no CUDA GPU"):
         load_model(str(tiny_mlp.folder), device="cuda")
+
+
+# ------------------------------------------------------------------------------ model folders that cannot be written
+
+
+def drop_root_s_override():
+    """For a child started as root: without CAP_DAC_OVERRIDE, root meets a folder's permissions as anyone does."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE: gone from the child's program
+        raise OSError(ctypes.get_errno(), "prctl")
+
+
+def caption_cli(folder, tmp_path, *options, as_anyone=False):
+    from builders import noise_image
+    from cli_helpers import run_captioner
+
+    noise_image(3).save(tmp_path / "photo.png")
+    args = ("caption", tmp_path / "photo.png", "--model", folder, "--decoding", "greedy", "--max-tokens", "6",
+            "--models-dir", tmp_path / "no-models", *options)
+    if not as_anyone or os.geteuid() != 0:
+        return run_captioner(*args)
+    import subprocess
+    import sys
+
+    try:
+        return subprocess.run([sys.executable, "-m", "captioner_gui", *map(str, args)], capture_output=True,
+                              text=True, timeout=600, preexec_fn=drop_root_s_override)
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"root cannot give up its override of file permissions here ({exc})")
+
+
+def snapshot(folder):
+    """Every file and folder, with each file's size and time."""
+    return {path: (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else None
+            for path in folder.rglob("*")}
+
+
+def cached(cache):
+    """What the cache holds for the model: its one folder's contents."""
+    return sorted(path.name for path in cache.glob("*/*"))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A user's cache folder of the test's own (none yet)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CAPTIONER_CACHE", str(folder))
+    return folder
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions of POSIX")
+@pytest.mark.parametrize("precision", ["auto", "fp32"])  # the CPU form; the .safetensors copy
+def test_a_model_folder_without_write_permission_works(tiny_mlp, tmp_path, cache, precision):
+    """A system-wide install: the released .pt alone, in a folder the user may only read. What loading makes
+    goes into the user's cache, once; the folder is left as it was."""
+    expected = caption_cli(tiny_mlp.folder, tmp_path, "--precision", precision)
+    assert expected.returncode == 0, expected.stderr
+    folder = copy_model(tiny_mlp, tmp_path)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = snapshot(folder)
+    try:
+        for _ in range(2):  # the second load finds what the first left in the cache
+            result = caption_cli(folder, tmp_path, "--precision", precision, as_anyone=True)
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == expected.stdout
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert snapshot(folder) == before
+    assert cached(cache) == (["onnx", "weights.safetensors"] if precision == "auto" else ["weights.safetensors"])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A small file system of its own (tmpfs), to be made read-only or full. Mounting needs root (as in CI)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (the tests run as root in CI)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this machine does not allow mounting a file system: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk):
+    """Fills a file system to its last byte."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while filler.write(b"\0" * size):
+                    pass
+            except OSError:
+                pass
+
+
+@pytest.mark.parametrize("disk_is", ["read-only", "full"])
+def test_a_model_on_a_read_only_or_full_disk_works(tiny_mlp, tmp_path, cache, small_disk, disk_is):
+    import subprocess
+
+    expected = caption_cli(tiny_mlp.folder, tmp_path)
+    assert expected.returncode == 0, expected.stderr
+    shutil.copytree(copy_model(tiny_mlp, tmp_path), small_disk / "model")
+    if disk_is == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    else:
+        fill(small_disk)
+    before = snapshot(small_disk)
+    for precision in ("auto", "auto", "fp32", "int8"):  # the CPU form written, then found; torch's forms
+        result = caption_cli(small_disk / "model", tmp_path, "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        if precision == "auto":
+            assert result.stdout == expected.stdout
+    assert snapshot(small_disk) == before  # nothing half-written is left on it
+    assert cached(cache) == ["onnx", "weights.safetensors"]
+
+
+def test_without_a_cache_either_the_model_is_kept_in_memory(tiny_mlp, tmp_path, monkeypatch):
+    """Neither the model's folder nor the cache can be written: the weights are converted in memory at each load,
+    and the CPU's int8 runs on torch."""
+    folder = copy_model(tiny_mlp, tmp_path)
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("CAPTIONER_CACHE", str(tmp_path / "not-a-folder" / "cache"))
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        result = caption_cli(folder, tmp_path, as_anyone=True)
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
+    assert result.stderr == ""
+    assert sorted(p.name for p in folder.iterdir()) == ["clip", "manifest.json", "tokenizer", "weights.pt"]

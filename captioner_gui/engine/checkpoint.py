@@ -1,7 +1,8 @@
 """Reading and writing weights.
 
 Released ClipCap files are pickles: they are read with `torch.load(weights_only=True)` only (unpickling anything
-else would run code), cleaned, and kept as a `.safetensors` copy beside them that later loads memory-map.
+else would run code), cleaned, and kept as a `.safetensors` copy that later loads memory-map: beside them, or in
+the user's cache where their folder cannot be written (derived.py).
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from captioner_gui.i18n import _
 
 from .errors import ManifestError, ModelFilesMissing, first_line
+from .staging import staged
+
+if TYPE_CHECKING:
+    from .derived import Places
 
 StateDict = dict[str, torch.Tensor]
 
@@ -25,32 +31,49 @@ TIED_HEAD = "gpt.lm_head.weight"
 TIED_EMBEDDING = "gpt.transformer.wte.weight"
 
 
-def safetensors_copy_of(path: Path) -> Path:
-    return path.with_suffix(".safetensors")
+def safetensors_copy_of(path: Path, folder: Path | None = None) -> Path:
+    """The .safetensors copy of a released .pt: beside it, or in `folder` (its model's folder in the cache)."""
+    return (folder or path.parent) / path.with_suffix(".safetensors").name
 
 
-def fresh_copy(path: Path) -> Path | None:
-    """The .safetensors copy of a released .pt, if one exists that is not older than the .pt."""
-    copy = safetensors_copy_of(path)
-    if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
-        return copy
+def fresh_copy(path: Path, places: Places | None = None) -> Path | None:
+    """The .safetensors copy of a released .pt, if one exists that is not older than the .pt: beside it, or in
+    the first of `places` (see derived.Places) that holds one."""
+    for folder in places.holding() if places else [path.parent]:
+        copy = safetensors_copy_of(path, folder)
+        if copy.is_file() and (not path.exists() or copy.stat().st_mtime >= path.stat().st_mtime):
+            return copy
     return None
 
 
-def load_weights(path: Path, hint: str = "") -> StateDict:
-    """Reads a ClipCap checkpoint (.safetensors, or a released .pt that gets a .safetensors copy on first load)."""
+def load_weights(path: Path, hint: str = "", places: Places | None = None) -> StateDict:
+    """Reads a ClipCap checkpoint (.safetensors, or a released .pt that gets a .safetensors copy on first load, in
+    the first of `places` that can be written: beside it by default)."""
     if path.suffix != ".safetensors":
-        path = fresh_copy(path) or path
+        path = fresh_copy(path, places) or path
     if not path.is_file():
         raise ModelFilesMissing(_("Model weights are missing: looked for {path}.").format(path=path) + hint)
     if path.suffix == ".safetensors":
         return untie(read_safetensors(path))
     state = clean_released_state(read_torch_pickle(path))
-    try:
-        save_safetensors(state, safetensors_copy_of(path))
-    except OSError:
-        pass  # a read-only or full disk only costs speed: the .pt still loads next time
+    keep_copy(state, path, places)
     return state
+
+
+def keep_copy(state: StateDict, path: Path, places: Places | None = None) -> Path | None:
+    """Writes the .safetensors copy of a released .pt in the first of `places` where it can be written. None where
+    it can be written nowhere (read-only or full): that only costs speed, the .pt loads again next time."""
+    from safetensors import SafetensorError
+
+    for folder in places or [path.parent]:
+        copy = safetensors_copy_of(path, folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            save_safetensors(state, copy)
+            return copy
+        except (OSError, SafetensorError):  # safetensors says that the disk is full or read-only in its own way
+            continue
+    return None
 
 
 def read_safetensors(path: Path) -> StateDict:
@@ -145,13 +168,11 @@ def save_safetensors(state: StateDict, path: Path) -> None:
     if head is not None and embedding is not None and (head is embedding or torch.equal(head, embedding)):
         state = {k: v for k, v in state.items() if k != TIED_HEAD}
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # In a locked temporary folder (see staging.py): safetensors writes a temporary file of its own beside the file.
+    with staged(path.parent, f".{path.name}-") as work:
+        work.mkdir()
+        save_file(tensors, str(work / path.name))
+        os.replace(work / path.name, path)
 
 
 def read_clip_weights(path: Path) -> tuple[RenamedWeights, RenamedWeights]:
@@ -238,13 +259,13 @@ class WeightsReader:
         return tensor
 
 
-def weights_reader(path: Path, hint: str = "") -> WeightsReader | None:
-    """A reader for a checkpoint's safetensors form (made from a released .pt on first use); None where no
-    safetensors form can be had (a read-only folder), so that the caller loads it whole."""
+def weights_reader(path: Path, hint: str = "", places: Places | None = None) -> WeightsReader | None:
+    """A reader for a checkpoint's safetensors form (made from a released .pt on first use, see load_weights);
+    None where no safetensors form can be written anywhere, so that the caller loads it whole."""
     if path.suffix != ".safetensors":
-        if fresh_copy(path) is None:
-            load_weights(path, hint)  # converts the .pt once
-        path = fresh_copy(path)
+        if fresh_copy(path, places) is None:
+            load_weights(path, hint, places)  # converts the .pt once
+        path = fresh_copy(path, places)
         if path is None:
             return None
     if not path.is_file():

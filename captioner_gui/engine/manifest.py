@@ -63,6 +63,9 @@ class Manifest:
     mapping_layers: int | None = None
     gpt2_n_head: int = 12
     language: str | None = None  # the captions' language, "en" or "zh"; None: not said, which means English
+    # The models folder in use. Only when the model's folder lies in it may the manifest reach the folders beside
+    # its own (the shared tokenizer and CLIP weights): a model folder given by its path reaches nothing beside it.
+    models_dir: Path | None = None
 
     @property
     def caption_language(self) -> str:
@@ -72,11 +75,18 @@ class Manifest:
     def folder(self) -> Path:
         return self.path.parent
 
+    @property
+    def in_models_dir(self) -> bool:
+        """Whether the model's folder is one of the models folder in use."""
+        return self.models_dir is not None and self.folder.parent == Path(self.models_dir).resolve()
+
     def resolve(self, relative: str) -> Path:
-        """A path of the manifest, made absolute. It must stay inside the model's folder or the models folder
-        around it (where the shared tokenizer and CLIP weights are): a manifest never reaches elsewhere."""
+        """A path of the manifest, made absolute. It must stay inside the model's folder, or inside the models
+        folder in use when the model's folder is one of its own (where the shared tokenizer and CLIP weights
+        are): a manifest never reaches elsewhere."""
         path = (self.folder / relative).resolve()
-        if not any(path.is_relative_to(root) for root in (self.folder, self.folder.parent)):
+        roots = (self.folder, self.folder.parent) if self.in_models_dir else (self.folder,)
+        if not any(path.is_relative_to(root) for root in roots):
             raise ManifestError(_("{path}: the path '{relative}' leads outside the model's folder and the models "
                                   "folder. Import the file instead: captioner models import FILE --name {name}").format(
                                       path=self.path, relative=relative, name=self.name))
@@ -142,8 +152,9 @@ def is_path_like(value: str) -> bool:
     return "/" in value or "\\" in value or value.lower().endswith(WEIGHT_SUFFIXES)
 
 
-def read_manifest(path: Path) -> Manifest:
-    """Reads and checks a manifest file; every problem names the file and the field."""
+def read_manifest(path: Path, models_dir: Path | None = None) -> Manifest:
+    """Reads and checks a manifest file; every problem names the file and the field. `models_dir`: the models
+    folder in use (see Manifest.models_dir)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFilesMissing(_("No manifest at {path}.").format(path=path))
@@ -151,10 +162,10 @@ def read_manifest(path: Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(_("{path} is not valid JSON ({reason}).").format(path=path, reason=exc)) from exc
-    return manifest_from_dict(data, path)
+    return manifest_from_dict(data, path, models_dir)
 
 
-def manifest_from_dict(data: Any, path: Path) -> Manifest:
+def manifest_from_dict(data: Any, path: Path, models_dir: Path | None = None) -> Manifest:
     where = str(path)
     if not isinstance(data, dict):
         raise ManifestError(_("{where}: the manifest must be a JSON object.").format(where=where))
@@ -192,6 +203,7 @@ def manifest_from_dict(data: Any, path: Path) -> Manifest:
         mapping_layers=_positive(data, "mapping_layers", where, required=is_transformer),
         gpt2_n_head=_positive(gpt2, "n_head", where, "gpt2.", required=False) or 12,
         language=_field(data, "language", str, where, required=False),
+        models_dir=models_dir,
     )
     if manifest.language is not None and not LANGUAGE_CODE.fullmatch(manifest.language):
         raise ManifestError(_("{where}: field 'language' is '{value}'; it must be a language code such as 'en' or "

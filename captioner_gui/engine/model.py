@@ -20,6 +20,7 @@ from torch import nn
 from captioner_gui.i18n import N_, _
 
 from .checkpoint import StateDict, WeightsReader, load_weights, weights_reader
+from .derived import weights_copy_places
 from .clip_encoder import ClipImageEncoder, load_clip_encoder
 from .captioner import Captioner
 from .errors import CaptionerError, GPUOutOfMemory, ManifestError
@@ -296,13 +297,14 @@ def load_captioner(manifest: Manifest, models_dir: Path | None = None, device: s
     torch_device = resolve_device(device)
     precision = resolve_precision(precision, torch_device)
     tokenizer = load_tokenizer(manifest.tokenizer_path, hint)
-    reader = weights_reader(manifest.weights_path, hint) if precision == "int8" else None
+    places = weights_copy_places(manifest)
+    reader = weights_reader(manifest.weights_path, hint, places) if precision == "int8" else None
     if reader is not None:
         clip, clipcap = load_int8_streamed(manifest, reader, models_dir, hint)
     else:
         clip = load_clip_encoder(manifest.clip, manifest.clip_weights_path, manifest.clip_model_path, models_dir,
                                  hint, int8=precision == "int8")
-        clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint), clip.output_dim,
+        clipcap = build_clipcap(manifest, load_weights(manifest.weights_path, hint, places), clip.output_dim,
                                 manifest.weights_path)
     with gpu_memory(_("Not enough memory on {device} for model '{name}'; try --device cpu.").format(
             device=device_name(torch_device), name=manifest.name)):

@@ -21,8 +21,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +31,14 @@ from torch import nn
 
 from captioner_gui.i18n import _
 
+from .derived import CPU_FORM_WORK, Places
 from .errors import CaptionerError, first_line
 from .fast_gpt2 import FastGPT2
 from .manifest import Manifest
 from .onnx_gpt2 import BLOCK, OPSET, write_gpt2_step
 from .onnx_model import (CLIP_TOKENIZER, FACTS, FOLDER, FORMAT, GPT2, GPT2_ROWS, IMAGE, MAPPER, TEXT, WORDS, cache_names,
                          file_stamp)
+from .staging import staged
 from .tokenizer import TOKENIZER_FILES
 
 
@@ -147,50 +147,54 @@ class CpuFormUnavailable(CaptionerError):
     """The model has a part that its CPU form cannot hold (or its folder cannot be written): torch's int8 serves."""
 
 
-WORK_PREFIX = ".onnx-"  # the folder a CPU form is written into before it is put in place
 LOGIT_LIMIT = 1.0  # int8's logits may differ from fp32's by at most this many standard deviations of the logits
 CHECK_TEXTS = ("a photo of a dog on a sofa.", "a screenshot of a computer application.")
 
 
-def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "") -> Path:
-    """Writes the model's CPU form into its `onnx/` folder (replacing an outdated one) and returns the folder.
-    Everything is written into a new folder beside it first, checked, and only then put in place."""
+def export_model(manifest: Manifest, models_dir: Path | None, hint: str = "",
+                 places: Places | None = None) -> Path:
+    """Writes the model's CPU form into the `onnx/` folder of the first of `places` that can be written (the
+    model's folder, then its folder in the cache; see derived.py), replacing an outdated one, and returns it.
+    Everything is written into a temporary folder beside it first, checked, and only then put in place."""
     from .model import load_captioner
 
     model = load_captioner(manifest, models_dir, "cpu", hint, "fp32")
     preprocess = preprocess_facts(model.clip.preprocess_cfg)
-    for stale in manifest.folder.glob(f"{WORK_PREFIX}*"):  # left by a writing that was stopped an hour ago or more
-        if time.time() - stale.stat().st_mtime > 3600:
-            shutil.rmtree(stale, ignore_errors=True)
-    try:
-        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=manifest.folder))
-    except OSError as exc:
-        raise CpuFormUnavailable(_("its folder {folder} cannot be written ({reason})").format(
-            folder=manifest.folder, reason=exc.strerror or exc)) from None
-    try:
-        reference = fp32_results(model)  # first: the exporter may change the modules it is given
+    reference = fp32_results(model)  # first: the exporter may change the modules it is given
+    refused = []
+    for place in places or [manifest.folder]:
         try:
-            with torch.inference_mode(False), torch.no_grad():
-                facts = write_graphs(model, work) | {"preprocess": preprocess}
-        except (CaptionerError, MemoryError):
-            raise
-        except Exception as exc:  # a part the exporter or the quantizer cannot write
-            raise CpuFormUnavailable(_("its graphs cannot be written ({reason})").format(reason=first_line(exc))
-                                     ) from None
-        facts["check"] = check(reference, manifest, work, facts)
-        sources = [manifest.weights_path, model.clip.weights_path, manifest.clip_model_path,
-                   *(manifest.tokenizer_path / name for name in TOKENIZER_FILES)]
-        facts |= {"format": FORMAT, "manifest": manifest.path.read_text(encoding="utf-8"),
-                  "sources": {source_name(path, manifest): file_stamp(path) for path in sources if path is not None}}
-        (work / FACTS).write_text(json.dumps(facts, indent=1), encoding="utf-8")
-        folder = manifest.folder / FOLDER
-        if folder.exists():
-            shutil.rmtree(folder)
-        work.rename(folder)
-        return folder
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+            place.mkdir(parents=True, exist_ok=True)
+            with staged(place, CPU_FORM_WORK) as work:  # locked while it is written: see staging.py
+                work.mkdir()
+                write_cpu_form(model, manifest, work, preprocess, reference)
+                folder = place / FOLDER
+                if folder.exists():
+                    shutil.rmtree(folder)
+                work.rename(folder)
+                return folder
+        except OSError as exc:  # read-only, or full: the next place
+            refused.append(_("its folder {folder} cannot be written ({reason})").format(
+                folder=place, reason=exc.strerror or exc))
+    raise CpuFormUnavailable("; ".join(refused))
+
+
+def write_cpu_form(model, manifest: Manifest, work: Path, preprocess: dict, reference: dict) -> None:
+    """The graphs, checked, and the facts, into the folder `work`. An OSError says that it cannot be written."""
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            facts = write_graphs(model, work) | {"preprocess": preprocess}
+    except (CaptionerError, MemoryError, OSError):
         raise
+    except Exception as exc:  # a part the exporter or the quantizer cannot write
+        raise CpuFormUnavailable(_("its graphs cannot be written ({reason})").format(reason=first_line(exc))
+                                 ) from None
+    facts["check"] = check(reference, manifest, work, facts)
+    sources = [manifest.weights_path, model.clip.weights_path, manifest.clip_model_path,
+               *(manifest.tokenizer_path / name for name in TOKENIZER_FILES)]
+    facts |= {"format": FORMAT, "manifest": manifest.path.read_text(encoding="utf-8"),
+              "sources": {source_name(path, manifest): file_stamp(path) for path in sources if path is not None}}
+    (work / FACTS).write_text(json.dumps(facts, indent=1), encoding="utf-8")
 
 
 def source_name(path: Path, manifest: Manifest) -> str:

@@ -23,6 +23,7 @@ from captioner_gui.i18n import _
 from captioner_gui.machine import cores
 
 from .captioner import Captioner
+from .derived import Places, cpu_form_places
 from .errors import CaptionerError, first_line
 from .images import to_rgb
 from .manifest import Manifest
@@ -64,28 +65,35 @@ def uses_cpu_form(device: str, precision: str) -> bool:
     return device == "cpu" or not cuda_usable()
 
 
-def find_export(manifest: Manifest) -> Path | None:
-    """The model's onnx folder when it is complete and was written from the model's present files."""
-    folder = manifest.folder / FOLDER
+def find_export(manifest: Manifest, places: Places) -> Path | None:
+    """The model's onnx folder (in the first of `places` that holds one: its own folder, then the cache) when it
+    is complete and was written from the model's present files."""
+    for place in places.holding():
+        folder = place / FOLDER
+        if folder.is_dir() and _complete(manifest, folder):
+            return folder
+    return None
+
+
+def _complete(manifest: Manifest, folder: Path) -> bool:
     try:
         facts = json.loads((folder / FACTS).read_text(encoding="utf-8"))
         if facts.get("format") != FORMAT or facts.get("manifest") != manifest.path.read_text(encoding="utf-8"):
-            return None
+            return False
         if any(file_stamp(manifest.folder / path) != stamp for path, stamp in facts["sources"].items()):
-            return None
+            return False
         needed = [IMAGE, MAPPER, GPT2, GPT2_ROWS, WORDS] + ([TEXT, CLIP_TOKENIZER] if facts["text"] else [])
-        if not all((folder / name).is_file() for name in needed):
-            return None
+        return all((folder / name).is_file() for name in needed)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return folder
+        return False
 
 
 def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str = "") -> Captioner:
     """The CPU form; written first when the model has none yet (once: about half a minute for a full-size model).
     Where it cannot be written (a model whose parts onnxruntime cannot run), torch's own int8 serves instead."""
     started = time.perf_counter()
-    folder = find_export(manifest)
+    places = cpu_form_places(manifest)
+    folder = find_export(manifest, places)
     written = folder is None
     if written:
         from .onnx_export import CpuFormUnavailable, export_model
@@ -93,7 +101,7 @@ def load_onnx_captioner(manifest: Manifest, models_dir: Path | None, hint: str =
         log.info(_("Preparing model '{name}' for this CPU (once; about half a minute for a full-size model)...")
                  .format(name=manifest.name))
         try:
-            folder = export_model(manifest, models_dir, hint)
+            folder = export_model(manifest, models_dir, hint, places)
         except CpuFormUnavailable as exc:
             log.info(_("Model '{name}' runs on torch's int8 instead: {reason}.").format(name=manifest.name, reason=exc))
             from .model import load_captioner

@@ -23,6 +23,7 @@ from .errors import CaptionerError, DownloadCancelled, DownloadError, ModelFiles
 from .integrity import problem_with, record, recorded
 from .manifest import MANIFEST_NAME, WEIGHT_SUFFIXES, ClipSpec, Manifest, read_manifest
 from .pins import Pin, pin_for
+from .staging import held
 from .tokenizer import TOKENIZER_FILES
 from .translation import FOLDER as TRANSLATIONS_FOLDER  # the translation models' folder: never a model's name
 
@@ -52,7 +53,7 @@ class BuiltinModel:
             path=folder / MANIFEST_NAME, name=self.name, weights=weights or self.filename, mapping=self.mapping,
             prefix_length=self.prefix_length, normalize_prefix=self.normalize_prefix,
             clip=ClipSpec(self.clip_model, clip_weights), tokenizer=f"../{TOKENIZER_FOLDER}",
-            clip_length=self.clip_length, mapping_layers=self.mapping_layers,
+            clip_length=self.clip_length, mapping_layers=self.mapping_layers, models_dir=folder.parent,
         )
 
 
@@ -106,7 +107,6 @@ def find_manifest(spec: str, models_dir: Path) -> Path:
             return path / MANIFEST_NAME
         raise ModelFilesMissing(_("{path} is a folder without a {file}.").format(path=path, file=MANIFEST_NAME))
     by_name = models_dir / spec / MANIFEST_NAME
-    _recover_interrupted_import(models_dir, spec, keep_staging=True)
     if by_name.is_file():
         return by_name
     if os.sep in spec or "/" in spec or spec.endswith(".json"):
@@ -120,10 +120,13 @@ def load_model(spec: str = "coco", models_dir: Path | None = None, device: str =
 
     precision: auto (int8 on the CPU, fp16 on CUDA), fp32 (exact), int8, fp16 or bf16. int8 on the CPU runs on
     onnxruntime (onnx_model.py) and imports no torch; the rest runs on torch (model.py)."""
+    from .derived import remove_leftovers
     from .onnx_model import load_onnx_captioner, uses_cpu_form
 
     models_dir = models_dir or default_models_dir()
-    manifest = read_manifest(find_manifest(spec, models_dir))
+    recover_interrupted_imports(models_dir)
+    manifest = read_manifest(find_manifest(spec, models_dir), models_dir)
+    remove_leftovers(manifest)
     if uses_cpu_form(device, precision):
         return load_onnx_captioner(manifest, models_dir, get_hint(manifest.name))
     from .model import load_captioner
@@ -179,7 +182,7 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
     for manifest_path in installed_manifests(models_dir):
         folder = manifest_path.parent
         try:
-            manifest = read_manifest(manifest_path)
+            manifest = read_manifest(manifest_path, models_dir)
         except CaptionerError as exc:
             infos.append(ModelInfo(folder.name, folder, _size(folder.glob("*")), False, problem=str(exc)))
             continue
@@ -256,7 +259,7 @@ def verify_models(models_dir: Path, name: str | None = None) -> list[ModelCheck]
     checks = []
     for manifest_path in manifests:
         try:
-            manifest = read_manifest(manifest_path)
+            manifest = read_manifest(manifest_path, models_dir)
         except CaptionerError as exc:
             checks.append(ModelCheck(manifest_path.parent.name, 0, problem=str(exc)))
             continue
@@ -425,7 +428,7 @@ def download_model(name: str, models_dir: Path, tqdm_class=None,
     installed = models_dir / name / MANIFEST_NAME
     if installed.is_file():
         try:
-            manifest = read_manifest(installed)
+            manifest = read_manifest(installed, models_dir)
             if not manifest_files(manifest, models_dir)[1]:
                 report(_("Model '{name}' is already installed.").format(name=name))
                 return manifest
@@ -503,47 +506,67 @@ def import_model(
     # relative paths), and only then moved into place: a failed import leaves no half-made model behind.
     folder = models_dir / name
     staging = models_dir / f".{name}.importing"
-    _recover_interrupted_import(models_dir, name)
-    staging.mkdir(parents=True)
-    try:
-        weights = _copy_file(file, staging, file.name if file.suffix in WEIGHT_SUFFIXES else file.name + ".pt")
-        if clip_model.endswith(".json"):  # an open_clip model config of the user's own
-            clip_model = _copy_file(Path(clip_model), staging, Path(clip_model).name)
-        clip_value = "openai"
-        if clip_weights is not None and str(clip_weights) != "openai":
-            clip_value = _copy_file(Path(clip_weights), staging, "clip-" + Path(clip_weights).name)
-        manifest = Manifest(
-            path=staging.resolve() / MANIFEST_NAME, name=name, weights=weights, mapping=mapping,
-            prefix_length=prefix_length or (base.prefix_length if base else 10), normalize_prefix=normalize_prefix,
-            clip=ClipSpec(clip_model, clip_value),
-            tokenizer=_copy_tokenizer(Path(tokenizer), staging) if tokenizer is not None else f"../{TOKENIZER_FOLDER}",
-            clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
-        )
-        _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
-        verify_weights(manifest, models_dir)
-        record([p for p in staging.rglob("*") if p.is_file() and p.name not in (MANIFEST_NAME, "checksums.json")])
-        manifest.save()
-        if folder.exists():
-            replaced = models_dir / f".{name}.replaced"
-            shutil.rmtree(replaced, ignore_errors=True)
-            folder.rename(replaced)
-            staging.rename(folder)
-            shutil.rmtree(replaced, ignore_errors=True)
-        else:
-            staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return read_manifest(folder / MANIFEST_NAME)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with held(staging):  # a load meanwhile sees that this import runs, and leaves its folders alone
+        _recover_interrupted_import(models_dir, name)
+        staging.mkdir()
+        try:
+            weights = _copy_file(file, staging, file.name if file.suffix in WEIGHT_SUFFIXES else file.name + ".pt")
+            if clip_model.endswith(".json"):  # an open_clip model config of the user's own
+                clip_model = _copy_file(Path(clip_model), staging, Path(clip_model).name)
+            clip_value = "openai"
+            if clip_weights is not None and str(clip_weights) != "openai":
+                clip_value = _copy_file(Path(clip_weights), staging, "clip-" + Path(clip_weights).name)
+            manifest = Manifest(
+                path=staging.resolve() / MANIFEST_NAME, name=name, weights=weights, mapping=mapping,
+                prefix_length=prefix_length or (base.prefix_length if base else 10),
+                normalize_prefix=normalize_prefix, clip=ClipSpec(clip_model, clip_value),
+                tokenizer=(_copy_tokenizer(Path(tokenizer), staging) if tokenizer is not None
+                           else f"../{TOKENIZER_FOLDER}"),
+                clip_length=clip_length, mapping_layers=mapping_layers, gpt2_n_head=n_head or 12,
+                models_dir=models_dir,
+            )
+            _fetch_missing_shared(manifest, models_dir, tqdm_class, report)
+            verify_weights(manifest, models_dir)
+            record([p for p in staging.rglob("*")
+                    if p.is_file() and p.name not in (MANIFEST_NAME, "checksums.json")])
+            manifest.save()
+            if folder.exists():
+                replaced = models_dir / f".{name}.replaced"
+                shutil.rmtree(replaced, ignore_errors=True)
+                folder.rename(replaced)
+                staging.rename(folder)
+                shutil.rmtree(replaced, ignore_errors=True)
+            else:
+                staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return read_manifest(folder / MANIFEST_NAME, models_dir)
 
 
-def _recover_interrupted_import(models_dir: Path, name: str, keep_staging: bool = False) -> None:
-    """Clears what an import cut off (by a crash or kill) left: its staging folder goes, and a model it had moved
-    aside to replace comes back, so that nothing the user had is lost."""
-    if not keep_staging:
-        shutil.rmtree(models_dir / f".{name}.importing", ignore_errors=True)
+def _recover_interrupted_import(models_dir: Path, name: str) -> None:
+    """Clears what an import cut off (by a crash or kill) left, while holding its staging folder's lock: its
+    staging folder goes, and a model it had moved aside to replace comes back, so that nothing the user had is
+    lost (or goes, when the new one was already in place)."""
+    shutil.rmtree(models_dir / f".{name}.importing", ignore_errors=True)
     replaced = models_dir / f".{name}.replaced"
     if replaced.is_dir() and not (models_dir / name).exists():
         replaced.rename(models_dir / name)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def recover_interrupted_imports(models_dir: Path) -> None:
+    """What every load does first: clears what imports that no longer run left in the models folder (an import
+    that runs holds its staging folder's lock, and is left alone)."""
+    names = {path.name[1:].rsplit(".", 1)[0] for pattern in (".*.importing", ".*.replaced")
+             for path in (models_dir.glob(pattern) if models_dir.is_dir() else ())}
+    for name in sorted(names):
+        try:
+            with held(models_dir / f".{name}.importing", wait=False) as ours:
+                if ours:
+                    _recover_interrupted_import(models_dir, name)
+        except OSError:
+            pass  # a models folder that cannot be written: nothing can be cleared there
 
 
 def _copy_tokenizer(source: Path, model_folder: Path) -> str:
