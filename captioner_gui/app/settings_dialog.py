@@ -47,6 +47,18 @@ def plain(label: str) -> str:
     return re.sub(r"\s*\(&\w\)", "", label).replace("&", "").rstrip(":：  ")
 
 
+def label_for(text: str, buddy: QWidget | None = None) -> QLabel:
+    """A label with an Alt letter, named without it. The name and the buddy are set before the text: a screen reader
+    already running (Orca) is told the label's name as the label is made, and Qt never tells it the name that a
+    buddy set later makes ("&Decoding:" would stay "&Decoding:")."""
+    label = QLabel()
+    label.setAccessibleName(plain(text))
+    if buddy is not None:
+        label.setBuddy(buddy)
+    label.setText(text)
+    return label
+
+
 class SettingsDialog(QDialog):
     def __init__(self, settings: Settings, speaker: Speaker, models_dir: Path | None, parent=None):
         super().__init__(parent)
@@ -84,13 +96,11 @@ class SettingsDialog(QDialog):
         # Translators: a group of settings (the model, its decoding and device).
         model_box = QGroupBox(_("Model"))
         model_form = _form(model_box)
-        model_label = QLabel(_("&Model:"))
-        model_label.setBuddy(self.model)
-        model_form.addRow(model_label, model_row)
-        model_form.addRow(_("&Decoding:"), self.decoding)
-        model_form.addRow(_("Beam si&ze:"), self.beam_size)
+        model_form.addRow(label_for(_("&Model:"), self.model), model_row)
+        model_form.addRow(label_for(_("&Decoding:"), self.decoding), self.decoding)
+        model_form.addRow(label_for(_("Beam si&ze:"), self.beam_size), self.beam_size)
         model_form.addRow(self.rerank)
-        model_form.addRow(_("De&vice:"), self.device)
+        model_form.addRow(label_for(_("De&vice:"), self.device), self.device)
 
         # Speech
         self.speech = _named(QCheckBox(_("&Speak descriptions")), _("Speak descriptions"))
@@ -122,9 +132,9 @@ class SettingsDialog(QDialog):
         speech_form = _form(speech_box)
         speech_form.addRow(self.speech)
         speech_form.addRow(self.use_screen_reader)
-        speech_form.addRow(_("V&oice:"), self.voice)
-        speech_form.addRow(_("Rat&e:"), self.rate)
-        speech_form.addRow(_("Vo&lume:"), self.volume)
+        speech_form.addRow(label_for(_("V&oice:"), self.voice), self.voice)
+        speech_form.addRow(label_for(_("Rat&e:"), self.rate), self.rate)
+        speech_form.addRow(label_for(_("Vo&lume:"), self.volume), self.volume)
 
         # Results and history
         self.auto_copy = _named(QCheckBox(_("&Copy each description to the clipboard")), _("Copy each description"))
@@ -148,9 +158,7 @@ class SettingsDialog(QDialog):
         self.history.toggled.connect(self._history_toggled)
         self._history_toggled(settings.history)
         history_form = _form()
-        history_label = QLabel(_("&History size:"))
-        history_label.setBuddy(self.history_limit)
-        history_form.addRow(history_label, self.history_limit)
+        history_form.addRow(label_for(_("&History size:"), self.history_limit), self.history_limit)
         history_form.addRow(self.keep_screen_pictures)
         self.all_monitors = _named(QCheckBox(_("Describe &all monitors together")),
                                    _("Describe all monitors together"),
@@ -179,9 +187,9 @@ class SettingsDialog(QDialog):
         # Translators: a group of settings: how the app looks, and its language.
         appearance_box = QGroupBox(_("Appearance and language"))
         appearance_form = _form(appearance_box)
-        appearance_form.addRow(_("&Theme:"), self.theme)
-        appearance_form.addRow(_("Te&xt size:"), self.text_size)
-        appearance_form.addRow(_("Lang&uage:"), self.language)
+        appearance_form.addRow(label_for(_("&Theme:"), self.theme), self.theme)
+        appearance_form.addRow(label_for(_("Te&xt size:"), self.text_size), self.text_size)
+        appearance_form.addRow(label_for(_("Lang&uage:"), self.language), self.language)
 
         # Hotkeys
         hotkey_box = QGroupBox(_("Hotkeys (work in any program)"))
@@ -201,7 +209,7 @@ class SettingsDialog(QDialog):
                                  + 3 * metrics.height())
             _name_key_field(edit)
             self.hotkeys[key] = edit
-            hotkey_form.addRow(label, edit)
+            hotkey_form.addRow(label_for(label, edit), edit)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
