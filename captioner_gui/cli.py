@@ -534,7 +534,8 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     describer = Describer(load_model(args.model or settings.model, models_dir, args.device or settings.device),
                           models_dir=models_dir)
     options = settings.decode_options()
-    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT)
+    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT,
+                                     dialog=taken.dialog)
     description.timings["capture"] = captured
     if settings.speech and not args.no_speech:
         speaker = Speaker(record_dir=recording_dir())

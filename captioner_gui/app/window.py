@@ -479,7 +479,8 @@ class MainWindow(QMainWindow):
             if picture is not None:
                 self.submit(Request(name=_(CAPTURE_NAMES.get(picture.source, picture.source.capitalize())),
                                     source=picture.source, picture=picture.image,
-                                    title=picture.title, text_only=text_only, on_done=on_done))
+                                    title=picture.title, dialog=picture.dialog, text_only=text_only,
+                                    on_done=on_done))
 
         def run() -> None:  # on the capture thread
             try:
