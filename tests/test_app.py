@@ -370,8 +370,9 @@ def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app,
     page = text_page(14, lines=14, seed=8)
     app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Notes"))
     [answer] = app.described(qtbot)
-    spoken = [(text, answers) for text, answers in said if text != "Describing..."]
-    assert spoken == [(answer.short_parts, 0)]  # the short form, once, before all the text was read
+    (first, before), (rest, after) = [(text, answers) for text, answers in said if text != "Describing..."]
+    assert (before, after) == (0, 1)  # the short form before all the text was read; then how many more lines
+    assert rest == [(f"{len(page.lines) - 3} more lines.", "en")] and first[-1][0].endswith(page.lines[2] + ".")
     assert answer.text.splitlines()[-1] == page.lines[-1]  # and the window shows all of it
 
     said.clear()

@@ -6,11 +6,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from captioner_gui import i18n
 from captioner_gui.engine.options import Target
@@ -283,12 +283,39 @@ class SettingsDialog(QDialog):
 
 
 def _name_key_field(edit: QKeySequenceEdit) -> None:
-    """A key field is a container around an unnamed text field, where the focus goes and whose text is the key: that
-    field gets the action's name, so a screen reader says "Describe the screen, Ctrl+Alt+Shift+S"."""
+    """A key field is a container around an unnamed text field whose text is the key. Qt gives the focus to the
+    container, which a screen reader is handed as a "filler" with no key in it; so the focus goes to the text field
+    instead, named by the action: Orca says "Describe the screen, Ctrl+Alt+Shift+S", and the new key as soon as it is
+    pressed. The field hands its keys to the container, which records them."""
     field = edit.findChild(QLineEdit)
-    if field is not None:
-        field.setAccessibleName(edit.accessibleName())
-        field.setAccessibleDescription(edit.accessibleDescription())
+    if field is None:
+        return
+    field.setAccessibleName(edit.accessibleName())
+    field.setAccessibleDescription(edit.accessibleDescription())
+    field.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled, False)  # keys, not an input method's text
+    field.setFocusProxy(None)
+    edit.setFocusProxy(field)
+    field.installEventFilter(_KeysToRecorder(edit))
+
+
+class _KeysToRecorder(QObject):
+    """Hands a key field's keys to its QKeySequenceEdit, but for Tab and Shift+Tab, which move on."""
+
+    KEY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.ShortcutOverride)
+
+    def __init__(self, recorder: QKeySequenceEdit):
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() not in self.KEY_EVENTS:
+            return False
+        moving_on = (event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+                     and not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier)
+        if moving_on:
+            return False
+        QApplication.sendEvent(self.recorder, event)
+        return True
 
 
 def language_choices() -> dict[str, str]:
