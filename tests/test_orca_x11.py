@@ -138,6 +138,6 @@ def test_settings_are_heard_without_their_alt_letters_and_a_hotkey_field_says_it
         changed = [e for e in events(events_log)[before:] if e["type"].startswith("object:text-changed:insert")]
         print("after Ctrl+Alt+Shift+J:", changed)
         assert changed and changed[-1]["name"] == "Describe the screen" and changed[-1]["value"] == "Ctrl+Alt+Shift+J"
-        xserver.keys(dialog, "Tab", "Escape")
     finally:
-        quit_gui(xserver, window, gui)
+        gui.kill()  # the dialog is open, and Escape in a hotkey field is a key to record
+        gui.wait(10)
