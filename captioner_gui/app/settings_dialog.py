@@ -42,9 +42,14 @@ def _form(box: QWidget | None = None) -> QFormLayout:
     return form
 
 
+def without_alt_letter(label: str) -> str:
+    """A label without its Alt letter: "&Model:" -> "Model:", "模型(&M)：" -> "模型：" (as Qt names a label)."""
+    return re.sub(r"\s*\(&\w\)", "", label).replace("&", "")
+
+
 def plain(label: str) -> str:
-    """A label as a screen reader should say it: without its Alt letter ("&Model:", "模型(&M)：") and colon."""
-    return re.sub(r"\s*\(&\w\)", "", label).replace("&", "").rstrip(":：  ")
+    """A label as a screen reader should say it for the field it names: without its Alt letter and colon."""
+    return without_alt_letter(label).rstrip(":：  ")
 
 
 def label_for(text: str, buddy: QWidget | None = None) -> QLabel:
@@ -52,7 +57,7 @@ def label_for(text: str, buddy: QWidget | None = None) -> QLabel:
     already running (Orca) is told the label's name as the label is made, and Qt never tells it the name that a
     buddy set later makes ("&Decoding:" would stay "&Decoding:")."""
     label = QLabel()
-    label.setAccessibleName(plain(text))
+    label.setAccessibleName(without_alt_letter(text))
     if buddy is not None:
         label.setBuddy(buddy)
     label.setText(text)
