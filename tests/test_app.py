@@ -550,3 +550,15 @@ def test_at_200_percent_the_window_and_settings_scroll_only_down_and_show_what_h
             dialog.deleteLater()
     finally:
         appearance.apply("system", 100)
+
+
+def test_an_announcement_carries_no_control_characters(app, monkeypatch):
+    """A caption's stray bytes ("\x06", "\x04", U+FFFD) are cleaned from what the screen reader is handed, as from
+    what our own voice says."""
+    from captioner_gui.app import window as window_module
+
+    announced, real = [], window_module.QAccessibleAnnouncementEvent
+    monkeypatch.setattr(window_module, "QAccessibleAnnouncementEvent",
+                        lambda target, text: (announced.append(text), real(target, text))[1])
+    app.window.tell("A man\x06 riding\x04 a horse\ufffd.")
+    assert announced == ["A man  riding  a horse ."]
