@@ -373,6 +373,8 @@ def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app,
     (first, before), (rest, after) = [(text, answers) for text, answers in said if text != "Describing..."]
     assert (before, after) == (0, 1)  # the short form before all the text was read; then how many more lines
     assert rest == [(f"{len(page.lines) - 3} more lines.", "en")] and first[-1][0].endswith(page.lines[2] + ".")
+    # The status bar says "Ready" in one form, as when the model was loaded.
+    assert app.window.status_label.text() == f"Ready: model '{answer.model}' on CPU."
     assert answer.text.splitlines()[-1] == page.lines[-1]  # and the window shows all of it
 
     said.clear()

@@ -141,3 +141,38 @@ def test_settings_are_heard_without_their_alt_letters_and_a_hotkey_field_says_it
     finally:
         gui.kill()  # the dialog is open, and Escape in a hotkey field is a key to record
         gui.wait(10)
+
+
+DIALOG_PROGRAM = """import sys
+from PySide6.QtWidgets import QApplication, QDialog, QMainWindow
+app = QApplication([])
+main = QMainWindow()
+main.setWindowTitle("Editor")
+main.show()
+if sys.argv[1] == "dialog":
+    dialog = QDialog(main)
+    dialog.setWindowTitle("Save as")
+    dialog.show()
+app.exec()
+"""
+
+
+def test_the_active_window_is_known_to_be_a_dialog(desktop, monkeypatch):
+    """Under openbox, a program's dialog is taken as a dialog (then said "Dialog Save as"), its main window not."""
+    import sys
+
+    from captioner_gui.app import capture
+    from captioner_gui.engine.options import Target
+
+    xserver, _bus = desktop
+    monkeypatch.setenv("DISPLAY", xserver.display)
+    for shown, title, dialog in (("dialog", "Save as", True), ("main", "Editor", False)):
+        program = subprocess.Popen([sys.executable, "-c", DIALOG_PROGRAM, shown], env=xserver.env())
+        try:
+            xserver.wait_for_window(f"^{title}$")
+            time.sleep(1)  # openbox has given it the focus
+            taken = capture.take(Target.WINDOW)
+            assert (taken.title, taken.dialog) == (title, dialog)
+        finally:
+            program.kill()
+            program.wait()
