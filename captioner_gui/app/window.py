@@ -545,7 +545,7 @@ class MainWindow(QMainWindow):
         picker.raise_()
         picker.activateWindow()
         picker.setFocus()
-        self.say(_(INSTRUCTIONS), interrupt=True)
+        self.say(_(INSTRUCTIONS), own_voice_only=True)  # a screen reader reads the overlay, whose description they are
 
     def _failed(self, message: str, on_done) -> None:
         self.tell(message)
