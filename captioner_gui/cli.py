@@ -574,7 +574,8 @@ def _describe_by_itself(args, what: Target, region) -> dict:
     describer = reading_describer(args.model or settings.model, _models_dir(args), args.device or settings.device,
                                   text_only=what == Target.TEXT)
     options = settings.decode_options()
-    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT)
+    description = describer.describe(taken.image, taken.source, taken.title, options, text_only=what == Target.TEXT,
+                                     dialog=taken.dialog)
     description.timings["capture"] = captured
     if settings.speech and not args.no_speech:
         speaker = Speaker(record_dir=recording_dir())

@@ -5,7 +5,9 @@
 
 Each node of the tree: {"role", "name", "description", "states", "text" (where it has a text interface),
 "extents" ([x, y, width, height] on the screen),
-"labelled_by" (the names of its labels), "children"}. Each event: {"type", "role", "name", "detail1", "value" (an announcement's text or the changed text)}.
+"labelled_by" (the names of its labels), "children"}. Each event: {"type", "role", "name", "detail1", "value" (an
+announcement's text or the changed text)}; a focus event also gives "labelled_by", "text" and "description", read at the time of the event (with the names this
+listener was told so far, as Orca's).
 """
 
 import json
@@ -70,8 +72,12 @@ def watch(app_name, path):
                 if source is None or source.getApplication().name != app_name:
                     return
                 value = event.any_data if isinstance(event.any_data, (str, int, float)) else None
-                out.write(json.dumps({"type": event.type, "role": source.getRoleName(), "name": source.name,
-                                      "detail1": event.detail1, "value": value}) + "\n")
+                record = {"type": event.type, "role": source.getRoleName(), "name": source.name,
+                          "detail1": event.detail1, "value": value}
+                if event.type.startswith("focus") or event.type.endswith("focused"):  # as Orca reads it then
+                    record.update(labelled_by=labels_of(source), text=text_of(source),
+                                  description=source.description)
+                out.write(json.dumps(record) + "\n")
                 out.flush()
             except Exception as exc:  # an object gone meanwhile: note it, keep listening
                 out.write(json.dumps({"type": "reader-error", "value": repr(exc)}) + "\n")

@@ -431,8 +431,11 @@ def test_a_screen_of_text_is_spoken_before_the_rest_is_read_and_never_twice(app,
     page = text_page(14, lines=14, seed=8)
     app.window.submit(Request(name="Screen", source="screen", picture=page.image, title="Notes"))
     [answer] = app.described(qtbot)
-    spoken = [(text, answers) for text, answers in said if text != "Describing..."]
-    assert spoken == [(answer.short_parts, 0)]  # the short form, once, before all the text was read
+    (first, before), (rest, after) = [(text, answers) for text, answers in said if text != "Describing..."]
+    assert (before, after) == (0, 1)  # the short form before all the text was read; then how many more lines
+    assert rest == [(f"{len(page.lines) - 3} more lines.", "en")] and first[-1][0].endswith(page.lines[2] + ".")
+    # The status bar says "Ready" in one form, as when the model was loaded.
+    assert app.window.status_label.text() == f"Ready: model '{answer.model}' on CPU."
     assert answer.text.splitlines()[-1] == page.lines[-1]  # and the window shows all of it
 
     said.clear()
@@ -765,3 +768,15 @@ def test_stop_escape_a_new_request_and_quitting_stop_a_long_reading(app, qtbot):
     assert app.worker.stop(wait_ms=60000)
     [quitting] = app.described(qtbot)
     assert quitting.cancelled  # not read to the end first
+
+
+def test_an_announcement_carries_no_control_characters(app, monkeypatch):
+    """A caption's stray bytes ("\x06", "\x04", U+FFFD) are cleaned from what the screen reader is handed, as from
+    what our own voice says."""
+    from captioner_gui.app import window as window_module
+
+    announced, real = [], window_module.QAccessibleAnnouncementEvent
+    monkeypatch.setattr(window_module, "QAccessibleAnnouncementEvent",
+                        lambda target, text: (announced.append(text), real(target, text))[1])
+    app.window.tell("A man\x06 riding\x04 a horse\ufffd.")
+    assert announced == ["A man  riding  a horse ."]

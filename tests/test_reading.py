@@ -314,7 +314,12 @@ def test_a_capture_is_spoken_before_all_its_text_is_read(describer, monkeypatch)
                                on_first_words=lambda early: first.append((early, list(read_calls))))
     [(early, read_then)] = first
     assert sum(read_then) < len(screen.lines) == sum(read_calls)  # said while most lines were still unread
-    assert early.spoken == whole.spoken and whole.follow_parts == []  # the short form, the same at once
+    # The first words count no lines (some boxes found turn out not to be text); what follows them says how many
+    # more there are, the count of what the window shows.
+    assert early.spoken.startswith("Screenshot of Browser: 2 pictures. ") and "lines" not in early.spoken
+    assert whole.summary == f"Screenshot of Browser: 2 pictures, {len(whole.text_lines)} lines of text."
+    assert whole.follow_parts == [(f"{len(whole.text_lines) - 3} more lines.", "en")]
+    assert whole.spoken.endswith(f"{len(whole.text_lines) - 3} more lines.")
     assert early.timings["first_words"] < whole.timings["total"]
     assert len(whole.text_lines) == len(screen.lines)
 
@@ -506,3 +511,20 @@ def test_a_long_reading_stops_between_two_pieces_once_it_is_cancelled(describer,
     with pytest.raises(Cancelled):
         describer.describe(screen.image, "screen", cancel=cancel)
     assert len(tiles) == 1  # of four
+
+
+def test_a_title_is_said_once_and_a_dialog_is_called_a_dialog(describer):
+    """The window's title bar, read as the first line, is not said again after the title; a dialog is called so,
+    with its title, never "Page of text"."""
+    page = text_page(14, lines=5, seed=5)
+    first_line = describer.describe(page.image, "window", text_only=True).text_lines[0]
+    described = describer.describe(page.image, "window", first_line, text_only=True)
+    assert described.spoken.startswith(f"{first_line}. ") and described.spoken.count(first_line) == 1
+    described = describer.describe(page.image, "window", first_line)
+    assert described.spoken.count(first_line) == 1, described.spoken
+
+    dialog = describer.describe(page.image, "window", "Save as", dialog=True)
+    assert dialog.summary.startswith(f"Dialog Save as: {len(dialog.text_lines)} lines"), dialog.summary
+    assert dialog.spoken.startswith(dialog.summary)
+    read = describer.describe(page.image, "window", "Save as", text_only=True, dialog=True)
+    assert read.spoken.startswith("Dialog Save as. ")

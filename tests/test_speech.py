@@ -137,10 +137,15 @@ def test_descriptions_go_to_speech_dispatcher_while_orca_runs(tmp_path, monkeypa
             time.sleep(0.05)
         assert log.read_text().splitlines() == ["--cancel", "--priority text --language en -- Screenshot: 1 line of text.",
                                                 "--priority text --language zh -- 出口在左边。"]
-        reader.stop()
+        # A follow-up (the rest of a text) is queued behind what is being said, never cancelling it.
+        reader.speak_parts([("The rest.", "en")], interrupt=False)
         while time.time() < deadline and len(log.read_text().splitlines()) < 4:
             time.sleep(0.05)
-        assert log.read_text().splitlines()[3:] == ["--cancel"]
+        assert log.read_text().splitlines()[3:] == ["--priority text --language en -- The rest."]
+        reader.stop()
+        while time.time() < deadline and len(log.read_text().splitlines()) < 5:
+            time.sleep(0.05)
+        assert log.read_text().splitlines()[4:] == ["--cancel"]
     finally:
         orca.kill()
         orca.wait()
@@ -217,3 +222,49 @@ def test_when_nothing_can_play_the_user_is_told_once(tmp_path, monkeypatch):
     assert len(errors) == 1 and errors[0].startswith("Speech cannot be heard: no sound player was found"), errors
     assert "\n" not in errors[0]
     assert len(list((tmp_path / "speech").glob("*.wav"))) == 3  # the copies for troubleshooting are still written
+
+
+def test_a_follow_up_waits_for_the_screen_reader_and_only_a_new_request_cuts_it_off(monkeypatch):
+    """The speechd module, NVDA's controller and Tolk: the rest of a text is queued behind its start (cancelling it
+    cut off the start: "harb—"); a new request silences what is being said first."""
+    import types
+
+    from captioner_gui.app import screen_reader
+
+    calls = []
+
+    class Client:
+        def __init__(self, name):
+            pass
+
+        def __getattr__(self, method):
+            return lambda *args: calls.append((method, *args))
+
+    monkeypatch.setitem(sys.modules, "speechd", types.SimpleNamespace(SSIPClient=Client,
+                                                                       Priority=types.SimpleNamespace(TEXT="text")))
+    reader = screen_reader.SpeechDispatcher()
+    calls.clear()
+    reader.speak_parts([("Notes. Harbour.", "en")])
+    reader.speak_parts([("The rest.", "en")], interrupt=False)
+    assert calls == [("cancel",), ("set_language", "en"), ("speak", "Notes. Harbour."),
+                     ("set_language", "en"), ("speak", "The rest.")]
+
+    class Library:
+        def __getattr__(self, function):
+            return lambda *args: calls.append((function, *[getattr(a, "value", a) for a in args])) or 0
+
+    calls.clear()
+    nvda = screen_reader.NvdaController(Library())
+    nvda.speak("Notes.")
+    nvda.speak("The rest.", interrupt=False)
+    said = [call for call in calls if call[0] != "nvdaController_brailleMessage"]
+    assert said == [("nvdaController_testIfRunning",), ("nvdaController_cancelSpeech",),
+                    ("nvdaController_speakText", "Notes."), ("nvdaController_speakText", "The rest.")]
+
+    library = Library()
+    library.Tolk_DetectScreenReader = lambda: "JAWS"
+    tolk = screen_reader.Tolk(library)
+    calls.clear()
+    tolk.speak("Notes.")
+    tolk.speak("The rest.", interrupt=False)
+    assert calls == [("Tolk_Output", "Notes.", True), ("Tolk_Output", "The rest.", False)]

@@ -229,6 +229,7 @@ class Capture:
     image: Image.Image
     title: str | None  # the active window's title, where the platform tells
     source: Target  # what the picture shows: one of CAPTURES (or the clipboard, for `describe-screen --clipboard`)
+    dialog: bool = False  # the active window (shown, or named by `title`) is a dialog
 
 
 def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | None = None,
@@ -253,18 +254,49 @@ def take(target: Target, region: Box | None = None, pointer: tuple[int, int] | N
             active_window()  # raises the reason (Wayland, no focus, ...)
             raise CaptureError(_("Captioner itself is the active window. Switch to the window to describe, then "
                                  "press the key again."))
-        box, title = window
-        return Capture(grab_box(box), title or None, Target.WINDOW)
+        box, title, dialog = window
+        return Capture(grab_box(box), title or None, Target.WINDOW, dialog)
     picture = grab_screen(*(pointer or (None, None)), all_monitors=all_monitors)
-    return Capture(picture, window[1] or None if window else None, Target.SCREEN)
+    title, dialog = (window[1] or None, window[2]) if window else (None, False)
+    return Capture(picture, title, Target.SCREEN, dialog)
 
 
-def _active_window_or_none(own_window: int | None) -> tuple[Box, str] | None:
+def _active_window_or_none(own_window: int | None) -> tuple[Box, str, bool] | None:
+    """The active window's bounds, title and whether it is a dialog; None where it is ours or cannot be found."""
     try:
         box, title, handle = active_window()
     except CaptureError:
         return None
-    return None if own_window is not None and handle == own_window else (box, title)
+    return None if own_window is not None and handle == own_window else (box, title, is_dialog(handle))
+
+
+def is_dialog(handle: int) -> bool:
+    """Whether the window is a dialog. X11: its type says so, or, having no type, it is transient for another
+    window (as the EWMH reads it). Windows: a dialog's class, or a window owned by another. False where the
+    platform does not tell."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            user32 = ctypes.windll.user32
+            name = ctypes.create_unicode_buffer(64)
+            user32.GetClassNameW(handle, name, 64)
+            return name.value == "#32770" or bool(user32.GetWindow(handle, 4))  # 4: GW_OWNER
+        if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
+            from Xlib import Xatom, display as xdisplay
+
+            screen = xdisplay.Display()
+            try:
+                window = screen.create_resource_object("window", handle)
+                types = window.get_full_property(screen.intern_atom("_NET_WM_WINDOW_TYPE"), Xatom.ATOM)
+                if types is not None and len(types.value):
+                    return screen.intern_atom("_NET_WM_WINDOW_TYPE_DIALOG") in list(types.value)
+                return window.get_wm_transient_for() is not None
+            finally:
+                screen.close()
+    except Exception:  # a window gone meanwhile, no Xlib: the description goes on without knowing
+        return False
+    return False
 
 
 def _active_window_windows() -> tuple[Box, str, int]:

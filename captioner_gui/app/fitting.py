@@ -23,7 +23,8 @@ class ScrollingPane(QScrollArea):
 
     def _show_focused(self, _old: QWidget | None, new: QWidget | None) -> None:
         if new is not None and self.widget().isAncestorOf(new):
-            self.ensureWidgetVisible(new, 8, 8)
+            around = new.parentWidget()  # a control that hands its focus to a part of it (a hotkey field): all of it
+            self.ensureWidgetVisible(around if around is not None and around.focusProxy() is new else new, 8, 8)
 
 
 class _Content(QWidget):

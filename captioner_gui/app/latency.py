@@ -32,7 +32,7 @@ class ScreenReaderStandIn(ScreenReader):
     def __init__(self, heard: list):
         self.heard = heard
 
-    def speak(self, text: str) -> None:
+    def speak(self, text: str, interrupt: bool = True) -> None:
         self.heard.append((time.perf_counter(), text))
 
 

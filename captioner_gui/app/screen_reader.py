@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 from captioner_gui.i18n import spoken_language
@@ -24,13 +25,15 @@ class ScreenReader(ABC):
     name = "screen reader"
 
     @abstractmethod
-    def speak(self, text: str) -> None:
-        """Says the text through the screen reader, cutting off what it was saying."""
+    def speak(self, text: str, interrupt: bool = True) -> None:
+        """Says the text through the screen reader: cutting off what it was saying (`interrupt`), or after it
+        (a follow-up, such as the rest of a text whose first lines are being said)."""
 
-    def speak_parts(self, parts: list[tuple[str, str]]) -> None:
-        """Says (words, language) parts in order, cutting off what it was saying. Where the screen reader's
-        interface takes no language, the parts are said as one text in the reader's own voice."""
-        self.speak(" ".join(words for words, _language in parts))
+    def speak_parts(self, parts: list[tuple[str, str]], interrupt: bool = True) -> None:
+        """Says (words, language) parts in order, cutting off what it was saying or after it (`interrupt`). Where
+        the screen reader's interface takes no language, the parts are said as one text in the reader's own
+        voice."""
+        self.speak(" ".join(words for words, _language in parts), interrupt)
 
     def stop(self) -> None:
         """Silences the screen reader (where its interface can)."""
@@ -43,7 +46,7 @@ class SpeechDispatcher(ScreenReader):
 
     def __init__(self):
         self._client = None
-        self._orders: queue.Queue[list[tuple[str, str]] | None] = queue.Queue()  # spd-say's: what to say next
+        self._orders: queue.Queue[_Order | None] = queue.Queue()  # spd-say's: what to say next
         try:
             import speechd  # Debian's python3-speechd; not on PyPI
 
@@ -53,19 +56,22 @@ class SpeechDispatcher(ScreenReader):
             if not shutil.which("spd-say"):
                 raise OSError("Neither the speechd module nor spd-say is available.") from None
 
-    def speak(self, text: str) -> None:
-        self.speak_parts([(text, "")])
+    def speak(self, text: str, interrupt: bool = True) -> None:
+        self.speak_parts([(text, "")], interrupt)
 
-    def speak_parts(self, parts: list[tuple[str, str]]) -> None:
-        """Each part with its language (Speech Dispatcher picks a voice of it); "" is the app's language."""
+    def speak_parts(self, parts: list[tuple[str, str]], interrupt: bool = True) -> None:
+        """Each part with its language (Speech Dispatcher picks a voice of it); "" is the app's language. Messages
+        of the "text" priority wait their turn in Speech Dispatcher's queue: a follow-up is said after what is being
+        said, and only a request that interrupts cancels it first."""
         parts = [(words, language or spoken_language()) for words, language in parts if words.strip()]
         if self._client is not None:
-            self._client.cancel()
+            if interrupt:
+                self._client.cancel()
             for words, language in parts:
                 self._client.set_language(language)
                 self._client.speak(words)
         else:
-            self._send(parts)
+            self._send(_Order(parts, interrupt))
 
     def stop(self) -> None:
         if self._client is not None:
@@ -73,10 +79,10 @@ class SpeechDispatcher(ScreenReader):
         else:
             self._send(None)
 
-    def _send(self, order: list[tuple[str, str]] | None) -> None:
+    def _send(self, order: _Order | None) -> None:
         """spd-say's orders go to one thread, which runs them one after another (each spd-say returns once its
-        message is queued, so the parts stay in order); a newer order drops the parts of an older one not yet
-        sent. `None`: silence."""
+        message is queued, so the parts stay in order); a newer order that interrupts drops the parts of an older
+        one not yet sent, a follow-up waits for them. `None`: silence."""
         self._orders.put(order)
         if not getattr(self, "_sender", None):
             self._sender = threading.Thread(target=self._spd_say, daemon=True)
@@ -85,15 +91,29 @@ class SpeechDispatcher(ScreenReader):
     def _spd_say(self) -> None:
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 10, "check": False}
         while True:
-            parts = self._orders.get()
+            order = self._orders.get()
             try:
-                subprocess.run(["spd-say", "--cancel"], **quiet)
-                for words, language in parts or []:
-                    if not self._orders.empty():
+                if order is None or order.interrupt:
+                    subprocess.run(["spd-say", "--cancel"], **quiet)
+                for words, language in order.parts if order is not None else []:
+                    if self._interrupted():
                         break  # cut off by a newer order
                     subprocess.run(["spd-say", "--priority", "text", "--language", language, "--", words], **quiet)
             except (OSError, subprocess.SubprocessError):
                 pass  # Speech Dispatcher gone or hung: the next order tries again
+
+    def _interrupted(self) -> bool:
+        """Whether an order waiting cuts off the one being sent (silence, or a new request)."""
+        with self._orders.mutex:
+            return any(order is None or order.interrupt for order in self._orders.queue)
+
+
+@dataclass(frozen=True)
+class _Order:
+    """What spd-say is to say: (words, language) parts, and whether they cut off what is being said."""
+
+    parts: list[tuple[str, str]]
+    interrupt: bool
 
 
 class NvdaController(ScreenReader):
@@ -104,8 +124,9 @@ class NvdaController(ScreenReader):
         if self._dll.nvdaController_testIfRunning() != 0:
             raise OSError("NVDA is not running.")
 
-    def speak(self, text: str) -> None:
-        self._dll.nvdaController_cancelSpeech()
+    def speak(self, text: str, interrupt: bool = True) -> None:
+        if interrupt:  # else NVDA queues the words after its own
+            self._dll.nvdaController_cancelSpeech()
         self._dll.nvdaController_speakText(ctypes.c_wchar_p(text))
         self._dll.nvdaController_brailleMessage(ctypes.c_wchar_p(text))
 
@@ -123,8 +144,8 @@ class Tolk(ScreenReader):
             raise OSError("Tolk found no screen reader.")
         self.name = detected
 
-    def speak(self, text: str) -> None:
-        self._dll.Tolk_Output(ctypes.c_wchar_p(text), ctypes.c_bool(True))
+    def speak(self, text: str, interrupt: bool = True) -> None:
+        self._dll.Tolk_Output(ctypes.c_wchar_p(text), ctypes.c_bool(interrupt))
 
     def stop(self) -> None:
         self._dll.Tolk_Silence()

@@ -6,11 +6,11 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QKeySequenceEdit, QLabel, QLineEdit, QPushButton,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from captioner_gui import i18n
 from captioner_gui.engine.options import Target
@@ -42,9 +42,26 @@ def _form(box: QWidget | None = None) -> QFormLayout:
     return form
 
 
+def without_alt_letter(label: str) -> str:
+    """A label without its Alt letter: "&Model:" -> "Model:", "模型(&M)：" -> "模型：" (as Qt names a label)."""
+    return re.sub(r"\s*\(&\w\)", "", label).replace("&", "")
+
+
 def plain(label: str) -> str:
-    """A label as a screen reader should say it: without its Alt letter ("&Model:", "模型(&M)：") and colon."""
-    return re.sub(r"\s*\(&\w\)", "", label).replace("&", "").rstrip(":：  ")
+    """A label as a screen reader should say it for the field it names: without its Alt letter and colon."""
+    return without_alt_letter(label).rstrip(":：  ")
+
+
+def label_for(text: str, buddy: QWidget | None = None) -> QLabel:
+    """A label with an Alt letter, named without it. The name and the buddy are set before the text: a screen reader
+    already running (Orca) is told the label's name as the label is made, and Qt never tells it the name that a
+    buddy set later makes ("&Decoding:" would stay "&Decoding:")."""
+    label = QLabel()
+    label.setAccessibleName(without_alt_letter(text))
+    if buddy is not None:
+        label.setBuddy(buddy)
+    label.setText(text)
+    return label
 
 
 class SettingsDialog(QDialog):
@@ -84,13 +101,11 @@ class SettingsDialog(QDialog):
         # Translators: a group of settings (the model, its decoding and device).
         model_box = QGroupBox(_("Model"))
         model_form = _form(model_box)
-        model_label = QLabel(_("&Model:"))
-        model_label.setBuddy(self.model)
-        model_form.addRow(model_label, model_row)
-        model_form.addRow(_("&Decoding:"), self.decoding)
-        model_form.addRow(_("Beam si&ze:"), self.beam_size)
+        model_form.addRow(label_for(_("&Model:"), self.model), model_row)
+        model_form.addRow(label_for(_("&Decoding:"), self.decoding), self.decoding)
+        model_form.addRow(label_for(_("Beam si&ze:"), self.beam_size), self.beam_size)
         model_form.addRow(self.rerank)
-        model_form.addRow(_("De&vice:"), self.device)
+        model_form.addRow(label_for(_("De&vice:"), self.device), self.device)
 
         # Speech
         self.speech = _named(QCheckBox(_("&Speak descriptions")), _("Speak descriptions"))
@@ -122,9 +137,9 @@ class SettingsDialog(QDialog):
         speech_form = _form(speech_box)
         speech_form.addRow(self.speech)
         speech_form.addRow(self.use_screen_reader)
-        speech_form.addRow(_("V&oice:"), self.voice)
-        speech_form.addRow(_("Rat&e:"), self.rate)
-        speech_form.addRow(_("Vo&lume:"), self.volume)
+        speech_form.addRow(label_for(_("V&oice:"), self.voice), self.voice)
+        speech_form.addRow(label_for(_("Rat&e:"), self.rate), self.rate)
+        speech_form.addRow(label_for(_("Vo&lume:"), self.volume), self.volume)
 
         # Results and history
         self.auto_copy = _named(QCheckBox(_("&Copy each description to the clipboard")), _("Copy each description"))
@@ -154,9 +169,7 @@ class SettingsDialog(QDialog):
         self.history.toggled.connect(self._history_toggled)
         self._history_toggled(settings.history)
         history_form = _form()
-        history_label = QLabel(_("&History size:"))
-        history_label.setBuddy(self.history_limit)
-        history_form.addRow(history_label, self.history_limit)
+        history_form.addRow(label_for(_("&History size:"), self.history_limit), self.history_limit)
         history_form.addRow(self.keep_screen_pictures)
         history_form.addRow(self.keep_screen_text)
         self.all_monitors = _named(QCheckBox(_("Describe &all monitors together")),
@@ -186,9 +199,9 @@ class SettingsDialog(QDialog):
         # Translators: a group of settings: how the app looks, and its language.
         appearance_box = QGroupBox(_("Appearance and language"))
         appearance_form = _form(appearance_box)
-        appearance_form.addRow(_("&Theme:"), self.theme)
-        appearance_form.addRow(_("Te&xt size:"), self.text_size)
-        appearance_form.addRow(_("Lang&uage:"), self.language)
+        appearance_form.addRow(label_for(_("&Theme:"), self.theme), self.theme)
+        appearance_form.addRow(label_for(_("Te&xt size:"), self.text_size), self.text_size)
+        appearance_form.addRow(label_for(_("Lang&uage:"), self.language), self.language)
 
         # Hotkeys
         hotkey_box = QGroupBox(_("Hotkeys (work in any program)"))
@@ -208,7 +221,7 @@ class SettingsDialog(QDialog):
                                  + 3 * metrics.height())
             _name_key_field(edit)
             self.hotkeys[key] = edit
-            hotkey_form.addRow(label, edit)
+            hotkey_form.addRow(label_for(label, edit), edit)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -285,12 +298,39 @@ class SettingsDialog(QDialog):
 
 
 def _name_key_field(edit: QKeySequenceEdit) -> None:
-    """A key field is a container around an unnamed text field, where the focus goes and whose text is the key: that
-    field gets the action's name, so a screen reader says "Describe the screen, Ctrl+Alt+Shift+S"."""
+    """A key field is a container around an unnamed text field whose text is the key. Qt gives the focus to the
+    container, which a screen reader is handed as a "filler" with no key in it; so the focus goes to the text field
+    instead, named by the action: Orca says "Describe the screen, Ctrl+Alt+Shift+S", and the new key as soon as it is
+    pressed. The field hands its keys to the container, which records them."""
     field = edit.findChild(QLineEdit)
-    if field is not None:
-        field.setAccessibleName(edit.accessibleName())
-        field.setAccessibleDescription(edit.accessibleDescription())
+    if field is None:
+        return
+    field.setAccessibleName(edit.accessibleName())
+    field.setAccessibleDescription(edit.accessibleDescription())
+    field.setAttribute(Qt.WidgetAttribute.WA_InputMethodEnabled, False)  # keys, not an input method's text
+    field.setFocusProxy(None)
+    edit.setFocusProxy(field)
+    field.installEventFilter(_KeysToRecorder(edit))
+
+
+class _KeysToRecorder(QObject):
+    """Hands a key field's keys to its QKeySequenceEdit, but for Tab and Shift+Tab, which move on."""
+
+    KEY_EVENTS = (QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.ShortcutOverride)
+
+    def __init__(self, recorder: QKeySequenceEdit):
+        super().__init__(recorder)
+        self.recorder = recorder
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() not in self.KEY_EVENTS:
+            return False
+        moving_on = (event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+                     and not event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier)
+        if moving_on:
+            return False
+        QApplication.sendEvent(self.recorder, event)
+        return True
 
 
 def language_choices() -> dict[str, str]:

@@ -509,15 +509,16 @@ class SpeechRoute:
     def say(self, text: str | list[tuple[str, str]], interrupt: bool = True,
             reader_hears_window: bool = False) -> None:
         """Says `text`, unless speech is off: words, or (words, language) parts, each said by our voice in its own
-        language. `reader_hears_window`: our window has the focus, so its announcement already reaches the screen
-        reader, which must not be told twice."""
+        language. `interrupt`: cuts off what is being said; else it is said after that. `reader_hears_window`: our
+        window has the focus and announced the words, so they already reach the screen reader, which must not be
+        told twice."""
         if not self.settings.speech:
             return
         parts = [(text, "")] if isinstance(text, str) else text
         reader = self.screen_reader() if self.settings.use_screen_reader else None
         if reader is not None:
             if not reader_hears_window:
-                reader.speak_parts(parts)
+                reader.speak_parts(parts, interrupt)
             return
         for index, (words, language) in enumerate(parts):
             self.speaker.say(words, interrupt and index == 0, language)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -19,23 +20,28 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QListWidget, QL
 
 from captioner_gui import i18n
 from captioner_gui.engine import names
+from captioner_gui.engine.describe import FIRST_LINES
 from captioner_gui.engine.errors import first_line
+from captioner_gui.engine.language import HAN
 from captioner_gui.engine.options import CAPTURES, Target
-from captioner_gui.i18n import N_, _, pgettext
+from captioner_gui.i18n import N_, _, ngettext, pgettext
 
 from . import appearance, language
 from .capture import Box, CaptureError, grab_box, grab_screen, monitors, on_wayland, take
 from .fitting import FlowLayout, ScrollingPane
 from .history import History, HistoryEntry, LinkInTheWay
 from .settings import Settings
-from .speech import Speaker, SpeechRoute
+from .settings_dialog import label_for
+from .speech import Speaker, SpeechRoute, speakable
 from .worker import Answer, CaptionWorker, Reply, Request
 
 IMAGE_PATTERNS = "*.png *.jpg *.jpeg *.gif *.bmp *.webp *.tif *.tiff *.ico *.ppm *.pgm *.jfif *.avif"
-DESCRIBING = N_("Describing...")  # said at once when the answer takes longer (latency.py listens for it)
-DESCRIBING_AFTER_MS = 300  # say "Describing..." when the answer is not ready by then, so that a sound comes
-# within half a second of the key press (its words take about 0.1 s to write; `captioner benchmark --latency`)
+DESCRIBING = N_("Describing...")  # said when the answer takes longer (latency.py listens for it)
+DESCRIBING_AFTER_MS = 1000  # say "Describing..." only when the answer is not ready by then: said earlier, it came
+# just before the answer and was cut off by it (the first words of a capture come within half a second)
 HISTORY_SHOWN = 200  # newest entries in the window's list (the file keeps up to Settings' limit)
+HISTORY_SAID = 1 + FIRST_LINES  # lines of a history entry said on Enter, as a description's summary and first lines
+HISTORY_TIME_ROLE = Qt.ItemDataRole.UserRole + 1  # a history item's time, as its list shows it
 MAX_OPENED = 1000  # image files one request from a second `captioner-gui` may hand over
 # How the history list names what was described (a file is named by its file name).
 # Translators: what a description in the history was made of, after its time ("2025-01-01 10:00, screen").
@@ -111,6 +117,26 @@ def image_to_png(image: QImage) -> bytes:
     return bytes(data.data())
 
 
+@dataclass
+class Shown:
+    """What the description field shows, and how it is said: at once and by F5 (`short`), then by F6 (`more`)."""
+
+    text: str
+    short: list[tuple[str, str]]
+    more: list[tuple[str, str]] = field(default_factory=list)
+    more_said: bool = False  # F6 pressed again says "Nothing more."
+
+
+class HistoryList(QListWidget):
+    """The history's list: reached with Alt+H or Tab, it selects its newest entry, so that a screen reader says
+    an entry and the arrow keys start there."""
+
+    def focusInEvent(self, event):
+        if self.count() and not self.selectedItems():
+            self.setCurrentRow(max(0, self.currentRow()))
+        super().focusInEvent(event)
+
+
 class MainWindow(QMainWindow):
     """The window; `worker` owns the model, `speaker` our own voice, `history` the history file."""
 
@@ -130,7 +156,8 @@ class MainWindow(QMainWindow):
         self.pending: dict[int, Request] = {}
         self.spoken_early: set[int] = set()  # requests whose first words were said before the rest was read
         self.waiting_for_model: list[str] = []  # files to describe once a model is ready
-        self.last: Answer | None = None
+        self.shown: Shown | None = None  # the description in the field, when it came from the worker or history
+        self.ready_status = ""  # the status bar's words while the model waits for work
         self.model_ready = False
         self.voice = SpeechRoute(speaker, settings)
         self._capturing = False  # a picture is being taken (on Wayland, perhaps waiting for the user's leave)
@@ -169,7 +196,7 @@ class MainWindow(QMainWindow):
                                   _("Describe the image, or image file, on the clipboard. Shortcut: Control+V."))
         self.screen_button = _name(QPushButton(_("Describe scree&n")), _("Describe screen"),
                                    _("Describe what is on the screen now."))
-        self.result_label = QLabel(_("&Description:"))
+        self.result_label = label_for(_("&Description:"))
         self.result = QPlainTextEdit()
         self.result.setReadOnly(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByKeyboard
@@ -191,8 +218,8 @@ class MainWindow(QMainWindow):
                                   _("Say the description once more. Shortcut: F5."))
         self.stop_button = _name(QPushButton(_("S&top speech")), _("Stop speech"),
                                  _("Stop speaking, and stop reading the picture. Shortcut: Escape."))
-        self.history_label = QLabel(_("&History:"))
-        self.history_list = QListWidget()
+        self.history_label = label_for(_("&History:"))
+        self.history_list = HistoryList()
         self.history_list.setIconSize(QPixmap(48, 48).size())
         self.history_list.setWordWrap(True)
         self.history_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -364,7 +391,8 @@ class MainWindow(QMainWindow):
         self.model_ready = True
         self.get_model_action.setEnabled(False)
         self.device_label.setText(device)
-        self.set_status(_("Ready: model '{model}' on {device}.").format(model=model, device=device))
+        self.ready_status = _("Ready: model '{model}' on {device}.").format(model=model, device=device)
+        self.set_status(self.ready_status)
         self.announce(_("Ready. Model {model} on {device}.").format(model=model, device=device), polite=True)
         waiting, self.waiting_for_model = self.waiting_for_model, []
         if waiting:
@@ -464,7 +492,8 @@ class MainWindow(QMainWindow):
             if picture is not None:
                 self.submit(Request(name=_(CAPTURE_NAMES.get(picture.source, picture.source.capitalize())),
                                     source=picture.source, picture=picture.image,
-                                    title=picture.title, text_only=text_only, on_done=on_done))
+                                    title=picture.title, dialog=picture.dialog, text_only=text_only,
+                                    on_done=on_done))
 
         def run() -> None:  # on the capture thread
             try:
@@ -529,7 +558,7 @@ class MainWindow(QMainWindow):
         picker.raise_()
         picker.activateWindow()
         picker.setFocus()
-        self.say(_(INSTRUCTIONS), interrupt=True)
+        self.say(_(INSTRUCTIONS), own_voice_only=True)  # a screen reader reads the overlay, whose description they are
 
     def _failed(self, message: str, on_done) -> None:
         self.tell(message)
@@ -603,7 +632,6 @@ class MainWindow(QMainWindow):
     def _still_working(self, request_id: int) -> None:
         if request_id in self.pending and request_id == min(self.pending) and request_id not in self.spoken_early:
             self.set_status(_(DESCRIBING))
-            self.announce(_(DESCRIBING))
             self.say(_(DESCRIBING), interrupt=True)
 
     # ------------------------------------------------------------------ results
@@ -614,7 +642,6 @@ class MainWindow(QMainWindow):
         if request.id not in self.pending or request.show_name:  # replaced meanwhile; or said with its name
             return
         self.spoken_early.add(request.id)
-        self.announce(answer.short, polite=not request.interrupt)
         self.say(answer.short_parts, interrupt=request.interrupt)
 
     def show_description(self, answer: Answer) -> None:
@@ -627,26 +654,24 @@ class MainWindow(QMainWindow):
             if not self.pending:
                 self.set_status(_("Stopped."))
             return
-        self.last = answer
         shown, spoken = answer.error or answer.text, answer.spoken
         if request.show_name and not answer.error:  # error messages already name the file
             # Translators: one of several images described at once: its file name, then its description.
             named, name = _("{name}: {description}"), names.shown(request.name)
             shown, spoken = (named.format(name=name, description=shown), named.format(name=name, description=spoken))
         self.result.setPlainText(shown)
+        short = answer.short_parts if answer.short_parts and not request.show_name else [(spoken, "")]
+        self.shown = Shown(shown, short, [] if answer.error else answer.more_parts)
         if request.source not in CAPTURES:  # a hotkey user stays in their program: the description is spoken
             self.activateWindow()
         self.result.setFocus(Qt.FocusReason.OtherFocusReason)
         if request.id in self.spoken_early and not answer.error:  # its first words were said: what follows them
             self.spoken_early.discard(request.id)
             if answer.follow_parts:
-                self.announce(" ".join(words for words, _language in answer.follow_parts), polite=True)
                 self.say(answer.follow_parts, interrupt=False)
         else:
             self.spoken_early.discard(request.id)
-            self.announce(spoken, polite=not request.interrupt)  # the later ones of a batch wait their turn
-            self.say(answer.short_parts if answer.short_parts and not request.show_name else spoken,
-                     interrupt=request.interrupt)
+            self.say(short, interrupt=request.interrupt)  # the later ones of a batch wait their turn
         if not answer.error:
             if self.settings.auto_copy:
                 QGuiApplication.clipboard().setText(answer.text)
@@ -656,31 +681,37 @@ class MainWindow(QMainWindow):
             request.on_done({"error": answer.error} if answer.error else
                             {"text": answer.text, "blank": answer.blank, "description": answer.details})
         if not self.pending:
-            self.set_status(_("Ready: model '{model}'.").format(model=self.worker_model_name()) if self.model_ready
+            self.set_status(self.ready_status if self.model_ready
                             else _("No caption model loaded: the text is read, pictures are not captioned."))
-
-    def worker_model_name(self) -> str:
-        return self.last.model if self.last and self.last.model else self.settings.model
 
     def tell(self, message: str) -> None:
         """A message for the user (an error, a fallback): shown, announced and spoken."""
         self.result.setPlainText(message)
+        self.shown = None
         self.set_status(message)
-        self.announce(message)
         self.say(message, interrupt=True)
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
 
     def announce(self, text: str, polite: bool = False) -> None:
-        event = QAccessibleAnnouncementEvent(self.result, text)
+        """Hands the words to the screen reader (AT-SPI, UIA) and to nothing else: for news that our own voice
+        keeps quiet about ("Copied."). What is to be heard by everyone goes through `say`."""
+        event = QAccessibleAnnouncementEvent(self.result, speakable(text))
         event.setPoliteness(QAccessible.AnnouncementPoliteness.Polite if polite
                             else QAccessible.AnnouncementPoliteness.Assertive)
         QAccessible.updateAccessibility(event)
 
-    def say(self, text: str | list[tuple[str, str]], interrupt: bool = True) -> None:
-        """Our own voice, or the user's screen reader where one runs and they asked for it."""
-        self.voice.say(text, interrupt, reader_hears_window=self.isActiveWindow())
+    def say(self, text: str | list[tuple[str, str]], interrupt: bool = True, own_voice_only: bool = False) -> None:
+        """The one way the app says something. The words are announced (a screen reader reads the announcements of
+        the window that has the focus; a follow-up, `interrupt` False, politely, so that it waits for what is being
+        said) and spoken: by our own voice, or by the user's screen reader where one runs, they asked for it, and
+        our window is in the background. `own_voice_only`: for a window the screen reader reads itself (a question
+        box): neither announced nor handed to the screen reader."""
+        if not own_voice_only:
+            self.announce(text if isinstance(text, str) else " ".join(words for words, _language in text),
+                          polite=not interrupt)
+        self.voice.say(text, interrupt, reader_hears_window=own_voice_only or self.isActiveWindow())
 
     def copy_description(self) -> None:
         text = self.result.toPlainText()
@@ -690,15 +721,18 @@ class MainWindow(QMainWindow):
             self.announce(_("Copied."))
 
     def speak_again(self) -> None:
-        if self.last is not None and not self.last.error and self.result.toPlainText() == self.last.text:
-            self.say(self.last.short_parts or self.last.spoken, interrupt=True)
+        if self.shown is not None and self.result.toPlainText() == self.shown.text:
+            self.shown.more_said = False
+            self.say(self.shown.short, interrupt=True)
         elif self.result.toPlainText():
             self.say(self.result.toPlainText(), interrupt=True)
 
     def speak_more(self) -> None:
-        """Reads on: the rest of the text that the short form left out."""
-        if self.last is not None and self.last.more:
-            self.say(self.last.more_parts, interrupt=True)
+        """Reads on: the rest of the text that the short form left out; once."""
+        shown = self.shown if self.shown is not None and self.result.toPlainText() == self.shown.text else None
+        if shown is not None and shown.more and not shown.more_said:
+            shown.more_said = True
+            self.say(shown.more, interrupt=True)
         else:
             self.say(_("Nothing more."), interrupt=True)
 
@@ -761,19 +795,19 @@ class MainWindow(QMainWindow):
         """Like `tell`, but after the description, which stays in its field and is heard first (the status bar
         shows it for a while over the "Ready" that follows)."""
         self.statusBar().showMessage(message, 30000)
-        self.announce(message, polite=True)
         self.say(message, interrupt=False)
 
     def _add_history_item(self, entry: HistoryEntry, at_top: bool) -> None:
         try:
-            when = datetime.fromisoformat(entry.time).strftime("%Y-%m-%d %H:%M")
-        except ValueError:
+            when = datetime.fromisoformat(entry.time).strftime("%Y-%m-%d %H:%M:%S")  # seconds: two entries of
+        except ValueError:  # one screen made in the same minute read apart
             when = entry.time
         first = entry.text.split("\n", 1)[0]  # the summary; the whole description is shown on Enter
         # Translators: under a description in the history: when it was made, and of what (a file name, "screen").
         where = _("{time}, {source}").format(time=when, source=_source_label(entry.source))
         item = QListWidgetItem(f"{first}\n{where}")
         item.setData(Qt.ItemDataRole.UserRole, entry.text)
+        item.setData(HISTORY_TIME_ROLE, when)
         item.setData(Qt.ItemDataRole.AccessibleTextRole, _("{description} ({details})").format(description=first,
                                                                                               details=where))
         thumbnail = self.history.thumbnail_path(entry)
@@ -787,9 +821,18 @@ class MainWindow(QMainWindow):
             self.history_list.takeItem(self.history_list.count() - 1)
 
     def _history_item_activated(self, item: QListWidgetItem) -> None:
+        """Shows the entry's description and says that it did, then the entry as a fresh description is said: its
+        first lines, each a sentence of its own; F6 reads the rest."""
         text = item.data(Qt.ItemDataRole.UserRole)
         self.result.setPlainText(text)
-        self.say(text, interrupt=True)
+        lines = [(_sentence(line), "") for line in text.splitlines() if line.strip()]
+        more = len(lines) - HISTORY_SAID
+        said = lines[:HISTORY_SAID] + ([(ngettext("{count} more line.", "{count} more lines.", more).format(
+            count=more), "")] if more > 0 else [])
+        # Translators: said when a description from the history is shown again, before it is read.
+        heading = [(_("From the history, {time}:").format(time=item.data(HISTORY_TIME_ROLE)), "")]
+        self.shown = Shown(text, heading + said, lines[HISTORY_SAID:])
+        self.say(self.shown.short, interrupt=True)
 
     def clear_history(self) -> None:
         answer = QMessageBox.question(self, _("Clear history"), _("Delete all past descriptions and their thumbnails?"),
@@ -872,7 +915,7 @@ class MainWindow(QMainWindow):
         now = box.addButton(_("&Restart now"), QMessageBox.ButtonRole.AcceptRole)
         box.addButton(_("&Later"), QMessageBox.ButtonRole.RejectRole)  # also Escape
         box.setDefaultButton(now)
-        self.say(text, interrupt=True)  # the screen reader reads the box itself; our own voice needs telling
+        self.say(text, own_voice_only=True)  # the screen reader reads the box itself
         box.exec()
         chosen = box.clickedButton()
         box.deleteLater()
@@ -899,6 +942,12 @@ class MainWindow(QMainWindow):
         if self.tray is not None:
             self.tray.hide()
         super().closeEvent(event)
+
+
+def _sentence(line: str) -> str:
+    """A line of a description as a sentence of its own, so that a voice pauses after it."""
+    line = line.strip()
+    return line if line[-1:] in ".!?:;。！？：；…" else line + ("。" if HAN.search(line) else ".")
 
 
 def _source_label(source: str) -> str:

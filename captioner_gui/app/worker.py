@@ -56,6 +56,7 @@ class Request:
     picture: Picture
     show_name: bool = False  # start the description with the name (one of several files dropped at once)
     title: str | None = None  # the active window's title, for a screen capture
+    dialog: bool = False  # that window is a dialog
     text_only: bool = False  # read the text alone ("Read the text")
     interrupt: bool = True  # whether its description may cut off the one being spoken
     on_done: Reply | None = None
@@ -302,7 +303,8 @@ class CaptionWorker(QObject):
                 self.first_words.emit(Answer(request, short=early.spoken, short_parts=early.spoken_parts))
 
             description = self._describer.describe(image, request.source, request.title,
-                                                   self.options, request.text_only, say_first, request.cancel)
+                                                   self.options, request.text_only, say_first, request.cancel,
+                                                   request.dialog)
             answer.model, answer.blank = description.model, description.blank
             answer.text, answer.short, answer.more = ("\n".join(description.lines()), description.spoken,
                                                       description.more)

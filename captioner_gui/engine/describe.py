@@ -163,14 +163,16 @@ class Describer:
 
     def describe(self, image: Image.Image, source: str = "image", title: str | None = None, options=None,
                  text_only: bool = False, on_first_words: Callable[[Description], None] | None = None,
-                 cancel: threading.Event | None = None) -> Description:
+                 cancel: threading.Event | None = None, dialog: bool = False) -> Description:
         """Describes one picture. `source` is where it came from (a file, "clipboard", or one of CAPTURES: then it
-        is never captioned as a whole); `text_only` reads its text and nothing else.
+        is never captioned as a whole); `text_only` reads its text and nothing else; `dialog`: the window titled
+        `title` is a dialog.
 
         A capture's words are ready before all its text is read: the lines said first are read first, and
         `on_first_words` gets a Description whose `spoken_parts` can be said at once while the rest is read (its
-        `timings["first_words"]` says when). The Description returned is whole; its `follow_parts` are what to say
-        after those first words (the rest of the text, in `text_only`).
+        `timings["first_words"]` says when; it counts no lines, since some boxes found may turn out not to be
+        text). The Description returned is whole; its `follow_parts` are what to say after those first words (the
+        rest of the text, in `text_only`; else how many more lines there are, and what went wrong since).
 
         Once `cancel` is set (the user pressed Stop, or asked for something else), it raises Cancelled between two
         pieces of the work: a tile, a few lines, a caption."""
@@ -183,19 +185,23 @@ class Describer:
                                seconds=time.perf_counter() - started, model=self.model_name)
         reading = self._read_first(image, FIRST_READ if source in CAPTURES else None, timings, cancel)
         seen = None if text_only else self._see(image, source, title, reading, options, timings, cancel)
+        seen_as = (title, dialog)
         early = None
         if reading.unread:  # words to say now, while the rest is read
-            early = self._words(seen, title, reading, cancel)
+            early = self._words(seen, seen_as, reading, cancel)
             timings["first_words"] = time.perf_counter() - started
             early.timings = dict(timings)
             if on_first_words is not None:
                 on_first_words(early)
             self._read_rest(reading, timings, cancel)
-        described = self._words(seen, title, reading, cancel)
-        if early is not None:  # the text read on; or, after the short form, what went wrong since
-            described.follow_parts = (_rest_of(early, described) if text_only else
-                                      [(note, spoken_language()) for note in described.notes
-                                       if note not in early.notes])
+        described = self._words(seen, seen_as, reading, cancel)
+        if early is not None:  # the text read on; or the lines of the short form not said yet, how many more
+            # lines there are, and what went wrong since
+            sentences = _said_lines(described.blocks, title)
+            ours = spoken_language()
+            described.follow_parts = (_rest_of(early, described) if text_only else _joined(
+                sentences[len(_said_lines(early.blocks, title)):FIRST_LINES] + _more_lines(len(sentences))
+                + [(note, ours) for note in described.notes if note not in early.notes]))
         described.seconds = time.perf_counter() - started
         described.timings = timings | {"total": described.seconds}
         described.model = self.model_name
@@ -275,17 +281,19 @@ class Describer:
         imported a translation model for it (translation.py)."""
         return self.translation.in_words([caption.text for caption in captions], self.captioner, timings)
 
-    def _words(self, seen: _Seen | None, title: str | None, reading: _Reading,
+    def _words(self, seen: _Seen | None, seen_as: tuple[str | None, bool], reading: _Reading,
                cancel: threading.Event | None = None) -> Description:
         """The description of what has been read so far, with the words to speak: for `seen` None, the text alone
-        ("Read the text")."""
+        ("Read the text"). `seen_as`: the window's title, and whether it is a dialog. While lines are left to read,
+        no count of lines is said: some of the boxes found may turn out not to be text."""
+        title, dialog = seen_as
         blocks = [TextBlock(b.box, b.text, b.language) for b in read_in_order(reading.lines, cancel)]
         if seen is not None and seen.kind == "photo" and seen.caption is not None:  # a letter on a spacesuit is
             blocks = [block for block in blocks if _is_words(block.text)]  # no text to read out
-        sentences = _lines_in_their_language(blocks)
+        sentences = _said_lines(blocks, title)
         left = len(reading.unread)  # lines found but not yet read
         if seen is None:
-            return self._text_only(blocks, sentences, left, title, reading.problem)
+            return self._text_only(blocks, sentences, left, seen_as, reading.problem)
         described = Description(kind=seen.kind, title=title, blocks=blocks, pictures=seen.pictures,
                                 original=seen.original)
         ours = spoken_language()
@@ -299,19 +307,20 @@ class Describer:
             described.caption = described.summary = "".join(words for words, _language in seen.caption)
             spoken = seen.caption + ([(_("Text in it:"), ours)] if sentences else [])
         else:
-            described.summary = _summary(seen.kind, title, len(seen.pictures), len(sentences) + left)
+            described.summary = _summary(seen.kind, seen_as, len(seen.pictures),
+                                         None if left else len(described.text_lines))
             spoken = [(described.summary, ours)] + [part for p in seen.pictures for part in p.parts]
         spoken += sentences[:FIRST_LINES]
-        more = len(sentences) + left - FIRST_LINES
-        if more > 0:
-            spoken.append((ngettext("{count} more line.", "{count} more lines.", more).format(count=more), ours))
+        if not left:
+            spoken += _more_lines(len(sentences))
             described.more_parts = _joined(sentences[FIRST_LINES:])
         spoken += [(note, ours) for note in described.notes
                    if not (self._no_captions_said and note == self.no_captions)]  # said once is enough
         described.spoken_parts = _joined(spoken)
         return described
 
-    def _text_only(self, blocks, sentences, left, title, problem) -> Description:
+    def _text_only(self, blocks, sentences, left, seen_as, problem) -> Description:
+        title, dialog = seen_as
         described = Description(kind="screenshot", title=title, blocks=blocks)
         ours = spoken_language()
         if problem is not None:
@@ -321,13 +330,18 @@ class Describer:
             described.summary = (_("No text found in {title}.").format(title=title) if title
                                  else _("No text found."))
         else:
-            count = len(sentences) + left
-            described.summary = (ngettext("{title}: {count} line.", "{title}: {count} lines.", count) if title
-                                 else ngettext("{count} line of text.", "{count} lines of text.", count)
-                                 ).format(title=title, count=count)
+            count = len(described.text_lines) + left
+            if dialog and title:
+                described.summary = ngettext("Dialog {title}: {count} line.", "Dialog {title}: {count} lines.",
+                                             count).format(title=title, count=count)
+            else:
+                described.summary = (ngettext("{title}: {count} line.", "{title}: {count} lines.", count) if title
+                                     else ngettext("{count} line of text.", "{count} lines of text.", count)
+                                     ).format(title=title, count=count)
         if sentences:
             notes = [(problem, ours)] if problem is not None else []
-            heading = [(_("{title}.").format(title=title), ours)] if title else []
+            # Translators: said before the text of a dialog window ("Dialog Save as.").
+            heading = [((_("Dialog {title}.") if dialog else _("{title}.")).format(title=title), ours)] if title else []
             described.spoken_parts = _joined(heading + sentences + notes)
         else:
             described.spoken_parts = [(described.summary, ours)]
@@ -402,8 +416,10 @@ def choose_kind(scores: dict[str, float], source: str, size: tuple[int, int], te
     return "screenshot", None
 
 
-def _summary(kind: str, title: str | None, pictures: int, lines: int) -> str:
-    """"Screenshot of Mail: 2 pictures, 41 lines of text." / "Page of text, 12 lines." """
+def _summary(kind: str, seen_as: tuple[str | None, bool], pictures: int, lines: int | None) -> str:
+    """"Screenshot of Mail: 2 pictures, 41 lines of text." / "Page of text, 12 lines." / "Dialog Save as: 3 lines
+    of text." `seen_as`: the window's title and whether it is a dialog; `lines` None: not counted yet."""
+    title, dialog = seen_as
     found = []
     if pictures:
         found.append(ngettext("{count} picture", "{count} pictures", pictures).format(count=pictures))
@@ -413,7 +429,13 @@ def _summary(kind: str, title: str | None, pictures: int, lines: int) -> str:
         found.append(ngettext("{count} line of text", "{count} lines of text", lines).format(count=lines))
     # Translators: between the things found ("2 pictures, 41 lines of text").
     found_words = _(", ").join(found)
-    if kind == "document":
+    if dialog and title:
+        # Translators: a dialog window and what was found in it ("Dialog Save as: 3 lines of text.").
+        sentence = _("Dialog {title}: {found}.") if found else _("Dialog {title}.")
+    elif lines is None and not found:  # the lines are still being read
+        sentence = {"document": _("Page of text in {title}.") if title else _("Page of text.")}.get(
+            kind, _("Screenshot of {title}.") if title else _("Screenshot."))
+    elif kind == "document":
         if found:
             sentence = _("Page of text in {title}, {found}.") if title else _("Page of text, {found}.")
         else:
@@ -458,6 +480,25 @@ def _is_words(text: str) -> bool:
     """Whether a block of a photo's text is worth reading out: at least two letters or digits, not one stray mark
     that the reader took for a letter."""
     return sum(character.isalnum() for character in text) >= PHOTO_MIN_MARKS
+
+
+def _said_lines(blocks: list[TextBlock], title: str | None) -> list[tuple[str, str]]:
+    """The lines of text to say, as sentences: without a first line that is the window's title, said already."""
+    sentences = _lines_in_their_language(blocks)
+    if title and sentences and _bare(sentences[0][0]) == _bare(title):
+        return sentences[1:]
+    return sentences
+
+
+def _bare(words: str) -> str:
+    return " ".join(words.split()).rstrip(".!?:;。！？：；…").casefold()
+
+
+def _more_lines(lines: int) -> list[tuple[str, str]]:
+    """ "33 more lines.": of `lines` to say, those after the short form's first ones, if any."""
+    more = lines - FIRST_LINES
+    return [(ngettext("{count} more line.", "{count} more lines.", more).format(count=more),
+             spoken_language())] if more > 0 else []
 
 
 def _lines_in_their_language(blocks: list[TextBlock]) -> list[tuple[str, str]]:
