@@ -381,8 +381,9 @@ class JsonList:
 
 
 def one_line(text: str) -> str:
-    """A caption on one line: control characters (which a random or damaged model can produce) become spaces."""
-    return " ".join(re.sub(r"[\x00-\x1f\x7f]", " ", text).split())
+    """A caption on one line: control characters (which a random or damaged model can produce; C1's too, which a
+    terminal obeys) become spaces."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text).split())
 
 
 def run_caption(args) -> int:
@@ -413,43 +414,45 @@ def run_caption(args) -> int:
     show_path = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
     progress = tqdm(total=len(inputs), unit="image", file=sys.stderr, leave=False,
                     disable=len(inputs) < 2 or not sys.stderr.isatty())
-    for start in range(0, len(inputs), args.batch_size):
-        batch = inputs[start:start + args.batch_size]
-        entries, images, load_seconds = [], [], []
-        for path in batch:
-            began = time.perf_counter()
-            entry = {"image": str(path)}
-            try:
-                images.append(load_image(path))
-                load_seconds.append(time.perf_counter() - began)
-            except CaptionerError as exc:
-                entry["error"] = str(exc)
-            entries.append(entry)
-        written = model.caption(images, options) if images else []
-        captions, said = iter(written), iter(translation.in_words([c.text for c in written], model))
-        loads = iter(load_seconds)
-        for entry in entries:
-            if "error" in entry:
-                failed += 1
-                progress.write(f"captioner: {shown(entry['error'])}", file=sys.stderr)
-            else:
-                caption = next(captions)
-                words, language = next(said)
-                entry.update(caption=words, **({"original": caption.text} if language != caption.language else {}),
-                             language=language, tokens=caption.tokens, score=round(caption.score, 6),
-                             seconds=round(caption.seconds + next(loads), 6), blank=caption.blank,
-                             kind=caption.kind, kind_scores=caption.kind_scores, agreement=caption.agreement)
-                if not args.json:
-                    text = blank_message("image") if caption.blank else one_line(words)
-                    line = f"{shown(entry['image'])}: {text}" if show_path else text
-                    progress.write(line, file=sys.stdout)
-                    sys.stdout.flush()
-            if results is not None:
-                results.add(entry)
-        progress.update(len(batch))
-    progress.close()
-    if results is not None:
-        results.close()
+    try:
+        for start in range(0, len(inputs), args.batch_size):
+            batch = inputs[start:start + args.batch_size]
+            entries, images, load_seconds = [], [], []
+            for path in batch:
+                began = time.perf_counter()
+                entry = {"image": str(path)}
+                try:
+                    images.append(load_image(path))
+                    load_seconds.append(time.perf_counter() - began)
+                except CaptionerError as exc:
+                    entry["error"] = str(exc)
+                entries.append(entry)
+            written = model.caption(images, options) if images else []
+            captions, said = iter(written), iter(translation.in_words([c.text for c in written], model))
+            loads = iter(load_seconds)
+            for entry in entries:
+                if "error" in entry:
+                    failed += 1
+                    progress.write(f"captioner: {shown(entry['error'])}", file=sys.stderr)
+                else:
+                    caption = next(captions)
+                    words, language = next(said)
+                    entry.update(caption=words, **({"original": caption.text} if language != caption.language else {}),
+                                 language=language, tokens=caption.tokens, score=round(caption.score, 6),
+                                 seconds=round(caption.seconds + next(loads), 6), blank=caption.blank,
+                                 kind=caption.kind, kind_scores=caption.kind_scores, agreement=caption.agreement)
+                    if not args.json:
+                        text = blank_message("image") if caption.blank else one_line(words)
+                        line = f"{shown(entry['image'])}: {text}" if show_path else text
+                        progress.write(line, file=sys.stdout)
+                        sys.stdout.flush()
+                if results is not None:
+                    results.add(entry)
+            progress.update(len(batch))
+    finally:
+        progress.close()
+        if results is not None:  # a list that is valid JSON, whatever stopped it
+            results.close()
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -478,26 +481,28 @@ def run_describe(args) -> int:
     several = len(inputs) > 1 or any(p.is_dir() for p in args.paths)
     progress = tqdm(inputs, unit="image", file=sys.stderr, leave=False,
                     disable=len(inputs) < 2 or not sys.stderr.isatty())
-    for path in progress:
-        try:
-            image = load_image(path)
-        except CaptionerError as exc:
-            failed += 1
-            progress.write(f"captioner: {shown(str(exc))}", file=sys.stderr)
+    try:
+        for path in progress:
+            try:
+                image = load_image(path)
+            except CaptionerError as exc:
+                failed += 1
+                progress.write(f"captioner: {shown(str(exc))}", file=sys.stderr)
+                if results is not None:
+                    results.add({"image": str(path), "error": str(exc)})
+                continue
+            description = describer.describe(image, str(path), options=options, text_only=args.text_only)
             if results is not None:
-                results.add({"image": str(path), "error": str(exc)})
-            continue
-        description = describer.describe(image, str(path), options=options, text_only=args.text_only)
-        if results is not None:
-            results.add(description.as_json(str(path)))
-        else:
-            lines = [one_line(line) for line in description.lines() if line not in printed_once]
-            printed_once.update(note for note in description.notes if note == describer.no_captions)
-            progress.write("\n".join([f"{shown(str(path))}:", *("  " + line for line in lines)] if several
-                                      else lines), file=sys.stdout)
-            sys.stdout.flush()
-    if results is not None:
-        results.close()
+                results.add(description.as_json(str(path)))
+            else:
+                lines = [one_line(line) for line in description.lines() if line not in printed_once]
+                printed_once.update(note for note in description.notes if note == describer.no_captions)
+                progress.write("\n".join([f"{shown(str(path))}:", *("  " + line for line in lines)] if several
+                                          else lines), file=sys.stdout)
+                sys.stdout.flush()
+    finally:
+        if results is not None:  # a list that is valid JSON, whatever stopped it
+            results.close()
     return EXIT_FAILED if failed else EXIT_OK
 
 

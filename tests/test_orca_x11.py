@@ -98,7 +98,8 @@ def test_every_key_is_heard_once_whole_and_in_order_with_orca_running(desktop, t
         lines = spd_say(said)[called:]
         print("Read the text, spd-say:", *lines, sep="\n  ")
         first = next(i for i, line in enumerate(lines) if " -- picture. " in line)  # after "Describing..." if slow
-        assert lines[first - 1] == "--cancel" and len(lines) > first + 1 and "--cancel" not in lines[first:], lines
+        assert first > 0 and lines[first - 1] == "--cancel", lines  # the new request cuts off what was said
+        assert len(lines) > first + 1 and "--cancel" not in lines[first:], lines  # the rest queued, not cutting
         read = " ".join(line.split(" -- ", 1)[1] for line in lines[first:])
         assert read.startswith("picture. ") and read.count("picture") == 1, read  # the title once
         assert history(tmp_path)[-1]["text"].split("\n")[-1] in read  # to its last line

@@ -272,8 +272,8 @@ def _active_window_or_none(own_window: int | None) -> tuple[Box, str, bool] | No
 
 def is_dialog(handle: int) -> bool:
     """Whether the window is a dialog. X11: its type says so, or, having no type, it is transient for another
-    window (as the EWMH reads it). Windows: a dialog's class, or a window owned by another. False where the
-    platform does not tell."""
+    window (as the EWMH reads it). Windows: a dialog's class, or a window owned by another with a dialog's frame
+    (an owned main window, as Delphi's are, is not one). False where the platform does not tell."""
     try:
         if sys.platform == "win32":
             import ctypes
@@ -281,7 +281,9 @@ def is_dialog(handle: int) -> bool:
             user32 = ctypes.windll.user32
             name = ctypes.create_unicode_buffer(64)
             user32.GetClassNameW(handle, name, 64)
-            return name.value == "#32770" or bool(user32.GetWindow(handle, 4))  # 4: GW_OWNER
+            extended = user32.GetWindowLongW(handle, -20)  # GWL_EXSTYLE
+            dialog_frame, app_window = extended & 0x1, extended & 0x40000  # WS_EX_DLGMODALFRAME, WS_EX_APPWINDOW
+            return name.value == "#32770" or bool(user32.GetWindow(handle, 4) and dialog_frame and not app_window)
         if sys.platform.startswith("linux") and os.environ.get("DISPLAY"):
             from Xlib import Xatom, display as xdisplay
 

@@ -118,8 +118,3 @@ def latency_heading(capture_ms: int) -> str:
 
 def latency_row(key: str, row: dict) -> str:
     return f"| {key.replace('_', ' ')} | {row['first_sound_ms']} | {row['answer_ms']} | {row['first_words']} |"
-
-
-def format_latency(results: dict) -> str:
-    return "\n".join([latency_heading(results["capture_ms"])] +
-                     [latency_row(key, row) for key, row in results.items() if isinstance(row, dict)])

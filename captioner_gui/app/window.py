@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self.shown: Shown | None = None  # the description in the field, when it came from the worker or history
         self.ready_status = ""  # the status bar's words while the model waits for work
         self.model_ready = False
+        self.reading_only = False  # no caption model after a failed load or "Not now": files are read at once
         self.voice = SpeechRoute(speaker, settings)
         self._capturing = False  # a picture is being taken (on Wayland, perhaps waiting for the user's leave)
         self._run_on_gui_thread.connect(lambda function: function(), Qt.ConnectionType.QueuedConnection)
@@ -382,7 +383,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ model
 
     def load_model(self) -> None:
-        self.model_ready = False
+        self.model_ready = self.reading_only = False
         self.device_label.setText("")
         self.worker.set_decoding(self.settings.decode_options())
         self.worker.load(self.settings.model, self.settings.device, self.models_dir)
@@ -396,10 +397,10 @@ class MainWindow(QMainWindow):
         self.announce(_("Ready. Model {model} on {device}.").format(model=model, device=device), polite=True)
         waiting, self.waiting_for_model = self.waiting_for_model, []
         if waiting:
-            self.describe_files(waiting)
+            self.describe_files(waiting, interrupt=False)  # a key pressed while the model loaded is not cut off
 
     def describe_when_ready(self, paths: list[str]) -> None:
-        if self.model_ready:
+        if self.model_ready or self.reading_only:
             self.describe_files(paths)
         else:
             self.waiting_for_model.extend(paths)
@@ -417,9 +418,11 @@ class MainWindow(QMainWindow):
             self._describe_waiting_without_captions()
 
     def _describe_waiting_without_captions(self) -> bool:
+        """From now on files are described at once, without captions, until a model is loaded."""
+        self.reading_only = True
         waiting, self.waiting_for_model = self.waiting_for_model, []
         if waiting:
-            self.describe_files(waiting)
+            self.describe_files(waiting, interrupt=False)
         return bool(waiting)
 
     # ------------------------------------------------------------------ sources
@@ -441,10 +444,10 @@ class MainWindow(QMainWindow):
             self._failed(_("The clipboard holds no image. Copy an image, or an image file, then paste again."),
                          on_done)
 
-    def describe_files(self, paths: list[str], on_done=None) -> None:
+    def describe_files(self, paths: list[str], on_done=None, interrupt: bool = True) -> None:
         for index, path in enumerate(paths):
             self.submit(Request(name=Path(path).name, source=str(Path(path).resolve()), picture=Path(path),
-                                show_name=len(paths) > 1, interrupt=index == 0,
+                                show_name=len(paths) > 1, interrupt=interrupt and index == 0,
                                 on_done=on_done if index == len(paths) - 1 else None))
 
     def describe_bytes(self, data: bytes, name: str, source: str = "dropped image", on_done=None) -> None:
@@ -626,7 +629,8 @@ class MainWindow(QMainWindow):
             self.stop_reading()
         request_id = self.worker.describe(request)
         self.pending[request_id] = request
-        self.set_status(_("Working...") if self.model_ready else _("Waiting for the model to load..."))
+        self.set_status(_("Working...") if self.model_ready or self.reading_only
+                        else _("Waiting for the model to load..."))
         QTimer.singleShot(DESCRIBING_AFTER_MS, lambda: self._still_working(request_id))
 
     def _still_working(self, request_id: int) -> None:

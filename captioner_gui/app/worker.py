@@ -233,26 +233,22 @@ class CaptionWorker(QObject):
             if model is None:
                 model = load_model(order.model, order.models_dir, device)
         except ModelFilesMissing as exc:
-            self._read_without_captions(order)
-            self.load_failed.emit(str(exc), True)
-            return
+            failure = str(exc), True
         except CaptionerError as exc:
-            self._read_without_captions(order)
-            self.load_failed.emit(str(exc), False)
-            return
+            failure = str(exc), False
         except MemoryError:
-            self._read_without_captions(order)
-            self.load_failed.emit(_("Not enough memory to load the model '{model}'. Close other programs and try "
-                                    "again.").format(model=order.model), False)
-            return
+            failure = _("Not enough memory to load the model '{model}'. Close other programs and try again.").format(
+                model=order.model), False
         except Exception as exc:
             traceback.print_exc()
-            self._read_without_captions(order)
-            self.load_failed.emit(_("The model '{model}' could not be loaded: {problem}").format(
-                model=order.model, problem=first_line(exc)), False)
-            return
+            failure = _("The model '{model}' could not be loaded: {problem}").format(
+                model=order.model, problem=first_line(exc)), False
         finally:
             engine_log.removeHandler(notes)
+        if model is None:
+            self.load_failed.emit(*failure)
+            self._read_without_captions(order)  # after the news: the first-run dialog need not wait for it
+            return
         self._describer = Describer(model, models_dir=order.models_dir)
         try:
             model.kind_guard  # noqa: B018 (the guard's prompts, now rather than at the first description)
