@@ -254,6 +254,10 @@ def test_a_missing_model_offers_the_download_and_the_app_reads_without_it(qtbot,
     app.window.get_model_action.trigger()
     assert opened == ["coco"]
     assert "Get the model in the File menu" in app.window.result.toPlainText()
+    # After "Not now", a file handed over by a second captioner-gui (or "Open with") is described at once.
+    app.window.describe_when_ready([str(screenshot)])
+    [handed] = app.described(qtbot)
+    assert "Hi Sam! This is Chelsea, our new cat." in handed.text and not app.window.waiting_for_model
     stop_app(app)
 
 
