@@ -45,6 +45,9 @@ def test_every_key_is_heard_once_whole_and_in_order_with_orca_running(desktop, t
     page = text_page(14, lines=8, seed=3, screen=(700, 500))
     page_file = tmp_path / "page.png"
     page.image.save(page_file)
+    settings = tmp_path / "config" / "captioner" / "captioner.conf"  # the screen's text kept, to check it below
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("[General]\nkeep_screen_text=true\n")
     gui, window = start(bus, xserver, "--model", tiny_mlp.folder, PATH=path)
     try:
         wait_for(lambda: "Ready" in status_text(bus.tree("captioner")), 60, "Ready")
