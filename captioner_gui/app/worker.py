@@ -103,6 +103,8 @@ class RequestQueue:
     def __init__(self):
         self._items: deque = deque()
         self._ready = threading.Condition()
+        self.current: Request | None = None  # the request taken last and not yet done (noted under the lock, so
+        # that a stop finds every request: waiting, or being described)
 
     def put(self, item) -> list:
         """Adds an item; returns the requests it replaced."""
@@ -119,12 +121,19 @@ class RequestQueue:
         with self._ready:
             while not self._items:
                 self._ready.wait()
-            return self._items.popleft()
+            item = self._items.popleft()
+            self.current = item if isinstance(item, Request) else None
+            return item
+
+    def done(self) -> None:
+        with self._ready:
+            self.current = None
 
     def stop(self, stop_order) -> list:
-        """Empties the queue but for `stop_order`; returns the requests that were waiting."""
+        """Empties the queue but for `stop_order`; returns the requests that were waiting and the one being
+        described."""
         with self._ready:
-            waiting = [i for i in self._items if isinstance(i, Request)]
+            waiting = [i for i in self._items if isinstance(i, Request)] + [r for r in [self.current] if r]
             self._items = deque([stop_order])
             self._ready.notify()
             return waiting
@@ -152,7 +161,6 @@ class CaptionWorker(QObject):
         self._next_id = 1
         self._describer = None
         self._thread: QThread | None = None
-        self._current: Request | None = None  # the request being described (set in the worker thread)
 
     # ------------------------------------------------------------------ called from the GUI thread
 
@@ -180,9 +188,8 @@ class CaptionWorker(QObject):
     def stop(self, wait_ms: int = 1500) -> bool:
         """Ends the worker's thread: the requests still waiting are dropped and the one being described stops
         between two pieces of its work. False when it is still busy after `wait_ms` (a model still loading)."""
-        for request in [*self.queue.stop(_STOP), self._current]:
-            if request is not None:
-                request.cancel.set()
+        for request in self.queue.stop(_STOP):
+            request.cancel.set()
         if self._thread is None:
             return True
         self._thread.quit()
@@ -198,9 +205,8 @@ class CaptionWorker(QObject):
             if isinstance(order, LoadOrder):
                 self._load(order)
             else:
-                self._current = order
                 self.described.emit(self._describe(order))
-                self._current = None
+                self.queue.done()
         self._describer = None
         self.thread().quit()
 
